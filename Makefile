@@ -1,0 +1,56 @@
+# ServicePLUS: `make run` starts the whole system with demo data, `make test`
+# runs the whole suite. Both install what a fresh machine lacks first.
+
+VENV        := .venv
+BIN         := $(VENV)/bin
+STAMP       := $(VENV)/.installed
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages: WeasyPrint's Pango and fonts for letters; Chromium for browser tests.
+RUN_DEBS    := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+TEST_DEBS   := $(RUN_DEBS) chromium
+
+.PHONY: run test lint format bench install debs-run debs-test clean
+
+run: install debs-run
+	SERVICEPLUS_DEMO=1 $(BIN)/serviceplus run
+
+test: install debs-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install debs-run
+	$(BIN)/python -m bench.run
+
+install: $(STAMP)
+
+# Locked: every version comes from constraints.txt (regenerate with
+# `.venv/bin/pip freeze --exclude-editable > constraints.txt` after a change).
+$(STAMP): pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+# Installs only the packages that are missing (apt-get update once, if needed).
+define install_debs
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
+endef
+
+debs-run:
+	$(call install_debs,$(RUN_DEBS))
+
+debs-test:
+	$(call install_debs,$(TEST_DEBS))
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Prefect flows: the case flow, its step library and the letters."""

@@ -1,0 +1,92 @@
+"""Letters: Jinja templates rendered to PDF/A-3b by WeasyPrint, archived
+content-addressed and recorded once per (case, kind, step, attempt)."""
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlmodel import Session, select
+
+from models import audit, storage
+from models.definition import Definition
+from models.tables import Case, Letter, Organisation
+
+TEMPLATES = Path(__file__).parent / "templates" / "letters"
+TITLES = {
+    "receipt": "Eingangsbestätigung und Gebührenhinweis",
+    "missing_documents": "Nachforderung von Unterlagen",
+    "preapproval": "Vorabzustimmung nach § 81a AufenthG",
+    "refusal": "Ablehnung der Vorabzustimmung",
+}
+_env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+_env.filters["datum"] = lambda d: d.strftime("%d.%m.%Y") if d else "–"
+_env.filters["eur"] = lambda v: (
+    f"{v:,.2f} EUR".replace(",", "X").replace(".", ",").replace("X", ".")
+)
+
+
+def render_html(kind: str, context: dict) -> str:
+    return _env.get_template(f"{kind}.html").render(title=TITLES[kind], **context)
+
+
+def render_pdf(html: str) -> bytes:
+    from weasyprint import HTML  # heavy import, only where a letter is written
+
+    return HTML(string=html, base_url=str(TEMPLATES)).write_pdf(pdf_variant="pdf/a-3b")
+
+
+def write_letter(
+    session: Session,
+    *,
+    case: Case,
+    kind: str,
+    step_key: str,
+    attempt: int,
+    definition: Definition,
+    extra: dict | None = None,
+) -> Letter:
+    """The letter for (case, kind, step, attempt); written only if not there yet."""
+    existing = session.exec(
+        select(Letter).where(
+            Letter.case_id == case.id,
+            Letter.kind == kind,
+            Letter.step_key == step_key,
+            Letter.attempt == attempt,
+        )
+    ).first()
+    if existing is not None:
+        return existing
+    today = datetime.now(UTC).date()
+    context = {
+        "case": case,
+        "organisation": session.get(Organisation, case.organisation_id),
+        "purpose": case.residence_purpose,
+        "definition": definition,
+        "today": today,
+        "reply_by": today + timedelta(weeks=4),
+        "valid_until": _add_months(today, 3),
+        **(extra or {}),
+    }
+    pdf = render_pdf(render_html(kind, context))
+    sha256, path = storage.store_bytes(pdf)
+    letter = Letter(
+        case_id=case.id,
+        kind=kind,
+        step_key=step_key,
+        attempt=attempt,
+        title=TITLES[kind],
+        sha256=sha256,
+        storage_path=path,
+        size=len(pdf),
+    )
+    session.add(letter)
+    audit.record(
+        session, actor="system", action="letter_created", case_id=case.id, detail=TITLES[kind]
+    )
+    return letter
+
+
+def _add_months(day: date, months: int) -> date:
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    return day.replace(year=year, month=month, day=min(day.day, 28))

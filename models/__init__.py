@@ -1,0 +1,1 @@
+"""Tables, the database session and the services that change them."""

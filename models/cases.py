@@ -1,0 +1,297 @@
+"""Cases: validated input, creation with documents, the flow start, lookups."""
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlmodel import Session, select
+
+from models import audit, orchestration, storage, workflows
+from models.accounts import get_organisation
+from models.completeness import sniff_media_type
+from models.tables import Case, CaseStatus, Document, HumanTask, Letter, Organisation, User
+
+log = logging.getLogger(__name__)
+
+DEFINITION_NAME = "s81a"
+PURPOSES = {
+    "18a": "§ 18a AufenthG – Fachkraft mit Berufsausbildung",
+    "18b": "§ 18b AufenthG – Fachkraft mit akademischer Ausbildung",
+    "18g": "§ 18g AufenthG – Blaue Karte EU",
+    "16d": "§ 16d AufenthG – Anerkennung ausländischer Berufsqualifikationen",
+}
+MEDIA_TYPE_NAMES = "PDF, JPEG oder PNG"
+
+
+class CaseInputError(ValueError):
+    """Input that cannot become a case; `messages` are German, one per problem."""
+
+    def __init__(self, messages: list[str]):
+        super().__init__("; ".join(messages))
+        self.messages = messages
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Applicant(_Input):
+    name: str = Field(min_length=1, max_length=200)
+    birth_date: date
+    nationality: str = Field(min_length=1, max_length=80)
+    passport_valid_until: date | None = None
+
+
+class Employer(_Input):
+    name: str = Field(min_length=1, max_length=200)
+    address: str = Field(min_length=1, max_length=400)
+
+
+class DocumentRef(_Input):
+    kind: str = Field(min_length=1, max_length=60)
+    file: str = Field(min_length=1, max_length=255)
+
+
+class CaseCreate(_Input):
+    """One case as submitted (web form, CLI or JSON import); see docs/cli.md."""
+
+    organisation: str
+    residence_purpose: Literal["18a", "18b", "18g", "16d"]
+    applicant: Applicant
+    employer: Employer
+    planned_entry: date | None = None
+    facts: dict[str, str | int | float | bool] = {}
+    documents: list[DocumentRef] = []
+    submission_key: str | None = Field(default=None, max_length=80)
+
+
+@dataclass
+class NewDocument:
+    kind: str
+    filename: str
+    data: bytes
+
+
+FIELD_LABELS = {
+    "organisation": "Behörde",
+    "residence_purpose": "Aufenthaltszweck",
+    "applicant": "Fachkraft",
+    "employer": "Arbeitgeber",
+    "name": "Name",
+    "birth_date": "Geburtsdatum",
+    "nationality": "Staatsangehörigkeit",
+    "passport_valid_until": "Pass gültig bis",
+    "address": "Anschrift",
+    "planned_entry": "Geplante Einreise",
+    "documents": "Unterlagen",
+    "kind": "Art",
+    "file": "Datei",
+}
+ERROR_TEXTS = {
+    "missing": "fehlt",
+    "string_too_short": "darf nicht leer sein",
+    "string_too_long": "ist zu lang",
+    "date_from_datetime_parsing": "ist kein gültiges Datum (JJJJ-MM-TT)",
+    "date_parsing": "ist kein gültiges Datum (JJJJ-MM-TT)",
+    "date_type": "ist kein gültiges Datum (JJJJ-MM-TT)",
+    "literal_error": "ist kein zulässiger Wert",
+    "extra_forbidden": "ist kein bekanntes Feld",
+    "string_type": "muss ein Text sein",
+    "model_type": "hat das falsche Format",
+    "list_type": "muss eine Liste sein",
+}
+
+
+def parse_case_input(data: object) -> CaseCreate:
+    try:
+        return CaseCreate.model_validate(data)
+    except ValidationError as exc:
+        raise CaseInputError([_german(err) for err in exc.errors()]) from None
+
+
+def _german(err: dict) -> str:
+    path = " › ".join(FIELD_LABELS.get(str(p), str(p)) for p in err["loc"]) or "Eingabe"
+    return f"{path}: {ERROR_TEXTS.get(err['type'], 'ist ungültig')}"
+
+
+def safe_filename(name: str) -> str:
+    """The last path part, without control characters, at most 120 characters."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip(". ")
+    return name[-120:] or "dokument"
+
+
+def check_new_documents(documents: list[NewDocument], max_bytes: int, known_kinds: set[str]):
+    problems = []
+    for doc in documents:
+        label = safe_filename(doc.filename)
+        if doc.kind not in known_kinds:
+            problems.append(f"Unterlagen › {label}: unbekannte Art „{doc.kind}“")
+        if len(doc.data) > max_bytes:
+            limit = max_bytes // (1024 * 1024)
+            problems.append(f"Unterlagen › {label}: Die Datei ist größer als {limit} MB.")
+        elif not doc.data:
+            problems.append(f"Unterlagen › {label}: Die Datei ist leer.")
+        elif sniff_media_type(doc.data) is None:
+            problems.append(f"Unterlagen › {label}: Die Datei ist kein {MEDIA_TYPE_NAMES}.")
+    return problems
+
+
+def create_case(
+    *,
+    session: Session,
+    data: CaseCreate,
+    documents: list[NewDocument],
+    actor: str,
+    max_upload_bytes: int,
+) -> tuple[Case, bool]:
+    """Save a new case with its documents (or find the same submission).
+
+    Returns (case, created). Nothing is saved when any input is bad. The
+    flow run is started separately (start_case_flow), after the commit.
+    """
+    key = data.submission_key or _fingerprint(data, documents)
+    existing = session.exec(select(Case).where(Case.submission_key == key)).first()
+    if existing is not None:
+        return existing, False
+    org = get_organisation(session, data.organisation)
+    definition_row = workflows.active_row(session, DEFINITION_NAME)
+    definition = workflows.load(session, definition_row.name, definition_row.version)
+    problems = [] if org else [f"Behörde: „{data.organisation}“ ist nicht bekannt"]
+    problems += check_new_documents(documents, max_upload_bytes, set(definition.documents))
+    if problems:
+        raise CaseInputError(problems)
+    case = Case(
+        submission_key=key,
+        organisation_id=org.id,
+        applicant_name=data.applicant.name,
+        applicant_birth_date=data.applicant.birth_date,
+        applicant_nationality=data.applicant.nationality,
+        passport_valid_until=data.applicant.passport_valid_until,
+        employer_name=data.employer.name,
+        employer_address=data.employer.address,
+        residence_purpose=data.residence_purpose,
+        planned_entry=data.planned_entry,
+        facts=dict(data.facts),
+        definition_name=definition_row.name,
+        definition_version=definition_row.version,
+        created_by=actor,
+    )
+    session.add(case)
+    session.flush()
+    case.reference = f"{org.slug.upper()}-{case.created_at.year}-{case.id:06d}"
+    for doc in documents:
+        add_document(session, case=case, doc=doc, actor=actor)
+    audit.record(
+        session,
+        actor=actor,
+        action="case_created",
+        case_id=case.id,
+        detail=f"{case.reference}, {len(documents)} Unterlagen",
+    )
+    return case, True
+
+
+def add_document(session: Session, *, case: Case, doc: NewDocument, actor: str) -> Document:
+    sha256, path = storage.store_bytes(doc.data)
+    row = Document(
+        case_id=case.id,
+        kind=doc.kind,
+        original_name=safe_filename(doc.filename),
+        media_type=sniff_media_type(doc.data) or "application/octet-stream",
+        size=len(doc.data),
+        sha256=sha256,
+        storage_path=path,
+        uploaded_by=actor,
+    )
+    session.add(row)
+    return row
+
+
+def _fingerprint(data: CaseCreate, documents: list[NewDocument]) -> str:
+    digest = hashlib.sha256(data.model_dump_json().encode())
+    for doc in documents:
+        digest.update(doc.kind.encode() + hashlib.sha256(doc.data).digest())
+    return "sha256:" + digest.hexdigest()[:64]
+
+
+def start_case_flow(session: Session, case: Case) -> bool:
+    """Start the case's flow run (idempotent). False when Prefect is unreachable;
+    the sweeper starts it later."""
+    if case.flow_run_id:
+        return True
+    org = session.get(Organisation, case.organisation_id)
+    try:
+        case.flow_run_id = orchestration.start_flow_run(
+            reference=case.reference,
+            parameters={"case_id": case.id, "definition_version": case.definition_version},
+            tags=[org.slug, f"aufenthg-{case.residence_purpose}"],
+        )
+    except Exception:
+        log.exception("could not start the flow run of %s; the sweeper will retry", case.reference)
+        return False
+    session.add(case)
+    return True
+
+
+def cases_without_run(session: Session) -> list[Case]:
+    query = select(Case).where(Case.flow_run_id == None, Case.status == CaseStatus.running)  # noqa: E711
+    return list(session.exec(query))
+
+
+def get_by_reference(session: Session, reference: str) -> Case | None:
+    return session.exec(select(Case).where(Case.reference == reference)).first()
+
+
+def can_view(session: Session, user: User, case: Case) -> bool:
+    """A user sees a case of their own organisation, or one their
+    organisation has a task on."""
+    if case.organisation_id == user.organisation_id:
+        return True
+    query = select(HumanTask.id).where(
+        HumanTask.case_id == case.id, HumanTask.organisation_id == user.organisation_id
+    )
+    return session.exec(query).first() is not None
+
+
+def cases_for(session: Session, user: User, limit: int = 200) -> list[Case]:
+    query = (
+        select(Case)
+        .where(Case.organisation_id == user.organisation_id)
+        .order_by(Case.id.desc())
+        .limit(limit)
+    )
+    return list(session.exec(query))
+
+
+def documents_of(session: Session, case_id: int) -> list[Document]:
+    return list(session.exec(select(Document).where(Document.case_id == case_id)))
+
+
+def letters_of(session: Session, case_id: int) -> list[Letter]:
+    return list(session.exec(select(Letter).where(Letter.case_id == case_id).order_by(Letter.id)))
+
+
+def set_step(session: Session, case_id: int, step_key: str, status: CaseStatus) -> Case:
+    case = session.get(Case, case_id)
+    case.current_step = step_key
+    if case.status not in (CaseStatus.completed,):
+        case.status = status
+    session.add(case)
+    return case
+
+
+def close(session: Session, *, case_id: int, step_key: str, outcome: str) -> Case:
+    case = session.get(Case, case_id)
+    if case.status != CaseStatus.completed:
+        case.status = CaseStatus.completed
+        case.outcome = outcome
+        case.current_step = step_key
+        case.closed_at = datetime.now(UTC)
+        session.add(case)
+        audit.record(session, actor="system", action="case_closed", case_id=case_id, detail=outcome)
+    return case

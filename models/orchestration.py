@@ -1,0 +1,45 @@
+"""The two calls the app makes to Prefect: start a case's flow run, resume it.
+
+Prefect is imported lazily: the web UI and the CLI must set PREFECT_API_URL
+before Prefect reads its settings, and pages that never talk to Prefect
+should not pay for the import.
+"""
+
+from typing import Any
+from uuid import UUID
+
+from serviceplus.settings import get_settings
+
+
+def start_flow_run(*, reference: str, parameters: dict[str, Any], tags: list[str]) -> str:
+    from prefect.deployments import run_deployment
+
+    flow_run = run_deployment(
+        get_settings().deployment,
+        parameters=parameters,
+        flow_run_name=reference,
+        tags=tags,
+        timeout=0,  # do not wait for the run; the worker picks it up
+        idempotency_key=reference,
+        as_subflow=False,
+    )
+    return str(flow_run.id)
+
+
+def resume_flow_run(flow_run_id: str, run_input: dict[str, Any]) -> bool:
+    """True when Prefect accepted the resume. The convenience function in
+    prefect.flow_runs ignores an ABORT, so the client is used directly."""
+    from prefect import get_client
+    from prefect.client.schemas.responses import SetStateStatus
+
+    with get_client(sync_client=True) as client:
+        result = client.resume_flow_run(UUID(flow_run_id), run_input=run_input)
+    return result.status == SetStateStatus.ACCEPT
+
+
+def flow_run_state(flow_run_id: str) -> str | None:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(UUID(flow_run_id))
+    return flow_run.state.name if flow_run.state else None

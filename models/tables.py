@@ -1,0 +1,191 @@
+"""The app database: SQLModel tables.
+
+Timestamps are timezone-aware UTC. SQLite forgets the zone, so UTCDateTime
+puts it back on load.
+"""
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import JSON, Column, Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.TypeDecorator):
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC")
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def ts_field(**kwargs: Any) -> Any:
+    nullable = kwargs.pop("nullable", True)
+    return Field(sa_type=UTCDateTime, sa_column_kwargs={"nullable": nullable}, **kwargs)
+
+
+class Role(StrEnum):
+    clerk = "clerk"
+    coordinator = "coordinator"
+    admin = "admin"
+
+
+class CaseStatus(StrEnum):
+    running = "running"
+    waiting = "waiting"
+    completed = "completed"
+    failed = "failed"
+
+
+class TaskStatus(StrEnum):
+    open = "open"
+    claimed = "claimed"
+    completed = "completed"
+    cancelled = "cancelled"
+
+
+class Organisation(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, max_length=40)
+    name: str = Field(max_length=200)
+    kind: str = Field(max_length=40)  # abh, recognition, ba, advice
+    address: str = Field(default="", max_length=400)
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(unique=True, max_length=80)
+    full_name: str = Field(max_length=200)
+    password_hash: str
+    role: Role = Field(sa_type=sa.String(20))
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    active: bool = True
+
+
+class WorkflowDefinition(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("name", "version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=80)
+    version: int
+    title: str = Field(max_length=200)
+    body: str = Field(sa_type=sa.Text)
+    published_at: datetime = ts_field(default_factory=utcnow, nullable=False)
+    published_by: str = Field(default="system", max_length=80)
+    active: bool = False
+
+
+class Case(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str | None = Field(default=None, unique=True, max_length=40)
+    # Natural key of a submission: the same key twice yields the same case.
+    submission_key: str = Field(unique=True, max_length=80)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    applicant_name: str = Field(max_length=200)
+    applicant_birth_date: date
+    applicant_nationality: str = Field(max_length=80)
+    passport_valid_until: date | None = None
+    employer_name: str = Field(max_length=200)
+    employer_address: str = Field(max_length=400)
+    residence_purpose: str = Field(max_length=20)
+    planned_entry: date | None = None
+    facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: CaseStatus = Field(default=CaseStatus.running, sa_type=sa.String(20), index=True)
+    outcome: str | None = Field(default=None, max_length=40)
+    current_step: str | None = Field(default=None, max_length=80)
+    definition_name: str = Field(max_length=80)
+    definition_version: int
+    flow_run_id: str | None = Field(default=None, max_length=40)
+    created_by: str = Field(max_length=80)
+    created_at: datetime = ts_field(default_factory=utcnow, nullable=False)
+    closed_at: datetime | None = ts_field(default=None)
+
+
+class Document(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    kind: str = Field(max_length=60)
+    original_name: str = Field(max_length=255)
+    media_type: str = Field(max_length=100)
+    size: int
+    sha256: str = Field(max_length=64)
+    storage_path: str = Field(max_length=400)
+    uploaded_by: str = Field(max_length=80)
+    uploaded_at: datetime = ts_field(default_factory=utcnow, nullable=False)
+
+
+class HumanTask(SQLModel, table=True):
+    __tablename__ = "human_task"
+    __table_args__ = (
+        sa.UniqueConstraint("case_id", "step_key", "attempt"),
+        # The inbox query: open tasks of one organisation and role by due date.
+        sa.Index("ix_human_task_queue", "organisation_id", "role", "status", "due_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    step_key: str = Field(max_length=80)
+    attempt: int
+    title: str = Field(max_length=200)
+    organisation_id: int = Field(foreign_key="organisation.id")
+    role: Role = Field(sa_type=sa.String(20))
+    status: TaskStatus = Field(default=TaskStatus.open, sa_type=sa.String(20))
+    form: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    flow_run_id: str = Field(max_length=40)
+    assignee: str | None = Field(default=None, max_length=80)
+    due_at: datetime | None = ts_field(default=None)
+    decision: str | None = Field(default=None, max_length=40)
+    reason: str | None = Field(default=None, sa_type=sa.Text)
+    completed_by: str | None = Field(default=None, max_length=80)
+    created_at: datetime = ts_field(default_factory=utcnow, nullable=False)
+    claimed_at: datetime | None = ts_field(default=None)
+    completed_at: datetime | None = ts_field(default=None)
+    cancelled_at: datetime | None = ts_field(default=None)
+
+
+class PendingResume(SQLModel, table=True):
+    """Outbox: a saved decision whose flow run still has to be resumed."""
+
+    __tablename__ = "pending_resume"
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="human_task.id", unique=True)
+    flow_run_id: str = Field(max_length=40)
+    run_input: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = ts_field(default_factory=utcnow, nullable=False)
+    delivered_at: datetime | None = ts_field(default=None, index=True)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class Letter(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("case_id", "kind", "step_key", "attempt"),)
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    kind: str = Field(max_length=60)
+    step_key: str = Field(max_length=80)
+    attempt: int
+    title: str = Field(max_length=200)
+    sha256: str = Field(max_length=64)
+    storage_path: str = Field(max_length=400)
+    size: int
+    created_at: datetime = ts_field(default_factory=utcnow, nullable=False)
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_event"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = ts_field(default_factory=utcnow, nullable=False)
+    actor: str = Field(max_length=80)
+    action: str = Field(max_length=60)
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    detail: str = Field(default="", sa_type=sa.Text)

@@ -1,0 +1,184 @@
+"""Human tasks: opened by the flow, worked in the inbox, resumed exactly once."""
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from models import audit, orchestration
+from models.definition import Step
+from models.tables import Case, CaseStatus, HumanTask, PendingResume, Role, TaskStatus, User
+
+log = logging.getLogger(__name__)
+ACTIVE = (TaskStatus.open, TaskStatus.claimed)
+
+
+class TaskError(ValueError):
+    """An action on a task that cannot be done; the message is German."""
+
+
+def open_task(
+    session: Session, *, case: Case, step_key: str, attempt: int, step: Step, flow_run_id: str
+) -> HumanTask:
+    """The task for (case, step, attempt), created once however often the flow asks."""
+    existing = session.exec(
+        select(HumanTask).where(
+            HumanTask.case_id == case.id,
+            HumanTask.step_key == step_key,
+            HumanTask.attempt == attempt,
+        )
+    ).first()
+    if existing is not None:
+        return existing
+    now = datetime.now(UTC)
+    task = HumanTask(
+        case_id=case.id,
+        step_key=step_key,
+        attempt=attempt,
+        title=step.title,
+        organisation_id=case.organisation_id,
+        role=step.role or Role.clerk,
+        form={"options": [o.model_dump() for o in step.options]},
+        flow_run_id=flow_run_id,
+        due_at=now + step.deadline if step.deadline else None,
+        created_at=now,
+    )
+    session.add(task)
+    session.flush()
+    audit.record(
+        session,
+        actor="system",
+        action="task_opened",
+        case_id=case.id,
+        detail=f"{step.title} (Aufgabe {task.id})",
+    )
+    return task
+
+
+def queue_for(session: Session, user: User) -> list[HumanTask]:
+    """The inbox: active tasks addressed to the user's organisation and role."""
+    query = (
+        select(HumanTask)
+        .where(
+            HumanTask.organisation_id == user.organisation_id,
+            HumanTask.role == user.role,
+            HumanTask.status.in_(ACTIVE),
+        )
+        .order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.id)
+    )
+    return list(session.exec(query))
+
+
+def tasks_of_case(session: Session, case_id: int) -> list[HumanTask]:
+    query = select(HumanTask).where(HumanTask.case_id == case_id).order_by(HumanTask.id)
+    return list(session.exec(query))
+
+
+def can_act(user: User, task: HumanTask) -> bool:
+    return task.organisation_id == user.organisation_id and task.role == user.role
+
+
+def claim(session: Session, *, task: HumanTask, user: User) -> None:
+    if not can_act(user, task):
+        raise TaskError("Diese Aufgabe ist nicht an Sie gerichtet.")
+    changed = session.execute(
+        sa.update(HumanTask)
+        .where(HumanTask.id == task.id, HumanTask.status == TaskStatus.open)
+        .values(status=TaskStatus.claimed, assignee=user.username, claimed_at=datetime.now(UTC))
+    ).rowcount
+    if changed != 1:
+        raise TaskError("Die Aufgabe wurde bereits übernommen oder erledigt.")
+    audit.record(
+        session, actor=user.username, action="task_claimed", case_id=task.case_id, detail=task.title
+    )
+
+
+def complete(
+    session: Session, *, task: HumanTask, user: User, decision: str, reason: str = ""
+) -> PendingResume:
+    """Store the decision and queue the resume in one transaction.
+
+    The conditional UPDATE makes exactly one of two simultaneous completions
+    win; the loser gets a TaskError and changes nothing.
+    """
+    if not can_act(user, task):
+        raise TaskError("Diese Aufgabe ist nicht an Sie gerichtet.")
+    option = next((o for o in task.form.get("options", []) if o["value"] == decision), None)
+    if option is None:
+        raise TaskError("Bitte wählen Sie eine der angebotenen Entscheidungen.")
+    reason = (reason or "").strip()
+    if option.get("reason_required") and not reason:
+        raise TaskError(f"Für „{option['label']}“ ist eine Begründung erforderlich.")
+    if task.status == TaskStatus.claimed and task.assignee != user.username:
+        raise TaskError(f"Die Aufgabe ist von {task.assignee} übernommen.")
+    changed = session.execute(
+        sa.update(HumanTask)
+        .where(HumanTask.id == task.id, HumanTask.status.in_(ACTIVE))
+        .values(
+            status=TaskStatus.completed,
+            decision=decision,
+            reason=reason or None,
+            completed_by=user.username,
+            completed_at=datetime.now(UTC),
+            assignee=user.username,
+        )
+    ).rowcount
+    if changed != 1:
+        raise TaskError(
+            "Diese Aufgabe wurde bereits erledigt. Ihre Eingabe wurde nicht gespeichert."
+        )
+    pending = PendingResume(
+        task_id=task.id,
+        flow_run_id=task.flow_run_id,
+        run_input={"outcome": decision, "by": user.username, "reason": reason, "task_id": task.id},
+    )
+    session.add(pending)
+    session.execute(
+        sa.update(Case).where(Case.id == task.case_id).values(status=CaseStatus.running)
+    )
+    audit.record(
+        session,
+        actor=user.username,
+        action="task_completed",
+        case_id=task.case_id,
+        detail=f"{task.title}: {option['label']}" + (f" – {reason}" if reason else ""),
+    )
+    session.flush()
+    return pending
+
+
+def deliver(session: Session, pending: PendingResume) -> bool:
+    """Resume the flow run of one saved decision; True once Prefect accepted it."""
+    if pending.delivered_at is not None:
+        return True
+    pending.attempts += 1
+    try:
+        accepted = orchestration.resume_flow_run(pending.flow_run_id, pending.run_input)
+        pending.last_error = None if accepted else "resume not accepted (run not paused yet?)"
+    except Exception as exc:  # Prefect down: keep the row, the sweeper retries
+        log.warning("resume of flow run %s failed: %s", pending.flow_run_id, exc)
+        accepted, pending.last_error = False, f"{type(exc).__name__}: {exc}"
+    if accepted or _flow_moved_on(session, pending):
+        pending.delivered_at = datetime.now(UTC)
+    session.add(pending)
+    return pending.delivered_at is not None
+
+
+def _flow_moved_on(session: Session, pending: PendingResume) -> bool:
+    """A resume that was accepted before a crash cannot be told from one not
+    yet possible by Prefect's answer alone; our own rows tell: the flow has
+    opened a later task or closed the case."""
+    task = session.get(HumanTask, pending.task_id)
+    case = session.get(Case, task.case_id)
+    later = select(HumanTask.id).where(HumanTask.case_id == case.id, HumanTask.id > task.id)
+    return case.status == CaseStatus.completed or session.exec(later).first() is not None
+
+
+def undelivered(session: Session, older_than: timedelta = timedelta(0)) -> list[PendingResume]:
+    cutoff = datetime.now(UTC) - older_than
+    query = select(PendingResume).where(
+        PendingResume.delivered_at == None,  # noqa: E711
+        PendingResume.created_at <= cutoff,
+    )
+    return list(session.exec(query))

@@ -1,0 +1,1 @@
+"""ServicePLUS: the command line, the settings and the process launcher."""

@@ -1,0 +1,209 @@
+"""`serviceplus`: the command line. Same database, Prefect server and
+services as the web UI; settings from the environment (docs/operations.md)."""
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from serviceplus.settings import apply_prefect_env, get_settings
+
+
+@click.group()
+def main() -> None:
+    """ServicePLUS: case workflows for skilled-worker immigration (§ 81a AufenthG)."""
+    apply_prefect_env()
+
+
+@main.command()
+def init() -> None:
+    """Create or upgrade the database, install the shipped definitions and,
+    in demo mode, the demo organisations, users and cases."""
+    from models import accounts, workflows
+    from models.db import migrate, session_scope
+
+    migrate()
+    with session_scope() as session:
+        workflows.install_shipped(session)
+        if get_settings().demo:
+            accounts.seed_demo_accounts(session)
+    click.echo("database ready")
+
+
+@main.command()
+@click.option("--no-web", is_flag=True, help="Start only the Prefect server and worker.")
+def run(no_web: bool) -> None:
+    """Start the Prefect server, the worker and the web UI; Ctrl-C stops all."""
+    from serviceplus.demo import seed_demo_cases
+    from serviceplus.stack import Stack
+
+    settings = get_settings()
+    click.get_current_context().invoke(init)
+    stack = Stack(settings, web=not no_web)
+    try:
+        stack.start()
+        if settings.demo:
+            seed_demo_cases()
+        click.echo(
+            f"\nServicePLUS läuft / is running:\n"
+            f"  Web UI:     http://{settings.host}:{settings.web_port}/\n"
+            f"  Prefect UI: http://127.0.0.1:{settings.prefect_port}/\n"
+            f"  Logs:       {stack.log_dir}\n"
+        )
+        if settings.demo:
+            click.echo(
+                "  Demo logins (password 'demo'): sb.magdeburg, sb2.magdeburg, sb.halle, "
+                "fosa, ba, koordination, admin\n"
+            )
+        click.echo("Press Ctrl-C to stop.")
+        stack.wait()
+    except KeyboardInterrupt:
+        click.echo("\nstopping ...")
+    finally:
+        stack.stop()
+        click.echo("stopped")
+
+
+@main.command()
+def sweep() -> None:
+    """Resume flow runs of saved decisions and start flows of saved cases
+    that Prefect could not take at once."""
+    from models.sweeper import sweep as run_sweep
+
+    click.echo(json.dumps(run_sweep().__dict__))
+
+
+@main.group()
+def case() -> None:
+    """Start and inspect cases."""
+
+
+@case.command("start")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--documents",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder with the files named in the case file (default: the file's folder).",
+)
+@click.option("--as", "username", default="system", help="Recorded as the case's creator.")
+def case_start(file: Path, documents: Path | None, username: str) -> None:
+    """Create a case from FILE (JSON, see docs/cli.md) and start its flow.
+
+    Submitting the same file again returns the existing case."""
+    from models import cases
+    from models.db import session_scope
+
+    folder = documents or file.parent
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8"))
+        data = cases.parse_case_input(raw)
+        files = [_read_document(folder, ref) for ref in data.documents]
+        with session_scope() as session:
+            case, created = cases.create_case(
+                session=session,
+                data=data,
+                documents=files,
+                actor=username,
+                max_upload_bytes=get_settings().max_upload_bytes,
+            )
+        with session_scope() as session:
+            session.add(case)
+            started = cases.start_case_flow(session, case)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        _fail(f"{file}: not valid JSON: {exc}")
+    except cases.CaseInputError as exc:
+        _fail("\n".join(exc.messages))
+    click.echo(
+        json.dumps({"reference": case.reference, "created": created, "flow_started": started})
+    )
+
+
+def _read_document(folder: Path, ref):
+    from models.cases import CaseInputError, NewDocument, safe_filename
+
+    path = folder / safe_filename(ref.file)
+    if not path.is_file():
+        raise CaseInputError([f"Unterlagen › {ref.file}: Datei nicht gefunden in {folder}"])
+    return NewDocument(kind=ref.kind, filename=ref.file, data=path.read_bytes())
+
+
+@case.command("show")
+@click.argument("reference")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the only format so far).")
+def case_show(reference: str, as_json: bool) -> None:
+    """Show one case with its tasks, documents and letters."""
+    from models import cases
+    from models.db import session_scope
+    from serviceplus import export
+
+    with session_scope() as session:
+        found = cases.get_by_reference(session, reference)
+        if found is None:
+            _fail(f"no case {reference}")
+        click.echo(json.dumps(export.case_detail(session, found), indent=2, ensure_ascii=False))
+
+
+@main.command("cases")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the only format so far).")
+def cases_list(as_json: bool) -> None:
+    """List all cases, newest first."""
+    from models.db import session_scope
+    from serviceplus import export
+
+    with session_scope() as session:
+        click.echo(json.dumps(export.all_cases(session), indent=2, ensure_ascii=False))
+
+
+@main.command("tasks")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the only format so far).")
+@click.option("--org", help="Only tasks addressed to this organisation (slug, e.g. abh-md).")
+@click.option("--all", "include_done", is_flag=True, help="Include completed tasks.")
+def tasks_list(as_json: bool, org: str | None, include_done: bool) -> None:
+    """List open and claimed tasks, by due date."""
+    from models.db import session_scope
+    from serviceplus import export
+
+    with session_scope() as session:
+        rows = export.tasks(session, org_slug=org, include_done=include_done)
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+
+
+@main.group()
+def task() -> None:
+    """Work on human tasks."""
+
+
+@task.command("complete")
+@click.argument("task_id", type=int)
+@click.option("--decision", required=True, help="One of the task's options, e.g. approve.")
+@click.option("--reason", default="", help="Required for some decisions (e.g. reject).")
+@click.option("--as", "username", required=True, help="The user who decides.")
+def task_complete(task_id: int, decision: str, reason: str, username: str) -> None:
+    """Complete TASK_ID with a decision and resume the case's flow."""
+    from models import accounts, tasks
+    from models.db import session_scope
+    from models.tables import HumanTask
+
+    with session_scope() as session:
+        user = accounts.get_user(session, username)
+        found = session.get(HumanTask, task_id)
+        if user is None or not user.active:
+            _fail(f"no active user {username}")
+        if found is None or not tasks.can_act(user, found):
+            _fail(f"no task {task_id} for {username}")
+        try:
+            pending = tasks.complete(
+                session, task=found, user=user, decision=decision, reason=reason
+            )
+        except tasks.TaskError as exc:
+            _fail(str(exc))
+    with session_scope() as session:
+        session.add(pending)
+        resumed = tasks.deliver(session, pending)
+    click.echo(json.dumps({"task_id": task_id, "decision": decision, "resumed": resumed}))
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)

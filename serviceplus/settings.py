@@ -1,0 +1,82 @@
+"""Typed settings, read from the environment (see docs/operations.md)."""
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEV_SECRET = "dev-only-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SERVICEPLUS_", extra="ignore")
+
+    data_dir: Path = PROJECT_ROOT / "data"
+    database_url: str = ""
+    storage_dir: Path | None = None
+    secret_key: str = DEV_SECRET
+    demo: bool = False
+    host: str = "127.0.0.1"
+    web_port: int = 5000
+    prefect_port: int = 4200
+    prefect_api_url: str = ""
+    deployment: str = "case-flow/s81a-v1"
+    work_pool: str = "cases"
+    max_upload_bytes: int = 20 * 1024 * 1024
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> "Settings":
+        self.data_dir = self.data_dir.resolve()
+        # DATABASE_URL is the conventional name; accept it without our prefix.
+        self.database_url = (
+            self.database_url
+            or os.environ.get("DATABASE_URL", "")
+            or f"sqlite:///{self.data_dir / 'serviceplus.db'}"
+        )
+        self.storage_dir = (self.storage_dir or self.data_dir / "storage").resolve()
+        self.prefect_api_url = (
+            self.prefect_api_url
+            or os.environ.get("PREFECT_API_URL", "")
+            or f"http://127.0.0.1:{self.prefect_port}/api"
+        )
+        if self.secret_key == DEV_SECRET and not self.demo and not os.environ.get("TESTING"):
+            raise ValueError(
+                "SERVICEPLUS_SECRET_KEY must be set outside demo mode (SERVICEPLUS_DEMO=1)"
+            )
+        return self
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.data_dir / "prefect"
+
+    def prefect_env(self) -> dict[str, str]:
+        """Environment for every process that talks to Prefect.
+
+        Must be applied before `prefect` is imported: Prefect reads its
+        settings once at import time.
+        """
+        return {
+            "PREFECT_API_URL": self.prefect_api_url,
+            "PREFECT_HOME": str(self.prefect_home),
+            # One shared, durable result store: completed steps are not
+            # repeated after a resume only if every worker sees the results.
+            "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(self.prefect_home / "results"),
+            "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
+        }
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def apply_prefect_env(settings: Settings | None = None) -> None:
+    """Point this process at our Prefect server unless the caller chose another."""
+    for key, value in (settings or get_settings()).prefect_env().items():
+        os.environ.setdefault(key, value)

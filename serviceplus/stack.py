@@ -1,0 +1,197 @@
+"""Start the moving parts (Prefect server, worker, web UI) as subprocesses,
+each after the one it needs is healthy, and stop them all on Ctrl-C."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from serviceplus.settings import PROJECT_ROOT, Settings
+
+BIN = Path(sys.executable).parent
+
+
+def _exe(name: str) -> str:
+    return str(BIN / name) if (BIN / name).exists() else shutil.which(name) or name
+
+
+def stack_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(settings.prefect_env())
+    env.update(
+        {
+            "SERVICEPLUS_ROOT": str(PROJECT_ROOT),
+            "SERVICEPLUS_DATA_DIR": str(settings.data_dir),
+            "SERVICEPLUS_DATABASE_URL": settings.database_url,
+            "SERVICEPLUS_STORAGE_DIR": str(settings.storage_dir),
+            "SERVICEPLUS_DEMO": "1" if settings.demo else "0",
+            "SERVICEPLUS_SECRET_KEY": settings.secret_key,
+            # Poll for new and resumed runs every second (default 10 s).
+            "PREFECT_WORKER_QUERY_SECONDS": env.get("PREFECT_WORKER_QUERY_SECONDS", "1"),
+            "PREFECT_WORKER_PREFETCH_SECONDS": env.get("PREFECT_WORKER_PREFETCH_SECONDS", "1"),
+        }
+    )
+    return env
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status < 500:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} not healthy after {timeout:.0f} s")
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+class Stack:
+    """The running system. Use as a context manager, or start()/stop()."""
+
+    def __init__(self, settings: Settings, *, web: bool = True, log_dir: Path | None = None):
+        self.settings = settings
+        self.web = web
+        self.env = stack_env(settings)
+        self.log_dir = log_dir or settings.data_dir / "logs"
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self._logs: dict[int, object] = {}
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (closed in _reap)
+        proc = subprocess.Popen(
+            args,
+            env=self.env,
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+        )
+        self.procs.append((name, proc))
+        self._logs[proc.pid] = log
+        return proc
+
+    def _prefect(self, *args: str) -> None:
+        subprocess.run(
+            [_exe("prefect"), *args],
+            env=self.env,
+            cwd=PROJECT_ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def start_server(self) -> None:
+        s = self.settings
+        server = self._spawn(
+            "prefect-server",
+            [
+                _exe("prefect"),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(s.prefect_port),
+            ],
+        )
+        wait_http(f"{s.prefect_api_url}/health", 90, server)
+
+    def deploy(self) -> None:
+        s = self.settings
+        self._prefect("work-pool", "create", s.work_pool, "--type", "process", "--overwrite")
+        self._prefect("--no-prompt", "deploy", "--all")
+
+    def start_worker(self) -> None:
+        self._spawn(
+            "prefect-worker",
+            [
+                _exe("prefect"),
+                "worker",
+                "start",
+                "--pool",
+                self.settings.work_pool,
+                "--limit",
+                "10",
+                "--type",
+                "process",
+            ],
+        )
+
+    def start_web(self) -> None:
+        s = self.settings
+        web = self._spawn(
+            "web",
+            [
+                _exe("gunicorn"),
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--bind",
+                f"{s.host}:{s.web_port}",
+                "webui:create_app()",
+            ],
+        )
+        wait_http(f"http://{s.host}:{s.web_port}/login", 60, web)
+
+    def start(self) -> "Stack":
+        self.start_server()
+        self.deploy()
+        self.start_worker()
+        if self.web:
+            self.start_web()
+        return self
+
+    def stop(self) -> None:
+        for _name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for _name, proc in reversed(self.procs):
+            self._reap(proc)
+        self.procs.clear()
+
+    def stop_process(self, name: str) -> None:
+        for entry in [e for e in self.procs if e[0] == name]:
+            if entry[1].poll() is None:
+                os.killpg(entry[1].pid, signal.SIGTERM)
+            self._reap(entry[1])
+            self.procs.remove(entry)
+
+    def _reap(self, proc: subprocess.Popen) -> None:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        self._logs.pop(proc.pid).close()
+
+    def wait(self) -> None:
+        """Block until Ctrl-C, SIGTERM or a child dies."""
+        signal.signal(signal.SIGTERM, _interrupt)
+        while True:
+            for name, proc in self.procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}; see its log")
+            time.sleep(1)
+
+    def __enter__(self) -> "Stack":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

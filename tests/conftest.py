@@ -1,0 +1,85 @@
+"""Test session: one data directory, one app database and one real Prefect
+server for the whole session (starting a server costs ~10 s)."""
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Before anything imports Prefect or reads the settings.
+DATA_DIR = Path(tempfile.mkdtemp(prefix="serviceplus-test-"))
+os.environ.update(
+    {
+        "TESTING": "1",
+        "SERVICEPLUS_DEMO": "1",
+        "SERVICEPLUS_DATA_DIR": str(DATA_DIR),
+        "SERVICEPLUS_PREFECT_PORT": str(_free_port()),
+        "SERVICEPLUS_WEB_PORT": str(_free_port()),
+        "SERVICEPLUS_DEPLOYMENT": "case-flow/inprocess",
+    }
+)
+for name in ("DATABASE_URL", "PREFECT_API_URL", "SERVICEPLUS_DATABASE_URL"):
+    os.environ.pop(name, None)
+
+from serviceplus.settings import apply_prefect_env, get_settings  # noqa: E402
+
+apply_prefect_env()
+
+import pytest  # noqa: E402
+
+from models import accounts, workflows  # noqa: E402
+from models.db import migrate, session_scope  # noqa: E402
+from serviceplus.stack import Stack  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def database():
+    migrate()
+    with session_scope() as session:
+        workflows.install_shipped(session)
+        accounts.seed_demo_accounts(session)
+    return get_settings().database_url
+
+
+@pytest.fixture(scope="session")
+def prefect_server(database):
+    stack = Stack(get_settings(), web=False, log_dir=DATA_DIR / "logs")
+    stack.start_server()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="session")
+def inprocess_deployment(prefect_server):
+    """A deployment without a work pool: runs are executed by the test itself."""
+    from flows.case_flow import case_flow
+
+    case_flow.to_deployment(name="inprocess").apply()
+    return "case-flow/inprocess"
+
+
+@pytest.fixture(scope="session")
+def app(database):
+    from webui import create_app
+
+    return create_app({"TESTING": True, "WTF_CSRF_ENABLED": False})
+
+
+@pytest.fixture
+def login(app):
+    """login(username) -> a test client logged in as that demo user."""
+
+    def _login(username: str):
+        client = app.test_client()
+        response = client.post("/login", data={"username": username, "password": "demo"})
+        assert response.status_code == 302, f"login of {username} failed"
+        return client
+
+    return _login

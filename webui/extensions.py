@@ -1,0 +1,10 @@
+"""Extensions, created unbound and bound in create_app()."""
+
+from flask_login import LoginManager
+from flask_wtf import CSRFProtect
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Bitte melden Sie sich an."
+login_manager.login_message_category = "info"
