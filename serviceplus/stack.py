@@ -30,6 +30,9 @@ def stack_env(settings: Settings) -> dict[str, str]:
             "SERVICEPLUS_STORAGE_DIR": str(settings.storage_dir),
             "SERVICEPLUS_DEMO": "1" if settings.demo else "0",
             "SERVICEPLUS_SECRET_KEY": settings.secret_key,
+            "SERVICEPLUS_DEPLOYMENT": settings.deployment,
+            "SERVICEPLUS_WEB_PORT": str(settings.web_port),
+            "SERVICEPLUS_PREFECT_PORT": str(settings.prefect_port),
             # Poll for new and resumed runs every second (default 10 s).
             "PREFECT_WORKER_QUERY_SECONDS": env.get("PREFECT_WORKER_QUERY_SECONDS", "1"),
             "PREFECT_WORKER_PREFETCH_SECONDS": env.get("PREFECT_WORKER_PREFETCH_SECONDS", "1"),

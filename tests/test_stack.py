@@ -1,0 +1,135 @@
+"""The system as `make run` starts it: real Prefect server, process worker
+and gunicorn; driven through the CLI and through Chromium."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from serviceplus.demo import EXAMPLES
+from serviceplus.settings import Settings, get_settings
+from serviceplus.stack import Stack
+
+CLI = str(Path(sys.executable).parent / "serviceplus")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def stack(prefect_server):
+    """Deploy from prefect.yaml, start the worker and the web UI against the
+    session's Prefect server and database."""
+    settings = Settings(deployment="case-flow/s81a-v1", demo=True)
+    running = Stack(settings, log_dir=get_settings().data_dir / "logs")
+    try:
+        running.deploy()
+        running.start_worker()
+        running.start_web()
+        yield running
+    finally:
+        running.stop()
+
+
+def cli(stack: Stack, *args: str) -> dict | list:
+    result = subprocess.run(
+        [CLI, *args], env=stack.env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def wait_for(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def start_example_case(stack: Stack, tmp_path: Path, key: str) -> str:
+    data = json.loads((EXAMPLES / "case-18a.json").read_text(encoding="utf-8"))
+    data["submission_key"] = key
+    case_file = tmp_path / "case.json"
+    case_file.write_text(json.dumps(data), encoding="utf-8")
+    started = cli(stack, "case", "start", str(case_file), "--documents", str(EXAMPLES))
+    assert started["created"] and started["flow_started"]
+    return started["reference"]
+
+
+def task_of(stack: Stack, reference: str) -> dict | None:
+    rows = cli(stack, "tasks", "--json", "--org", "abh-md")
+    return next((t for t in rows if t["case"] == reference), None)
+
+
+def test_cli_case_runs_to_completion_on_the_worker(stack, tmp_path):
+    reference = start_example_case(stack, tmp_path, "stack-cli")
+    task = wait_for(lambda: task_of(stack, reference), 120, "the decision task")
+    assert (task["step"], task["options"]) == ("decision", ["approve", "reject"])
+
+    done = cli(stack, "task", "complete", str(task["id"]), "--decision", "approve",
+               "--as", "sb.magdeburg")  # fmt: skip
+    assert done["resumed"] is True
+
+    def completed():
+        case = cli(stack, "case", "show", reference, "--json")
+        return case if case["status"] == "completed" else None
+
+    case = wait_for(completed, 120, "the case to complete")
+    assert case["outcome"] == "approved"
+    assert sorted(x["kind"] for x in case["letters"]) == ["preapproval", "receipt"]
+    # Submitting the same case again creates nothing new.
+    again = cli(stack, "case", "start", str(tmp_path / "case.json"), "--documents", str(EXAMPLES))
+    assert (again["reference"], again["created"]) == (reference, False)
+
+
+def test_cli_rejects_bad_case_file(stack, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"organisation": "abh-md", "residence_purpose": "99"}))
+    result = subprocess.run(
+        [CLI, "case", "start", str(bad)], env=stack.env, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "Aufenthaltszweck: ist kein zulässiger Wert" in result.stderr
+    assert "Fachkraft: fehlt" in result.stderr
+
+
+def test_browser_login_approve_and_download_letter(stack, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    reference = start_example_case(stack, tmp_path, "stack-browser")
+    wait_for(lambda: task_of(stack, reference), 120, "the decision task")
+    base = f"http://{stack.settings.host}:{stack.settings.web_port}"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(accept_downloads=True)
+        page.goto(f"{base}/login")
+        page.get_by_label("Benutzername").fill("sb.magdeburg")
+        page.get_by_label("Passwort").fill("demo")
+        page.get_by_role("button", name="Anmelden").click()
+        page.get_by_role("heading", name="Aufgaben – Ausländerbehörde Magdeburg").wait_for()
+
+        page.get_by_role("row", name=reference).get_by_role("link").click()
+        page.get_by_role("button", name="Aufgabe übernehmen").click()
+        page.get_by_text("Sie haben die Aufgabe übernommen.").wait_for()
+        page.get_by_label("Vorabzustimmung erteilen").check()
+        page.get_by_role("button", name="Entscheidung speichern").click()
+        page.get_by_text("Ihre Entscheidung ist gespeichert. Der Fall wird fortgesetzt.").wait_for()
+
+        def shows_completed():
+            page.reload()
+            return "abgeschlossen – Vorabzustimmung erteilt" in page.content()
+
+        wait_for(shows_completed, 120, "the case page to show the case completed")
+        with page.expect_download() as download_info:
+            page.get_by_role("link", name="Vorabzustimmung nach § 81a AufenthG").click()
+        download = download_info.value
+        assert download.suggested_filename == f"{reference}-preapproval-1.pdf"
+        assert Path(download.path()).read_bytes().startswith(b"%PDF-")
+        browser.close()
