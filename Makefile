@@ -28,7 +28,7 @@ format: install
 	$(BIN)/ruff check --fix .
 
 bench: install debs-run
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.foundation --write docs/performance.md
 
 install: $(STAMP)
 

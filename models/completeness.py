@@ -4,9 +4,6 @@ whether each given file is a readable PDF, JPEG or PNG."""
 import io
 from dataclasses import dataclass, field
 
-from PIL import Image
-from pypdf import PdfReader
-
 MEDIA_TYPES = {
     b"%PDF-": "application/pdf",
     b"\xff\xd8\xff": "image/jpeg",
@@ -23,6 +20,10 @@ def sniff_media_type(data: bytes) -> str | None:
 
 
 def is_readable(data: bytes) -> bool:
+    # Imported here: the flow module is imported on every flow run's start.
+    from PIL import Image
+    from pypdf import PdfReader
+
     media_type = sniff_media_type(data)
     if media_type is None:
         return False

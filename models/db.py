@@ -5,8 +5,6 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlmodel import Session, create_engine
 
 from serviceplus.settings import PROJECT_ROOT, get_settings
@@ -48,7 +46,9 @@ def session_scope() -> Iterator[Session]:
             raise
 
 
-def alembic_config(url: str | None = None) -> Config:
+def alembic_config(url: str | None = None):
+    from alembic.config import Config  # only needed by `serviceplus init` and tests
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url or get_settings().database_url)
@@ -58,5 +58,7 @@ def alembic_config(url: str | None = None) -> Config:
 def migrate(url: str | None = None) -> None:
     """Bring the schema to the newest migration (creates the database file)."""
     settings = get_settings()
+    from alembic import command
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), "head")

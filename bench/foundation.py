@@ -1,0 +1,180 @@
+"""Benchmark: seconds until `serviceplus run` serves the login page (first
+start on an empty data directory, then a warm restart), and the latency from
+completing a task to the case's next state, with the real server and worker.
+
+Usage: .venv/bin/python -m bench.foundation [--cases 10] [--write docs/performance.md]
+Runs its own stack on ports 5100/4300 with a temporary data directory.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+DATA_DIR = Path(tempfile.mkdtemp(prefix="serviceplus-bench-"))
+os.environ.update(
+    {
+        "SERVICEPLUS_DATA_DIR": str(DATA_DIR),
+        "SERVICEPLUS_DEMO": "1",
+        "SERVICEPLUS_WEB_PORT": "5100",
+        "SERVICEPLUS_PREFECT_PORT": "4300",
+    }
+)
+for name in ("DATABASE_URL", "PREFECT_API_URL", "SERVICEPLUS_DATABASE_URL"):
+    os.environ.pop(name, None)
+
+from serviceplus.settings import apply_prefect_env  # noqa: E402
+
+apply_prefect_env()
+CLI = str(Path(sys.executable).parent / "serviceplus")
+LOGIN = "http://127.0.0.1:5100/login"
+
+
+def serves_login() -> bool:
+    try:
+        with urllib.request.urlopen(LOGIN, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def start_stack() -> tuple[subprocess.Popen, float]:
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [CLI, "run"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    while not serves_login():
+        if proc.poll() is not None:
+            raise RuntimeError(f"serviceplus run exited early; see {DATA_DIR}/logs")
+        time.sleep(0.1)
+    return proc, time.monotonic() - started
+
+
+def stop_stack(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, 2)  # Ctrl-C, as a user would
+    proc.wait(timeout=60)
+
+
+def wait_until(check, timeout: float = 180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise TimeoutError
+
+
+def resume_latencies(n: int) -> list[float]:
+    from sqlmodel import select
+
+    from models import accounts, tasks
+    from models.db import session_scope
+    from models.tables import Case, CaseStatus, HumanTask, TaskStatus
+    from tests.helpers import make_case
+
+    created = [make_case() for _ in range(n)]
+
+    def open_task(case):
+        with session_scope() as session:
+            query = select(HumanTask).where(
+                HumanTask.case_id == case.id, HumanTask.status == TaskStatus.open
+            )
+            return session.exec(query).first()
+
+    latencies = []
+    for case in created:
+        task = wait_until(lambda c=case: open_task(c))
+        wait_until(lambda t=task: _suspended(t.flow_run_id))
+        started = time.monotonic()
+        with session_scope() as session:
+            user = accounts.get_user(session, "sb.magdeburg")
+            pending = tasks.complete(session, task=task, user=user, decision="approve")
+        with session_scope() as session:
+            session.add(pending)
+            assert tasks.deliver(session, pending)
+
+        def completed(c=case):
+            with session_scope() as session:
+                return session.get(Case, c.id).status == CaseStatus.completed
+
+        wait_until(completed)
+        latencies.append(time.monotonic() - started)
+    return latencies
+
+
+def _suspended(flow_run_id: str) -> bool:
+    from models.orchestration import flow_run_state
+
+    return flow_run_state(flow_run_id) == "Suspended"
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def report(first: float, warm: float, latencies: list[float]) -> str:
+    import prefect
+
+    rows = [
+        ("`serviceplus run` until the login page is served, empty data directory", first, 1),
+        ("the same, warm restart reusing the data", warm, 1),
+        ("task completed -> case completed (worker polls every 1 s), p50",
+         statistics.median(latencies), 2),
+        ("the same, p95", percentile(latencies, 95), 2),
+        (f"the same, max of {len(latencies)} cases", max(latencies), 2),
+    ]  # fmt: skip
+    return "\n".join(
+        [
+            "## Foundation: start-up and resume latency",
+            "",
+            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m bench.foundation "
+            f"--cases {len(latencies)}` on {platform.node()} ({os.cpu_count()} cores, "
+            f"Python {platform.python_version()}, Prefect {prefect.__version__}, SQLite).",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            *(f"| {label} | {value:.{digits}f} s |" for label, value, digits in rows),
+            "",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=10, help="cases for the resume latency")
+    parser.add_argument("--write", type=Path, help="replace this section in a Markdown file")
+    args = parser.parse_args()
+
+    proc, first = start_stack()
+    stop_stack(proc)
+    proc, warm = start_stack()
+    try:
+        latencies = resume_latencies(args.cases)
+    finally:
+        stop_stack(proc)
+    text = report(first, warm, latencies)
+    print(text)
+    if args.write:
+        replace_section(args.write, text)
+
+
+def replace_section(path: Path, section: str) -> None:
+    """Put `section` in place of the section with the same heading (or append it)."""
+    heading = section.splitlines()[0]
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
+    before, found, rest = old.partition(heading)
+    after = rest[rest.find("\n## ") + 1 :] if found and "\n## " in rest else ""
+    path.write_text(before.rstrip() + "\n\n" + section + ("\n" + after if after else ""))
+
+
+if __name__ == "__main__":
+    main()
