@@ -272,6 +272,11 @@ def documents_of(session: Session, case_id: int) -> list[Document]:
     return list(session.exec(select(Document).where(Document.case_id == case_id)))
 
 
+def document_labels(session: Session, case: Case) -> dict[str, str]:
+    """German labels of the document kinds in the case's definition."""
+    return workflows.load(session, case.definition_name, case.definition_version).documents
+
+
 def letters_of(session: Session, case_id: int) -> list[Letter]:
     return list(session.exec(select(Letter).where(Letter.case_id == case_id).order_by(Letter.id)))
 

@@ -158,23 +158,23 @@ class Stack:
         return self
 
     def stop(self) -> None:
-        for _name, proc in reversed(self.procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for _name, proc in reversed(self.procs):
-            self._reap(proc)
-        self.procs.clear()
+        """Stop in reverse order of start: the worker still reaches the server
+        while it shuts down."""
+        for name, _proc in reversed(list(self.procs)):
+            self.stop_process(name)
 
     def stop_process(self, name: str) -> None:
         for entry in [e for e in self.procs if e[0] == name]:
             if entry[1].poll() is None:
-                os.killpg(entry[1].pid, signal.SIGTERM)
+                os.killpg(entry[1].pid, signal.SIGINT)
             self._reap(entry[1])
             self.procs.remove(entry)
 
     def _reap(self, proc: subprocess.Popen) -> None:
+        # Prefect's worker can linger after SIGINT; runs it had are resumable,
+        # so it gets a few seconds and then SIGKILL.
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=8)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -182,7 +182,9 @@ class Stack:
 
     def wait(self) -> None:
         """Block until Ctrl-C, SIGTERM or a child dies."""
+        # Also SIGINT: a shell may start us with it ignored (background jobs).
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
         while True:
             for name, proc in self.procs:
                 if proc.poll() is not None:

@@ -141,6 +141,7 @@ def detail(reference: str):
         tasks=tasks.tasks_of_case(session, case.id),
         documents=cases.documents_of(session, case.id),
         letters=cases.letters_of(session, case.id),
+        labels=cases.document_labels(session, case),
         events=audit.events_for_case(session, case.id),
         upload_form=upload_form,
         can_upload=current_user.is_clerk

@@ -81,6 +81,7 @@ def _render_task(task: HumanTask, case: Case, form: DecisionForm, status: int = 
         days_left=days_left(task.due_at),
         documents=cases.documents_of(session, case.id),
         letters=cases.letters_of(session, case.id),
+        labels=cases.document_labels(session, case),
         purposes=cases.PURPOSES,
     ), status
 
