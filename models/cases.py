@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 from models import audit, orchestration, storage, workflows
 from models.accounts import get_organisation
 from models.completeness import sniff_media_type
+from models.db import session_scope
 from models.tables import Case, CaseStatus, Document, HumanTask, Letter, Organisation, User
 
 log = logging.getLogger(__name__)
@@ -236,6 +237,25 @@ def start_case_flow(session: Session, case: Case) -> bool:
         return False
     session.add(case)
     return True
+
+
+def submit(
+    *, data: CaseCreate, documents: list[NewDocument], actor: str, max_upload_bytes: int
+) -> tuple[Case, bool, bool]:
+    """Create (or find) the case, commit it, then start its flow.
+
+    Returns (case, created, flow_started). The case is committed before
+    Prefect is called, so a Prefect outage never loses a submission.
+    """
+    with session_scope() as session:
+        case, created = create_case(
+            session=session, data=data, documents=documents, actor=actor,
+            max_upload_bytes=max_upload_bytes,
+        )  # fmt: skip
+    with session_scope() as session:
+        session.add(case)
+        started = start_case_flow(session, case)
+    return case, created, started
 
 
 def cases_without_run(session: Session) -> list[Case]:

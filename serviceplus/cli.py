@@ -92,24 +92,16 @@ def case_start(file: Path, documents: Path | None, username: str) -> None:
 
     Submitting the same file again returns the existing case."""
     from models import cases
-    from models.db import session_scope
 
     folder = documents or file.parent
     try:
         raw = json.loads(file.read_text(encoding="utf-8"))
         data = cases.parse_case_input(raw)
         files = [_read_document(folder, ref) for ref in data.documents]
-        with session_scope() as session:
-            case, created = cases.create_case(
-                session=session,
-                data=data,
-                documents=files,
-                actor=username,
-                max_upload_bytes=get_settings().max_upload_bytes,
-            )
-        with session_scope() as session:
-            session.add(case)
-            started = cases.start_case_flow(session, case)
+        case, created, started = cases.submit(
+            data=data, documents=files, actor=username,
+            max_upload_bytes=get_settings().max_upload_bytes,
+        )  # fmt: skip
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         _fail(f"{file}: not valid JSON: {exc}")
     except cases.CaseInputError as exc:

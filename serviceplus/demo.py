@@ -51,14 +51,7 @@ def seed_demo_cases() -> None:
     pdf = blank_pdf()
     for data, kinds in demo_inputs():
         docs = [cases.NewDocument(kind=k, filename=f"{k}.pdf", data=pdf) for k in kinds]
-        with session_scope() as session:
-            case, _ = cases.create_case(
-                session=session,
-                data=cases.parse_case_input(data),
-                documents=docs,
-                actor="demo",
-                max_upload_bytes=get_settings().max_upload_bytes,
-            )
-        with session_scope() as session:
-            session.add(case)
-            cases.start_case_flow(session, case)
+        cases.submit(
+            data=cases.parse_case_input(data), documents=docs, actor="demo",
+            max_upload_bytes=get_settings().max_upload_bytes,
+        )  # fmt: skip

@@ -31,18 +31,18 @@ def make_case(kinds=ALL_KINDS, org="abh-md", start=True, files=None, **changes) 
         cases.NewDocument(kind=k, filename=f"{k}.pdf", data=(files or {}).get(k, pdf))
         for k in kinds
     ]
-    with session_scope() as session:
-        case, _ = cases.create_case(
-            session=session,
-            data=cases.parse_case_input(data),
-            documents=docs,
-            actor="test",
-            max_upload_bytes=get_settings().max_upload_bytes,
-        )
-    if start:
+    if not start:
         with session_scope() as session:
-            session.add(case)
-            assert cases.start_case_flow(session, case)
+            case, _ = cases.create_case(
+                session=session, data=cases.parse_case_input(data), documents=docs,
+                actor="test", max_upload_bytes=get_settings().max_upload_bytes,
+            )  # fmt: skip
+        return case
+    case, _, started = cases.submit(
+        data=cases.parse_case_input(data), documents=docs, actor="test",
+        max_upload_bytes=get_settings().max_upload_bytes,
+    )  # fmt: skip
+    assert started
     return case
 
 

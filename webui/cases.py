@@ -74,28 +74,19 @@ def new():
         form.submission_key.data = str(uuid.uuid4())  # a double submit finds the same case
     errors: list[str] = []
     if form.validate_on_submit():
-        data, files = _case_input(form), _uploaded_documents(kinds)
-        session = get_db()
         try:
-            case, created = cases.create_case(
-                session=session,
-                data=cases.parse_case_input(data),
-                documents=files,
+            case, _created, started = cases.submit(
+                data=cases.parse_case_input(_case_input(form)),
+                documents=_uploaded_documents(kinds),
                 actor=current_user.row.username,
                 max_upload_bytes=get_settings().max_upload_bytes,
             )
-            session.commit()
         except cases.CaseInputError as exc:
-            session.rollback()
             errors = exc.messages
         else:
-            if created and not cases.start_case_flow(session, case):
-                flash(
-                    "Der Fall ist gespeichert und wird gestartet, sobald die "
-                    "Prozesssteuerung erreichbar ist.",
-                    "warning",
-                )
-            session.commit()
+            if not started:
+                flash("Der Fall ist gespeichert und wird gestartet, sobald die "
+                      "Prozesssteuerung erreichbar ist.", "warning")  # fmt: skip
             flash(f"Der Fall {case.reference} wurde angelegt.", "success")
             return redirect(url_for("cases.detail", reference=case.reference))
     status = 400 if request.method == "POST" else 200
@@ -186,46 +177,31 @@ def upload(reference: str):
 @roles_required(*CASE_ROLES)
 def document(reference: str, document_id: int):
     case = get_case_or_404(reference)
-    session = get_db()
-    doc = session.get(Document, document_id)
+    doc = get_db().get(Document, document_id)
     if doc is None or doc.case_id != case.id:
         abort(404)
-    audit.record(
-        session,
-        actor=current_user.row.username,
-        action="document_downloaded",
-        case_id=case.id,
-        detail=doc.original_name,
-    )
-    session.commit()
-    return send_file(
-        storage.resolve(doc.storage_path),
-        mimetype=doc.media_type,
-        as_attachment=True,
-        download_name=doc.original_name,
-    )
+    return _send_audited(case, "document_downloaded", doc.original_name,
+                         doc.storage_path, doc.media_type, doc.original_name)  # fmt: skip
 
 
 @bp.get("/<reference>/letters/<int:letter_id>")
 @roles_required(*CASE_ROLES)
 def letter(reference: str, letter_id: int):
     case = get_case_or_404(reference)
-    session = get_db()
-    row = session.get(Letter, letter_id)
+    row = get_db().get(Letter, letter_id)
     if row is None or row.case_id != case.id:
         abort(404)
-    audit.record(
-        session,
-        actor=current_user.row.username,
-        action="letter_downloaded",
-        case_id=case.id,
-        detail=row.title,
-    )
-    session.commit()
     name = f"{case.reference}-{row.kind}-{row.attempt}.pdf"
-    return send_file(
-        storage.resolve(row.storage_path),
-        mimetype="application/pdf",
-        as_attachment=True,
-        download_name=name,
-    )
+    return _send_audited(case, "letter_downloaded", row.title, row.storage_path,
+                         "application/pdf", name)  # fmt: skip
+
+
+def _send_audited(case: Case, action: str, detail: str, path: str, media_type: str, name: str):
+    """Personal data leaves the system: record who downloaded what, then send
+    it as an attachment (never rendered inline by the browser)."""
+    session = get_db()
+    audit.record(session, actor=current_user.row.username, action=action, case_id=case.id,
+                 detail=detail)  # fmt: skip
+    session.commit()
+    return send_file(storage.resolve(path), mimetype=media_type, as_attachment=True,
+                     download_name=name)  # fmt: skip
