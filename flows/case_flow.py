@@ -1,9 +1,10 @@
 """The case flow: walks a case's workflow definition step by step.
 
-Rules (see docs/architecture.md and PREFECT_NOTES): the flow body only
-reads and decides; every side effect is a task with a run-scoped persisted
-cache, so a re-execution after a resume does not repeat completed steps;
-every human step suspends with a stable key (step and attempt).
+Rules (docs/architecture.md, PREFECT_NOTES): the flow body only reads and
+decides; every side effect, and every choice that reads the database, is a
+task with a run-scoped persisted cache, so a re-execution after a resume
+takes the same path and does not repeat completed steps; every human step
+suspends with a stable key (step and attempt).
 """
 
 from prefect import flow, get_run_logger, task
@@ -12,16 +13,18 @@ from prefect.context import get_run_context
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 
-from flows.steps import ACTIONS
+from flows.steps import ACTIONS, StepRun, case_context
 from models import audit, cases, tasks, workflows
+from models.conditions import evaluate
 from models.db import session_scope
+from models.definition import CONFIRM, Definition
 from models.tables import Case, CaseStatus
 
 MAX_VISITS = 20  # a loop that never reaches a person or an exit fails the run
 
 
 class Decision(RunInput):
-    """What a person decided on a human task (sent with the resume)."""
+    """What a person (or a deadline rule) decided on a human task."""
 
     outcome: str
     by: str
@@ -32,39 +35,54 @@ class Decision(RunInput):
 step_task = task(cache_policy=RUN_ID + INPUTS, persist_result=True, retries=0)
 
 
-@step_task(task_run_name="{step_key}-{attempt}")
-def run_auto_step(case_id: int, step_key: str, attempt: int) -> str | None:
+def _load(session, case_id: int) -> tuple[Case, Definition]:
+    case = session.get(Case, case_id)
+    return case, workflows.load(session, case.definition_name, case.definition_version)
+
+
+@step_task(task_run_name="route-{from_key}-{attempt}")
+def route(case_id: int, from_key: str | None, attempt: int, outcome: str | None,
+          outcomes: dict[str, str]) -> str:  # fmt: skip
+    """The next step to run: the route for `outcome`, passing over steps
+    whose condition does not hold."""
     with session_scope() as session:
-        case = session.get(Case, case_id)
-        definition = workflows.load(session, case.definition_name, case.definition_version)
+        case, definition = _load(session, case_id)
+        ctx = case_context(case, definition, outcomes)
+        if from_key is None:
+            key = definition.start
+        else:
+            key = definition.step(from_key).successor(outcome, ctx)
+        while (step := definition.step(key)).when is not None and not evaluate(step.when, ctx):
+            audit.record(session, actor="system", action="step_skipped", case_id=case_id,
+                         detail=f"{key}: {step.title}")  # fmt: skip
+            key = step.skip_to or step.next
+        return key
+
+
+@step_task(task_run_name="{step_key}-{attempt}")
+def run_auto_step(case_id: int, step_key: str, attempt: int, reason: str = "") -> str | None:
+    with session_scope() as session:
+        case, definition = _load(session, case_id)
         step = definition.step(step_key)
         cases.set_step(session, case_id, step_key, CaseStatus.running)
         # Recorded on every execution, so a repeated step shows in the audit log.
-        audit.record(
-            session,
-            actor="system",
-            action="step_executed",
-            case_id=case_id,
-            detail=f"{step_key}#{attempt}: {step.title}",
-        )
-        return ACTIONS[step.action](session, case, step_key, attempt, step, definition)
+        audit.record(session, actor="system", action="step_executed", case_id=case_id,
+                     detail=f"{step_key}#{attempt}: {step.title}")  # fmt: skip
+        run = StepRun(session, case, step_key, attempt, step, definition, reason)
+        return ACTIONS[step.action](run)
 
 
-@step_task(task_run_name="open-{step_key}-{attempt}")
-def open_human_step(case_id: int, step_key: str, attempt: int) -> int:
+@step_task(task_run_name="open-{step_key}-{attempt}-{stage}")
+def open_human_step(case_id: int, step_key: str, attempt: int, stage: str) -> int:
     flow_run_id = str(get_run_context().task_run.flow_run_id)
+    opener = tasks.open_confirmation if stage == "confirm" else tasks.open_for_step
     with session_scope() as session:
-        case = session.get(Case, case_id)
-        step = workflows.load(session, case.definition_name, case.definition_version).step(step_key)
+        case, definition = _load(session, case_id)
         cases.set_step(session, case_id, step_key, CaseStatus.waiting)
-        return tasks.open_task(
-            session,
-            case=case,
-            step_key=step_key,
-            attempt=attempt,
-            step=step,
-            flow_run_id=flow_run_id,
-        ).id
+        return opener(
+            session, case=case, step_key=step_key, attempt=attempt,
+            step=definition.step(step_key), flow_run_id=flow_run_id,
+        ).id  # fmt: skip
 
 
 @step_task(task_run_name="close-{step_key}")
@@ -74,9 +92,17 @@ def close_case(case_id: int, step_key: str, outcome: str) -> str:
     return outcome
 
 
-def suspend_key(step_key: str, attempt: int) -> str:
+def suspend_key(step_key: str, attempt: int, stage: str = "decide") -> str:
     # Prefect allows only lowercase letters, digits and dashes in input keys.
-    return f"{step_key.replace('_', '-')}-{attempt}"
+    return f"{step_key.replace('_', '-')}-{attempt}-{stage}"
+
+
+def wait_for_decision(case_id: int, key: str, attempt: int, stage: str) -> Decision:
+    """Open the task and suspend; on re-execution, the stored decision."""
+    open_human_step(case_id, key, attempt, stage)
+    return suspend_flow_run(
+        wait_for_input=Decision, key=suspend_key(key, attempt, stage), timeout=None
+    )
 
 
 def mark_failed(flow, flow_run, state) -> None:
@@ -84,13 +110,8 @@ def mark_failed(flow, flow_run, state) -> None:
     with session_scope() as session:
         case = session.get(Case, flow_run.parameters["case_id"])
         case.status = CaseStatus.failed
-        audit.record(
-            session,
-            actor="system",
-            action="flow_failed",
-            case_id=case.id,
-            detail=str(state.message or "")[:500],
-        )
+        audit.record(session, actor="system", action="flow_failed", case_id=case.id,
+                     detail=str(state.message or "")[:500])  # fmt: skip
 
 
 @flow(name="case-flow", on_failure=[mark_failed], on_crashed=[mark_failed])
@@ -100,7 +121,9 @@ def case_flow(case_id: int, definition_version: int) -> str:
         definition = workflows.load(session, case.definition_name, definition_version)
     logger = get_run_logger()
     visits: dict[str, int] = {}
-    key = definition.start
+    outcomes: dict[str, str] = {}
+    reason = ""  # the reason of the last decision, for the letter it leads to
+    key = route(case_id, None, 0, None, {})
     while True:
         step = definition.step(key)
         attempt = visits[key] = visits.get(key, 0) + 1
@@ -109,12 +132,15 @@ def case_flow(case_id: int, definition_version: int) -> str:
         if step.kind == "end":
             return close_case(case_id, key, step.outcome)
         if step.kind == "auto":
-            outcome = run_auto_step(case_id, key, attempt)
+            outcome = run_auto_step(case_id, key, attempt, reason)
         else:
-            open_human_step(case_id, key, attempt)
-            decision = suspend_flow_run(
-                wait_for_input=Decision, key=suspend_key(key, attempt), timeout=None
-            )
-            outcome = decision.outcome
+            decision = wait_for_decision(case_id, key, attempt, "decide")
+            outcome, reason = decision.outcome, decision.reason
+            if step.four_eyes:
+                check = wait_for_decision(case_id, key, attempt, "confirm")
+                if check.outcome != CONFIRM:
+                    logger.info("step %s#%s sent back: %s", key, attempt, check.reason)
+                    continue  # the same step again, as a new attempt
         logger.info("step %s#%s -> %s", key, attempt, outcome)
-        key = step.successor(outcome)
+        outcomes[key] = outcome
+        key = route(case_id, key, attempt, outcome, dict(outcomes))

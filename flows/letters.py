@@ -1,20 +1,23 @@
 """Letters: Jinja templates rendered to PDF/A-3b by WeasyPrint, archived
 content-addressed and recorded once per (case, kind, step, attempt)."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlmodel import Session, select
 
-from models import audit, storage
+from models import audit, clock, storage
 from models.definition import Definition
 from models.tables import Case, Letter, Organisation
 
 TEMPLATES = Path(__file__).parent / "templates" / "letters"
 TITLES = {
-    "receipt": "Eingangsbestätigung und Gebührenhinweis",
+    "receipt": "Eingangsbestätigung",
+    "fee_notice": "Vereinbarung und Gebührenbescheid",
     "missing_documents": "Nachforderung von Unterlagen",
+    "partial_recognition": "Hinweis: teilweise Anerkennung der Berufsqualifikation",
+    "deemed_approval": "Vermerk: Zustimmung der Bundesagentur für Arbeit gilt als erteilt",
     "preapproval": "Vorabzustimmung nach § 81a AufenthG",
     "refusal": "Ablehnung der Vorabzustimmung",
 }
@@ -56,7 +59,7 @@ def write_letter(
     ).first()
     if existing is not None:
         return existing
-    today = datetime.now(UTC).date()
+    today = clock.now().date()
     context = {
         "case": case,
         "organisation": session.get(Organisation, case.organisation_id),

@@ -1,21 +1,49 @@
-"""The step library: the automatic actions a definition can name.
+"""The step library: the automatic actions a definition can name, and the
+facts conditions read.
 
-Each action gets the open session, the case and its step, does its work
-and returns the outcome that picks the route (or None for `next`).
+Each action gets the open session, the case, its step and a small context
+(attempt, the reason of the decision that led here), does its work and
+returns the outcome that picks the route (or None for `next`).
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from flows.letters import write_letter
-from models import storage
+from models import clock, storage
 from models.cases import documents_of
 from models.completeness import CompletenessResult, check_documents
+from models.conditions import Context, evaluate
 from models.definition import Definition, Step
-from models.tables import Case, HumanTask, TaskStatus
+from models.tables import Case
 
-Action = Callable[[Session, Case, str, int, Step, Definition], str | None]
+
+@dataclass(frozen=True)
+class StepRun:
+    session: Session
+    case: Case
+    step_key: str
+    attempt: int
+    step: Step
+    definition: Definition
+    reason: str  # the reason given with the decision that led to this step
+
+
+Action = Callable[[StepRun], str | None]
+
+
+def case_context(case: Case, definition: Definition, outcomes: dict[str, str]) -> Context:
+    facts = {
+        "residence_purpose": case.residence_purpose,
+        "passport_valid_until": case.passport_valid_until,
+        "planned_entry": case.planned_entry,
+        "applicant_birth_date": case.applicant_birth_date,
+        "applicant_nationality": case.applicant_nationality,
+        "facts": case.facts,
+    }
+    return Context(facts, outcomes, definition.thresholds, clock.now().date())
 
 
 def completeness_of(session: Session, case: Case, definition: Definition) -> CompletenessResult:
@@ -23,38 +51,33 @@ def completeness_of(session: Session, case: Case, definition: Definition) -> Com
     documents = [
         (d.kind, storage.read_bytes(d.storage_path)) for d in documents_of(session, case.id)
     ]
-    return check_documents(required, documents)
+    result = check_documents(required, documents)
+    ctx = case_context(case, definition, {})
+    for rule in definition.completeness_rules:
+        if (rule.when is None or evaluate(rule.when, ctx)) and not evaluate(rule.require, ctx):
+            result.problems.append(rule.message)
+    return result
 
 
-def check_completeness(session, case, step_key, attempt, step, definition) -> str:
-    return "complete" if completeness_of(session, case, definition).complete else "incomplete"
+def check_completeness(run: StepRun) -> str:
+    if not completeness_of(run.session, run.case, run.definition).complete:
+        return "incomplete"
+    # The statutory clocks (recognition, BA) start with the complete file.
+    run.case.file_complete_at = clock.now()
+    run.session.add(run.case)
+    return "complete"
 
 
-def send_letter(session, case, step_key, attempt, step, definition) -> None:
-    extra = {}
-    if step.letter == "missing_documents":
-        result = completeness_of(session, case, definition)
-        extra = {"missing": result.missing, "unreadable": result.unreadable}
-    elif step.letter == "refusal":
-        extra = {"reason": _last_reason(session, case.id)}
+def send_letter(run: StepRun) -> None:
+    extra: dict = {"reason": run.reason}
+    if run.step.letter == "missing_documents":
+        result = completeness_of(run.session, run.case, run.definition)
+        extra |= {"missing": result.missing, "unreadable": result.unreadable,
+                  "problems": result.problems}  # fmt: skip
     write_letter(
-        session,
-        case=case,
-        kind=step.letter,
-        step_key=step_key,
-        attempt=attempt,
-        definition=definition,
-        extra=extra,
-    )
-
-
-def _last_reason(session: Session, case_id: int) -> str:
-    query = (
-        select(HumanTask.reason)
-        .where(HumanTask.case_id == case_id, HumanTask.status == TaskStatus.completed)
-        .order_by(HumanTask.completed_at.desc())
-    )
-    return session.exec(query).first() or ""
+        run.session, case=run.case, kind=run.step.letter, step_key=run.step_key,
+        attempt=run.attempt, definition=run.definition, extra=extra,
+    )  # fmt: skip
 
 
 ACTIONS: dict[str, Action] = {

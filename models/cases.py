@@ -4,13 +4,13 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session, select
 
-from models import audit, orchestration, storage, workflows
+from models import audit, clock, orchestration, storage, workflows
 from models.accounts import get_organisation
 from models.completeness import sniff_media_type
 from models.db import session_scope
@@ -316,7 +316,7 @@ def close(session: Session, *, case_id: int, step_key: str, outcome: str) -> Cas
         case.status = CaseStatus.completed
         case.outcome = outcome
         case.current_step = step_key
-        case.closed_at = datetime.now(UTC)
+        case.closed_at = clock.now()
         session.add(case)
         audit.record(session, actor="system", action="case_closed", case_id=case_id, detail=outcome)
     return case

@@ -41,10 +41,11 @@ def is_readable(data: bytes) -> bool:
 class CompletenessResult:
     missing: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # rule messages, German
 
     @property
     def complete(self) -> bool:
-        return not self.missing and not self.unreadable
+        return not self.missing and not self.unreadable and not self.problems
 
 
 def check_documents(required: list[str], documents: list[tuple[str, bytes]]) -> CompletenessResult:

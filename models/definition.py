@@ -1,29 +1,35 @@
 """The workflow definition language: YAML validated by pydantic models.
 
-A definition is data: steps, who acts, forms, deadlines and routes. The flow
-walks it; nothing in it is evaluated as code. See docs/definitions.md.
+A definition is data: steps, who acts, forms, deadlines, what happens when a
+deadline passes, conditions and routes. The flow walks it; nothing in it is
+evaluated as code (conditions: models/conditions.py). See docs/definitions.md.
 """
 
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from models.conditions import Condition, Context, evaluate
 from models.tables import Role
 
 # The step library's actions (implemented in flows/steps.py; a test keeps
 # both lists equal) and the letter templates in flows/templates/letters/.
 AUTO_ACTIONS = {"send_letter", "check_completeness"}
-LETTER_TEMPLATES = {"receipt", "missing_documents", "preapproval", "refusal"}
+LETTER_TEMPLATES = {
+    "receipt", "fee_notice", "missing_documents", "deemed_approval",
+    "partial_recognition", "preapproval", "refusal",
+}  # fmt: skip
+CONFIRM, SEND_BACK = "confirm", "send_back"
 
 
 class DefinitionError(ValueError):
-    """A definition that cannot be used; the message names what is wrong."""
+    """A definition that cannot be used; the message names each line and problem."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class Option(_Strict):
@@ -32,32 +38,85 @@ class Option(_Strict):
     reason_required: bool = False
 
 
+class Deadline(_Strict):
+    duration: timedelta
+    from_: Literal["opened", "file_complete"] = Field(default="opened", alias="from")
+
+
+class OnTimeout(_Strict):
+    action: Literal["decide", "remind", "escalate"]
+    outcome: str | None = None  # decide: the outcome recorded
+    note: str = ""  # decide: recorded as the reason, e.g. "Zustimmungsfiktion"
+    role: Role | None = None  # escalate: the role that gets the task
+
+
+class Route(_Strict):
+    when: Condition | None = None
+    to: str
+
+
 class Step(_Strict):
     title: str
     kind: Literal["auto", "human", "end"]
+    when: Condition | None = None  # the step runs only when this holds
+    skip_to: str | None = None  # where to go when it does not (default: next)
     # auto
     action: str | None = None
     letter: str | None = None
     # human
+    organisation: str = "case"  # "case" (the case's authority) or an organisation slug
     role: Role | None = None
-    deadline: timedelta | None = None
+    deadline: Deadline | None = None
+    on_timeout: OnTimeout | None = None
+    four_eyes: bool = False
     options: list[Option] = []
-    # routing: `next` for a single successor, `routes` by outcome
+    # routing
     next: str | None = None
-    routes: dict[str, str] = {}
+    routes: dict[str, str] | list[Route] = {}
     # end
     outcome: str | None = None
 
-    def successor(self, outcome: str | None) -> str:
-        if self.next:
-            return self.next
-        try:
-            return self.routes[outcome or ""]
-        except KeyError:
-            raise DefinitionError(f"no route for outcome {outcome!r}") from None
+    @field_validator("deadline", mode="before")
+    @classmethod
+    def _short_deadline(cls, value: Any) -> Any:
+        return {"duration": value} if isinstance(value, str) else value
 
     def option(self, value: str) -> Option | None:
         return next((o for o in self.options if o.value == value), None)
+
+    def outcomes(self) -> set[str]:
+        values = {o.value for o in self.options}
+        if self.on_timeout and self.on_timeout.outcome:
+            values.add(self.on_timeout.outcome)
+        return values
+
+    def route_targets(self) -> list[str]:
+        if isinstance(self.routes, dict):
+            return list(self.routes.values())
+        return [r.to for r in self.routes]
+
+    def targets(self) -> list[str]:
+        return [t for t in [self.next, self.skip_to, *self.route_targets()] if t]
+
+    def successor(self, outcome: str | None, ctx: Context) -> str:
+        if self.next:
+            return self.next
+        if isinstance(self.routes, dict):
+            if outcome in self.routes:
+                return self.routes[outcome]
+        else:
+            for route in self.routes:
+                if route.when is None or evaluate(route.when, ctx):
+                    return route.to
+        raise DefinitionError(f"no route for outcome {outcome!r}")
+
+
+class Rule(_Strict):
+    """A completeness rule: when `when` holds, `require` must hold too."""
+
+    when: Condition | None = None
+    require: Condition
+    message: str
 
 
 class Definition(_Strict):
@@ -66,26 +125,11 @@ class Definition(_Strict):
     title: str
     start: str
     fee_eur: float = 0
+    thresholds: dict[str, dict[int, float]] = {}
     documents: dict[str, str]
     required_documents: dict[str, list[str]]
+    completeness_rules: list[Rule] = []
     steps: dict[str, Step]
-
-    @model_validator(mode="after")
-    def _check_references(self) -> "Definition":
-        errors = list(self._reference_errors())
-        if errors:
-            raise ValueError("; ".join(errors))
-        return self
-
-    def _reference_errors(self):
-        if self.start not in self.steps:
-            yield f"start step {self.start!r} does not exist"
-        for purpose, kinds in self.required_documents.items():
-            for kind in kinds:
-                if kind not in self.documents:
-                    yield f"required_documents.{purpose}: unknown document {kind!r}"
-        for key, step in self.steps.items():
-            yield from _step_errors(key, step, self.steps)
 
     def step(self, key: str) -> Step:
         return self.steps[key]
@@ -94,39 +138,132 @@ class Definition(_Strict):
         return self.documents.get(kind, kind)
 
 
-def _step_errors(key: str, step: Step, steps: dict[str, Step]):
-    where = f"steps.{key}"
-    if step.kind == "auto" and step.action not in AUTO_ACTIONS:
-        yield f"{where}: unknown action {step.action!r}"
-    if step.action == "send_letter" and step.letter not in LETTER_TEMPLATES:
-        yield f"{where}: unknown letter template {step.letter!r}"
-    if step.kind == "human":
-        if step.role is None or not step.options:
-            yield f"{where}: a human step needs a role and options"
-        elif set(step.routes) != {o.value for o in step.options}:
-            yield f"{where}: routes must cover exactly the options"
-    if step.kind == "end" and not step.outcome:
-        yield f"{where}: an end step needs an outcome"
-    if step.kind != "end" and not (step.next or step.routes):
-        yield f"{where}: needs next or routes"
-    for target in [step.next, *step.routes.values()]:
-        if target is not None and target not in steps:
-            yield f"{where}: route to unknown step {target!r}"
+# --- parsing and validation -------------------------------------------------
 
 
-def parse_definition(text: str) -> Definition:
+def parse_definition(text: str, organisations: set[str] | None = None) -> Definition:
+    """Parse and validate; `organisations` (known slugs) enables that check.
+
+    Raises DefinitionError listing every problem as "line N: path: message".
+    """
     try:
         data = yaml.safe_load(text)
+        lines = _line_index(yaml.compose(text))
     except yaml.YAMLError as exc:
         raise DefinitionError(f"not valid YAML: {exc}") from exc
     try:
-        return Definition.model_validate(data)
+        definition = Definition.model_validate(data)
     except ValidationError as exc:
-        raise DefinitionError(_describe(exc)) from exc
+        problems = [(tuple(err["loc"]), err["msg"]) for err in exc.errors()]
+        raise DefinitionError(_format(problems, lines)) from None
+    problems = list(_semantic_problems(definition, organisations))
+    if problems:
+        raise DefinitionError(_format(problems, lines))
+    return definition
 
 
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'definition'}: {err['msg']}"
-        for err in exc.errors()
-    )
+def _line_index(node, path: tuple = ()) -> dict[tuple, int]:
+    index = {path: node.start_mark.line + 1} if node is not None else {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            index.update(_line_index(value, (*path, key.value)))
+            index[(*path, key.value)] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            index.update(_line_index(item, (*path, i)))
+    return index
+
+
+def _format(problems: list[tuple[tuple, str]], lines: dict[tuple, int]) -> str:
+    out = []
+    for path, message in problems:
+        line = next((lines[path[:n]] for n in range(len(path), -1, -1) if path[:n] in lines), 1)
+        where = ".".join(str(p) for p in path) or "definition"
+        out.append(f"line {line}: {where}: {message}")
+    return "\n".join(out)
+
+
+def _semantic_problems(d: Definition, organisations: set[str] | None):
+    if d.start not in d.steps:
+        yield ("start",), f"start step {d.start!r} does not exist"
+    for purpose, kinds in d.required_documents.items():
+        for i, kind in enumerate(kinds):
+            if kind not in d.documents:
+                yield ("required_documents", purpose, i), f"unknown document {kind!r}"
+    for i, rule in enumerate(d.completeness_rules):
+        for name in rule.require.thresholds() - set(d.thresholds):
+            yield ("completeness_rules", i), f"unknown threshold {name!r}"
+    for key, step in d.steps.items():
+        for field, message in _step_problems(step, d, organisations):
+            yield ("steps", key, *field), message
+    yield from _graph_problems(d)
+
+
+def _step_problems(step: Step, d: Definition, organisations: set[str] | None):
+    if step.kind == "auto" and step.action not in AUTO_ACTIONS:
+        yield ("action",), f"unknown action {step.action!r}"
+    if step.action == "send_letter" and step.letter not in LETTER_TEMPLATES:
+        yield ("letter",), f"unknown letter template {step.letter!r}"
+    if step.kind == "human":
+        yield from _human_step_problems(step, organisations)
+    if step.kind == "end" and not step.outcome:
+        yield ("outcome",), "an end step needs an outcome"
+    if step.kind != "end" and not (step.next or step.routes):
+        yield (), "needs next or routes"
+    if step.when is not None and not (step.skip_to or step.next):
+        yield ("when",), "a conditional step needs skip_to or next"
+    for condition in [step.when, *(r.when for r in step.routes if isinstance(r, Route))]:
+        for name in (condition.thresholds() if condition else set()) - set(d.thresholds):
+            yield ("when",), f"unknown threshold {name!r}"
+    for field, target in [("next", step.next), ("skip_to", step.skip_to)] + [
+        ("routes", t) for t in step.route_targets()
+    ]:
+        if target and target not in d.steps:
+            yield (field,), f"route to unknown step {target!r}"
+
+
+def _human_step_problems(step: Step, organisations: set[str] | None):
+    if step.role is None:
+        yield ("role",), "a human step needs a role"
+    if not step.options:
+        yield ("options",), "a human step needs options"
+    if organisations is not None and step.organisation not in organisations | {"case"}:
+        yield ("organisation",), f"unknown organisation {step.organisation!r}"
+    if isinstance(step.routes, dict) and set(step.routes) != step.outcomes():
+        yield ("routes",), "routes must cover exactly the options (and the timeout outcome)"
+    timeout = step.on_timeout
+    if timeout and timeout.action == "decide" and not timeout.outcome:
+        yield ("on_timeout",), "decide needs an outcome"
+    if timeout and timeout.action == "escalate" and timeout.role is None:
+        yield ("on_timeout",), "escalate needs a role"
+    if timeout and step.deadline is None:
+        yield ("on_timeout",), "on_timeout needs a deadline"
+
+
+def _graph_problems(d: Definition):
+    edges = {k: [t for t in s.targets() if t in d.steps] for k, s in d.steps.items()}
+    reach = {k: _reachable(k, edges) for k in d.steps}
+    if d.start in d.steps:
+        for key in d.steps:
+            if key != d.start and key not in reach[d.start]:
+                yield ("steps", key), "step is unreachable from the start"
+    seen: set[str] = set()
+    for key in d.steps:
+        if key in seen or key not in reach[key]:
+            continue
+        loop = {m for m in reach[key] if key in reach[m]}
+        seen |= loop
+        has_human = any(d.steps[m].kind == "human" for m in loop)
+        has_exit = any(t not in loop for m in loop for t in edges[m])
+        if not has_human and not has_exit:
+            yield ("steps", key), f"loop {sorted(loop)} has neither a human step nor an exit"
+
+
+def _reachable(start: str, edges: dict[str, list[str]]) -> set[str]:
+    seen, todo = set(), list(edges.get(start, []))
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(edges.get(node, []))
+    return seen

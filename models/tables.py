@@ -107,6 +107,8 @@ class Case(SQLModel, table=True):
     definition_name: str = Field(max_length=80)
     definition_version: int
     flow_run_id: str | None = Field(default=None, max_length=40)
+    # When the file was last found complete: statutory clocks count from here.
+    file_complete_at: datetime | None = ts_field(default=None)
     created_by: str = Field(max_length=80)
     created_at: datetime = ts_field(default_factory=utcnow, nullable=False)
     closed_at: datetime | None = ts_field(default=None)
@@ -147,10 +149,16 @@ class HumanTask(SQLModel, table=True):
     decision: str | None = Field(default=None, max_length=40)
     reason: str | None = Field(default=None, sa_type=sa.Text)
     completed_by: str | None = Field(default=None, max_length=80)
+    # Four eyes: a confirmation task carries the proposal it confirms.
+    proposed_by: str | None = Field(default=None, max_length=80)
+    proposal: str | None = Field(default=None, max_length=40)
+    proposal_reason: str | None = Field(default=None, sa_type=sa.Text)
     created_at: datetime = ts_field(default_factory=utcnow, nullable=False)
     claimed_at: datetime | None = ts_field(default=None)
     completed_at: datetime | None = ts_field(default=None)
     cancelled_at: datetime | None = ts_field(default=None)
+    reminded_at: datetime | None = ts_field(default=None)
+    escalated_at: datetime | None = ts_field(default=None)
 
 
 class PendingResume(SQLModel, table=True):

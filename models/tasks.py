@@ -1,13 +1,14 @@
 """Human tasks: opened by the flow, worked in the inbox, resumed exactly once."""
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from models import audit, orchestration
-from models.definition import Step
+from models import audit, clock, orchestration
+from models.accounts import get_organisation
+from models.definition import CONFIRM, SEND_BACK, Step
 from models.tables import Case, CaseStatus, HumanTask, PendingResume, Role, TaskStatus, User
 
 log = logging.getLogger(__name__)
@@ -18,41 +19,86 @@ class TaskError(ValueError):
     """An action on a task that cannot be done; the message is German."""
 
 
-def open_task(
+def open_for_step(
     session: Session, *, case: Case, step_key: str, attempt: int, step: Step, flow_run_id: str
 ) -> HumanTask:
-    """The task for (case, step, attempt), created once however often the flow asks."""
-    existing = session.exec(
+    """The task for a human step (case, step, attempt), created once however
+    often the flow asks."""
+    now = clock.now()
+    due_at = None
+    if step.deadline:
+        counts_from = now
+        if step.deadline.from_ == "file_complete" and case.file_complete_at:
+            counts_from = case.file_complete_at
+        due_at = counts_from + step.deadline.duration
+    return _get_or_open(
+        session,
+        HumanTask(
+            case_id=case.id, step_key=step_key, attempt=attempt, title=step.title,
+            organisation_id=_organisation_id(session, case, step.organisation),
+            role=step.role or Role.clerk, flow_run_id=flow_run_id, due_at=due_at,
+            form={"options": [o.model_dump() for o in step.options]}, created_at=now,
+        ),
+    )  # fmt: skip
+
+
+def open_confirmation(
+    session: Session, *, case: Case, step_key: str, attempt: int, step: Step, flow_run_id: str
+) -> HumanTask:
+    """Four eyes: the task that confirms the proposal made on (step, attempt)."""
+    proposal = session.exec(
         select(HumanTask).where(
             HumanTask.case_id == case.id,
             HumanTask.step_key == step_key,
             HumanTask.attempt == attempt,
         )
+    ).one()
+    label = next(o["label"] for o in proposal.form["options"] if o["value"] == proposal.decision)
+    now = clock.now()
+    return _get_or_open(
+        session,
+        HumanTask(
+            case_id=case.id, step_key=confirmation_key(step_key), attempt=attempt,
+            title=f"Bestätigung (Vier-Augen-Prinzip): {step.title}",
+            organisation_id=proposal.organisation_id, role=proposal.role,
+            flow_run_id=flow_run_id, created_at=now,
+            due_at=now + step.deadline.duration if step.deadline else None,
+            proposed_by=proposal.completed_by, proposal=proposal.decision,
+            proposal_reason=proposal.reason,
+            form={"options": [
+                {"value": CONFIRM, "label": f"Vorschlag bestätigen: {label}",
+                 "reason_required": False},
+                {"value": SEND_BACK, "label": "Zur Überarbeitung zurückgeben",
+                 "reason_required": True},
+            ]},
+        ),
+    )  # fmt: skip
+
+
+def confirmation_key(step_key: str) -> str:
+    return f"{step_key}.confirm"
+
+
+def _organisation_id(session: Session, case: Case, organisation: str) -> int:
+    if organisation == "case":
+        return case.organisation_id
+    return get_organisation(session, organisation).id
+
+
+def _get_or_open(session: Session, task: HumanTask) -> HumanTask:
+    existing = session.exec(
+        select(HumanTask).where(
+            HumanTask.case_id == task.case_id,
+            HumanTask.step_key == task.step_key,
+            HumanTask.attempt == task.attempt,
+        )
     ).first()
     if existing is not None:
         return existing
-    now = datetime.now(UTC)
-    task = HumanTask(
-        case_id=case.id,
-        step_key=step_key,
-        attempt=attempt,
-        title=step.title,
-        organisation_id=case.organisation_id,
-        role=step.role or Role.clerk,
-        form={"options": [o.model_dump() for o in step.options]},
-        flow_run_id=flow_run_id,
-        due_at=now + step.deadline if step.deadline else None,
-        created_at=now,
-    )
     session.add(task)
     session.flush()
-    audit.record(
-        session,
-        actor="system",
-        action="task_opened",
-        case_id=case.id,
-        detail=f"{step.title} (Aufgabe {task.id})",
-    )
+    audit.record(session, actor="system", action="task_opened", case_id=task.case_id,
+                 detail=f"{task.title} (Aufgabe {task.id})")  # fmt: skip
     return task
 
 
@@ -85,7 +131,7 @@ def claim(session: Session, *, task: HumanTask, user: User) -> None:
     changed = session.execute(
         sa.update(HumanTask)
         .where(HumanTask.id == task.id, HumanTask.status == TaskStatus.open)
-        .values(status=TaskStatus.claimed, assignee=user.username, claimed_at=datetime.now(UTC))
+        .values(status=TaskStatus.claimed, assignee=user.username, claimed_at=clock.now())
     ).rowcount
     if changed != 1:
         raise TaskError("Die Aufgabe wurde bereits übernommen oder erledigt.")
@@ -97,11 +143,7 @@ def claim(session: Session, *, task: HumanTask, user: User) -> None:
 def complete(
     session: Session, *, task: HumanTask, user: User, decision: str, reason: str = ""
 ) -> PendingResume:
-    """Store the decision and queue the resume in one transaction.
-
-    The conditional UPDATE makes exactly one of two simultaneous completions
-    win; the loser gets a TaskError and changes nothing.
-    """
+    """A person's decision: checked, then stored with its resume (record)."""
     if not can_act(user, task):
         raise TaskError("Diese Aufgabe ist nicht an Sie gerichtet.")
     option = next((o for o in task.form.get("options", []) if o["value"] == decision), None)
@@ -112,6 +154,22 @@ def complete(
         raise TaskError(f"Für „{option['label']}“ ist eine Begründung erforderlich.")
     if task.status == TaskStatus.claimed and task.assignee != user.username:
         raise TaskError(f"Die Aufgabe ist von {task.assignee} übernommen.")
+    if task.proposed_by == user.username:
+        raise TaskError(
+            "Sie haben diesen Vorschlag selbst gemacht. Bestätigen muss eine zweite Person."
+        )
+    return record(session, task=task, actor=user.username, decision=decision, reason=reason,
+                  label=option["label"])  # fmt: skip
+
+
+def record(
+    session: Session, *, task: HumanTask, actor: str, decision: str, reason: str, label: str
+) -> PendingResume:
+    """Store the decision and queue the resume in one transaction.
+
+    The conditional UPDATE makes exactly one of two simultaneous completions
+    win; the loser gets a TaskError and changes nothing.
+    """
     changed = session.execute(
         sa.update(HumanTask)
         .where(HumanTask.id == task.id, HumanTask.status.in_(ACTIVE))
@@ -119,9 +177,9 @@ def complete(
             status=TaskStatus.completed,
             decision=decision,
             reason=reason or None,
-            completed_by=user.username,
-            completed_at=datetime.now(UTC),
-            assignee=user.username,
+            completed_by=actor,
+            completed_at=clock.now(),
+            assignee=actor,
         )
     ).rowcount
     if changed != 1:
@@ -131,19 +189,14 @@ def complete(
     pending = PendingResume(
         task_id=task.id,
         flow_run_id=task.flow_run_id,
-        run_input={"outcome": decision, "by": user.username, "reason": reason, "task_id": task.id},
+        run_input={"outcome": decision, "by": actor, "reason": reason, "task_id": task.id},
     )
     session.add(pending)
     session.execute(
         sa.update(Case).where(Case.id == task.case_id).values(status=CaseStatus.running)
     )
-    audit.record(
-        session,
-        actor=user.username,
-        action="task_completed",
-        case_id=task.case_id,
-        detail=f"{task.title}: {option['label']}" + (f" – {reason}" if reason else ""),
-    )
+    audit.record(session, actor=actor, action="task_completed", case_id=task.case_id,
+                 detail=f"{task.title}: {label}" + (f" – {reason}" if reason else ""))  # fmt: skip
     session.flush()
     return pending
 
@@ -160,7 +213,7 @@ def deliver(session: Session, pending: PendingResume) -> bool:
         log.warning("resume of flow run %s failed: %s", pending.flow_run_id, exc)
         accepted, pending.last_error = False, f"{type(exc).__name__}: {exc}"
     if accepted or _flow_moved_on(session, pending):
-        pending.delivered_at = datetime.now(UTC)
+        pending.delivered_at = clock.now()
     session.add(pending)
     return pending.delivered_at is not None
 
@@ -175,8 +228,10 @@ def _flow_moved_on(session: Session, pending: PendingResume) -> bool:
     return case.status == CaseStatus.completed or session.exec(later).first() is not None
 
 
-def undelivered(session: Session, older_than: timedelta = timedelta(0)) -> list[PendingResume]:
-    cutoff = datetime.now(UTC) - older_than
+def undelivered(
+    session: Session, older_than: timedelta = timedelta(0), now: datetime | None = None
+) -> list[PendingResume]:
+    cutoff = (now or clock.now()) - older_than
     query = select(PendingResume).where(
         PendingResume.delivered_at == None,  # noqa: E711
         PendingResume.created_at <= cutoff,

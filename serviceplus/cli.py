@@ -25,9 +25,9 @@ def init() -> None:
 
     migrate()
     with session_scope() as session:
-        workflows.install_shipped(session)
         if get_settings().demo:
             accounts.seed_demo_accounts(session)
+        workflows.install_shipped(session)
     click.echo("database ready")
 
 

@@ -22,21 +22,35 @@ def blank_pdf() -> bytes:
     return buffer.getvalue()
 
 
+def _example(name: str) -> dict:
+    return json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
+
+
 def demo_inputs() -> list[tuple[dict, list[str]]]:
-    """(case data, document kinds) for each demo case."""
-    base = json.loads((EXAMPLES / "case-18a.json").read_text(encoding="utf-8"))
-    all_kinds = [d["kind"] for d in base["documents"]]
+    """(case data, document kinds) for each demo case; together they show
+    every kind of task: recognition, BA, decision and missing documents."""
+    skilled, blue_card = _example("case-18a.json"), _example("case-18g.json")
     variants = [
-        ("abh-md", "Nguyen Van An", "Elbe Pflege GmbH", "18a", all_kinds),
-        ("abh-md", "Priya Raman", "Magdeburger Softwarehaus AG", "18b", all_kinds),
-        ("abh-md", "Carlos Mendoza", "Börde Metallbau KG", "18a", all_kinds[:2]),
-        ("abh-hal", "Amina Okafor", "Saale Klinikum gGmbH", "18a", all_kinds),
+        # org, applicant, employer, example, facts, number of documents (None: all)
+        ("abh-md", "Nguyen Van An", "Elbe Pflege GmbH", skilled, {}, None),
+        ("abh-md", "Priya Raman", "Magdeburger Softwarehaus AG", blue_card, None, None),
+        ("abh-md", "Carlos Mendoza", "Börde Metallbau KG", skilled, {}, 2),
+        (
+            "abh-hal",
+            "Amina Okafor",
+            "Saale Klinikum gGmbH",
+            skilled,
+            {"anabin_equivalent": True},
+            None,
+        ),
     ]
     result = []
-    for org, applicant, employer, purpose, kinds in variants:
-        data = {**base, "organisation": org, "residence_purpose": purpose}
-        data["applicant"] = {**base["applicant"], "name": applicant}
-        data["employer"] = {**base["employer"], "name": employer}
+    for org, applicant, employer, example, facts, count in variants:
+        kinds = [d["kind"] for d in example["documents"]][:count]
+        data = {**example, "organisation": org}
+        data["applicant"] = {**example["applicant"], "name": applicant}
+        data["employer"] = {**example["employer"], "name": employer}
+        data["facts"] = example["facts"] if facts is None else {**example["facts"], **facts}
         data["documents"] = [{"kind": k, "file": f"{k}.pdf"} for k in kinds]
         data["submission_key"] = f"demo-{applicant.lower().replace(' ', '-')}"
         result.append((data, kinds))

@@ -1,36 +1,38 @@
-"""Building cases for tests, and running flow runs in-process as a worker would."""
+"""Building cases for tests, running flow runs in-process as a worker would,
+and deciding their tasks through the services."""
 
 import contextlib
 import copy
+import io
 import json
 import uuid
+from collections import Counter
 from uuid import UUID
 
-from models import cases
+from pypdf import PdfReader
+from sqlmodel import select
+
+from models import audit, cases, storage, tasks
+from models.accounts import get_user
 from models.db import session_scope
-from models.tables import Case
+from models.tables import Case, HumanTask, Letter
 from serviceplus.demo import EXAMPLES, blank_pdf
 from serviceplus.settings import get_settings
 
 EXAMPLE = json.loads((EXAMPLES / "case-18a.json").read_text(encoding="utf-8"))
+BLUE_CARD = json.loads((EXAMPLES / "case-18g.json").read_text(encoding="utf-8"))
 ALL_KINDS = [d["kind"] for d in EXAMPLE["documents"]]
+BLUE_CARD_KINDS = [d["kind"] for d in BLUE_CARD["documents"]]
 
 
-def case_data(**changes) -> dict:
-    data = copy.deepcopy(EXAMPLE)
-    data["submission_key"] = f"test-{uuid.uuid4()}"
-    data.update(changes)
-    return data
-
-
-def make_case(kinds=ALL_KINDS, org="abh-md", start=True, files=None, **changes) -> Case:
-    data = case_data(organisation=org, **changes)
+def make_case(kinds=None, org="abh-md", start=True, files=None, example=EXAMPLE, **changes):
+    data = copy.deepcopy(example)
+    data.update(organisation=org, submission_key=f"test-{uuid.uuid4()}", **changes)
+    kinds = [d["kind"] for d in example["documents"]] if kinds is None else kinds
     data["documents"] = [{"kind": k, "file": f"{k}.pdf"} for k in kinds]
     pdf = blank_pdf()
-    docs = [
-        cases.NewDocument(kind=k, filename=f"{k}.pdf", data=(files or {}).get(k, pdf))
-        for k in kinds
-    ]
+    docs = [cases.NewDocument(kind=k, filename=f"{k}.pdf", data=(files or {}).get(k, pdf))
+            for k in kinds]  # fmt: skip
     if not start:
         with session_scope() as session:
             case, _ = cases.create_case(
@@ -69,3 +71,52 @@ def drive(case: Case) -> str:
 def reload(case: Case) -> Case:
     with session_scope() as session:
         return session.get(Case, case.id)
+
+
+def open_task_of(case: Case) -> HumanTask:
+    with session_scope() as session:
+        return session.exec(
+            select(HumanTask).where(
+                HumanTask.case_id == case.id, HumanTask.status.in_(tasks.ACTIVE)
+            )
+        ).one()
+
+
+def tasks_of(case: Case) -> list[HumanTask]:
+    with session_scope() as session:
+        return tasks.tasks_of_case(session, case.id)
+
+
+def decide(task: HumanTask, decision: str, reason: str = "", username="sb.magdeburg") -> bool:
+    """Complete the task as `username` and resume its flow run; True if resumed."""
+    with session_scope() as session:
+        user = get_user(session, username)
+        pending = tasks.complete(session, task=task, user=user, decision=decision, reason=reason)
+    with session_scope() as session:
+        session.add(pending)
+        return tasks.deliver(session, pending)
+
+
+def advance(case: Case, step: str, username: str, decision: str, reason: str = "") -> str:
+    """Decide the case's open task (which must be `step`) and run the flow on."""
+    task = open_task_of(case)
+    assert task.step_key == step, f"open task is {task.step_key}, expected {step}"
+    assert decide(task, decision, reason, username)
+    return drive(case)
+
+
+def letters_of(case: Case) -> list[Letter]:
+    with session_scope() as session:
+        return list(session.exec(select(Letter).where(Letter.case_id == case.id)))
+
+
+def letter_text(case: Case, kind: str) -> str:
+    (letter,) = [x for x in letters_of(case) if x.kind == kind]
+    reader = PdfReader(io.BytesIO(storage.read_bytes(letter.storage_path)))
+    return " ".join(" ".join(page.extract_text() for page in reader.pages).split())
+
+
+def executions(case: Case) -> Counter:
+    with session_scope() as session:
+        events = audit.events_for_case(session, case.id)
+    return Counter(e.detail.split(":")[0] for e in events if e.action == "step_executed")

@@ -54,7 +54,7 @@ def wait_for(check, timeout: float, what: str):
 
 
 def start_example_case(stack: Stack, tmp_path: Path, key: str) -> str:
-    data = json.loads((EXAMPLES / "case-18a.json").read_text(encoding="utf-8"))
+    data = json.loads((EXAMPLES / "case-18g.json").read_text(encoding="utf-8"))
     data["submission_key"] = key
     case_file = tmp_path / "case.json"
     case_file.write_text(json.dumps(data), encoding="utf-8")
@@ -63,9 +63,9 @@ def start_example_case(stack: Stack, tmp_path: Path, key: str) -> str:
     return started["reference"]
 
 
-def task_of(stack: Stack, reference: str) -> dict | None:
+def task_of(stack: Stack, reference: str, step: str = "decision") -> dict | None:
     rows = cli(stack, "tasks", "--json", "--org", "abh-md")
-    return next((t for t in rows if t["case"] == reference), None)
+    return next((t for t in rows if t["case"] == reference and t["step"] == step), None)
 
 
 def test_cli_case_runs_to_completion_on_the_worker(stack, tmp_path):
@@ -76,6 +76,10 @@ def test_cli_case_runs_to_completion_on_the_worker(stack, tmp_path):
     done = cli(stack, "task", "complete", str(task["id"]), "--decision", "approve",
                "--as", "sb.magdeburg")  # fmt: skip
     assert done["resumed"] is True
+    check = wait_for(lambda: task_of(stack, reference, "decision.confirm"), 120, "confirmation")
+    done = cli(stack, "task", "complete", str(check["id"]), "--decision", "confirm",
+               "--as", "sb2.magdeburg")  # fmt: skip
+    assert done["resumed"] is True
 
     def completed():
         case = cli(stack, "case", "show", reference, "--json")
@@ -83,7 +87,7 @@ def test_cli_case_runs_to_completion_on_the_worker(stack, tmp_path):
 
     case = wait_for(completed, 120, "the case to complete")
     assert case["outcome"] == "approved"
-    assert sorted(x["kind"] for x in case["letters"]) == ["preapproval", "receipt"]
+    assert sorted(x["kind"] for x in case["letters"]) == ["fee_notice", "preapproval", "receipt"]
     # Submitting the same case again creates nothing new.
     again = cli(stack, "case", "start", str(tmp_path / "case.json"), "--documents", str(EXAMPLES))
     assert (again["reference"], again["created"]) == (reference, False)
@@ -121,6 +125,17 @@ def test_browser_login_approve_and_download_letter(stack, tmp_path):
         page.get_by_label("Vorabzustimmung erteilen").check()
         page.get_by_role("button", name="Entscheidung speichern").click()
         page.get_by_text("Ihre Entscheidung ist gespeichert. Der Fall wird fortgesetzt.").wait_for()
+        page.get_by_role("button", name="Abmelden").click()
+
+        # Four eyes: a second clerk confirms.
+        wait_for(lambda: task_of(stack, reference, "decision.confirm"), 120, "confirmation")
+        page.get_by_label("Benutzername").fill("sb2.magdeburg")
+        page.get_by_label("Passwort").fill("demo")
+        page.get_by_role("button", name="Anmelden").click()
+        page.get_by_role("row", name=reference).get_by_role("link").click()
+        page.get_by_text("sb.magdeburg schlägt vor").wait_for()
+        page.get_by_label("Vorschlag bestätigen: Vorabzustimmung erteilen").check()
+        page.get_by_role("button", name="Entscheidung speichern").click()
 
         def shows_completed():
             page.reload()

@@ -10,7 +10,7 @@ from sqlmodel import func, select
 from models.db import session_scope
 from models.tables import Case, Document, HumanTask, Letter, TaskStatus
 from serviceplus.demo import blank_pdf
-from tests.helpers import drive, make_case, reload
+from tests.helpers import BLUE_CARD, drive, make_case, open_task_of, reload
 
 pytestmark = pytest.mark.usefixtures("inprocess_deployment")
 
@@ -50,7 +50,7 @@ def test_csrf_token_is_required(database):
 
 @pytest.fixture(scope="module")
 def suspended_case(inprocess_deployment):
-    case = make_case()
+    case = make_case(example=BLUE_CARD)
     drive(case)
     return reload(case)
 
@@ -99,7 +99,7 @@ def test_admin_cannot_open_cases(login, suspended_case):
 
 
 def test_reject_without_reason_is_refused_and_changes_nothing(login):
-    case = make_case()
+    case = make_case(example=BLUE_CARD)
     drive(case)
     with session_scope() as session:
         task = session.exec(select(HumanTask).where(HumanTask.case_id == case.id)).one()
@@ -112,11 +112,10 @@ def test_reject_without_reason_is_refused_and_changes_nothing(login):
         assert session.get(HumanTask, task.id).status == TaskStatus.open
 
 
-def test_approve_in_web_resumes_the_flow(login):
-    case = make_case()
+def test_approve_in_web_resumes_the_flow_and_second_person_confirms(login):
+    case = make_case(example=BLUE_CARD)
     drive(case)
-    with session_scope() as session:
-        task = session.exec(select(HumanTask).where(HumanTask.case_id == case.id)).one()
+    task = open_task_of(case)
     client = login("sb.magdeburg")
     assert client.post(f"/tasks/{task.id}/claim").status_code == 302
     response = client.post(f"/tasks/{task.id}/complete", data={"decision": "approve"})
@@ -124,6 +123,16 @@ def test_approve_in_web_resumes_the_flow(login):
     assert "Entscheidung ist gespeichert. Der Fall wird fortgesetzt." in client.get(
         response.headers["Location"]
     ).get_data(as_text=True)
+    assert drive(case) == "Suspended"
+    confirmation = open_task_of(case)
+    refused = client.post(f"/tasks/{confirmation.id}/complete", data={"decision": "confirm"})
+    assert refused.status_code == 409
+    assert "zweite Person" in refused.get_data(as_text=True)
+    second = login("sb2.magdeburg")
+    assert (
+        second.post(f"/tasks/{confirmation.id}/complete", data={"decision": "confirm"}).status_code
+        == 302
+    )
     assert drive(case) == "Completed"
     assert reload(case).outcome == "approved"
 

@@ -1,0 +1,64 @@
+"""What happens when a task's deadline passes, as its definition says:
+decide a given outcome (e.g. the BA's deemed approval), remind, or escalate
+to another role. Run by the sweeper; `now` comes from the one clock."""
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from models import audit, tasks, workflows
+from models.definition import OnTimeout
+from models.tables import Case, HumanTask, PendingResume
+
+
+def overdue(session: Session, now: datetime) -> list[HumanTask]:
+    query = select(HumanTask).where(HumanTask.status.in_(tasks.ACTIVE), HumanTask.due_at < now)
+    return list(session.exec(query.order_by(HumanTask.due_at)))
+
+
+def apply(session: Session, now: datetime) -> tuple[list[PendingResume], int]:
+    """Apply every overdue task's rule once. Returns the resumes to deliver
+    and how many tasks were acted on."""
+    pending, acted = [], 0
+    for task in overdue(session, now):
+        rule = _rule_for(session, task)
+        if rule is None:
+            continue
+        is_confirmation = task.proposed_by is not None
+        if rule.action == "decide" and not is_confirmation:  # never auto-confirm four eyes
+            pending.append(_decide(session, task, rule))
+            acted += 1
+        elif rule.action == "remind" and task.reminded_at is None:
+            task.reminded_at = now
+            audit.record(session, actor="system", action="task_reminder", case_id=task.case_id,
+                         detail=f"Frist überschritten: {task.title}")  # fmt: skip
+            acted += 1
+        elif rule.action in ("escalate", "decide") and task.escalated_at is None:
+            _escalate(session, task, rule, now)
+            acted += 1
+    return pending, acted
+
+
+def _rule_for(session: Session, task: HumanTask) -> OnTimeout | None:
+    case = session.get(Case, task.case_id)
+    definition = workflows.load(session, case.definition_name, case.definition_version)
+    step = definition.steps.get(task.step_key.removesuffix(".confirm"))
+    return step.on_timeout if step else None
+
+
+def _decide(session: Session, task: HumanTask, rule: OnTimeout) -> PendingResume:
+    # Recorded like a person's decision, by "system", with the date it took effect.
+    return tasks.record(session, task=task, actor="system", decision=rule.outcome,
+                        reason=rule.note, label=f"Fristablauf – {rule.outcome}")  # fmt: skip
+
+
+def _escalate(session: Session, task: HumanTask, rule: OnTimeout, now: datetime) -> None:
+    role = rule.role or "coordinator"
+    session.execute(
+        sa.update(HumanTask)
+        .where(HumanTask.id == task.id)
+        .values(role=role, escalated_at=now, status=tasks.TaskStatus.open, assignee=None)
+    )
+    audit.record(session, actor="system", action="task_escalated", case_id=task.case_id,
+                 detail=f"Frist überschritten: {task.title} → {role}")  # fmt: skip
