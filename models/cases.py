@@ -26,6 +26,7 @@ PURPOSES = {
     "16d": "§ 16d AufenthG – Anerkennung ausländischer Berufsqualifikationen",
 }
 MEDIA_TYPE_NAMES = "PDF, JPEG oder PNG"
+ATTACHMENT, ATTACHMENT_LABEL = "attachment", "Anlage der Sachbearbeitung"
 
 
 class CaseInputError(ValueError):
@@ -294,7 +295,26 @@ def documents_of(session: Session, case_id: int) -> list[Document]:
 
 def document_labels(session: Session, case: Case) -> dict[str, str]:
     """German labels of the document kinds in the case's definition."""
-    return workflows.load(session, case.definition_name, case.definition_version).documents
+    labels = workflows.load(session, case.definition_name, case.definition_version).documents
+    return {**labels, ATTACHMENT: ATTACHMENT_LABEL}
+
+
+def visible_documents(session: Session, user: User, case: Case) -> list[Document]:
+    """All documents for the case's own organisation; for an organisation
+    acting on one of its steps (recognition body, BA) only the kinds those
+    steps list: each body sees what its task needs."""
+    documents = documents_of(session, case.id)
+    if case.organisation_id == user.organisation_id:
+        return documents
+    definition = workflows.load(session, case.definition_name, case.definition_version)
+    keys = session.exec(
+        select(HumanTask.step_key).where(
+            HumanTask.case_id == case.id, HumanTask.organisation_id == user.organisation_id
+        )
+    ).all()
+    steps = [definition.steps[key.removesuffix(".confirm")] for key in keys]
+    kinds = {kind for step in steps for kind in step.documents}
+    return [d for d in documents if d.kind in kinds]
 
 
 def letters_of(session: Session, case_id: int) -> list[Letter]:

@@ -70,6 +70,7 @@ class Step(_Strict):
     on_timeout: OnTimeout | None = None
     four_eyes: bool = False
     options: list[Option] = []
+    documents: list[str] = []  # kinds another organisation acting here may see
     # routing
     next: str | None = None
     routes: dict[str, str] | list[Route] = {}
@@ -206,6 +207,9 @@ def _step_problems(step: Step, d: Definition, organisations: set[str] | None):
         yield ("letter",), f"unknown letter template {step.letter!r}"
     if step.kind == "human":
         yield from _human_step_problems(step, organisations)
+    for i, kind in enumerate(step.documents):
+        if kind not in d.documents:
+            yield ("documents", i), f"unknown document {kind!r}"
     if step.kind == "end" and not step.outcome:
         yield ("outcome",), "an end step needs an outcome"
     if step.kind != "end" and not (step.next or step.routes):

@@ -159,6 +159,8 @@ class HumanTask(SQLModel, table=True):
     cancelled_at: datetime | None = ts_field(default=None)
     reminded_at: datetime | None = ts_field(default=None)
     escalated_at: datetime | None = ts_field(default=None)
+    priority: int = 0  # 0 normal, 1 high
+    delegated_by: str | None = Field(default=None, max_length=80)  # who can take it back
 
 
 class PendingResume(SQLModel, table=True):
@@ -197,3 +199,25 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=60)
     case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
     detail: str = Field(default="", sa_type=sa.Text)
+
+
+class Comment(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    task_id: int | None = Field(default=None, foreign_key="human_task.id")
+    author: str = Field(max_length=80)
+    body: str = Field(sa_type=sa.Text)
+    created_at: datetime = ts_field(default_factory=utcnow, nullable=False)
+
+
+class SavedView(SQLModel, table=True):
+    """A saved inbox filter; shared views are visible to the whole organisation."""
+
+    __tablename__ = "saved_view"
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    owner: str = Field(max_length=80)
+    name: str = Field(max_length=80)
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    shared: bool = False
+    created_at: datetime = ts_field(default_factory=utcnow, nullable=False)

@@ -102,20 +102,6 @@ def _get_or_open(session: Session, task: HumanTask) -> HumanTask:
     return task
 
 
-def queue_for(session: Session, user: User) -> list[HumanTask]:
-    """The inbox: active tasks addressed to the user's organisation and role."""
-    query = (
-        select(HumanTask)
-        .where(
-            HumanTask.organisation_id == user.organisation_id,
-            HumanTask.role == user.role,
-            HumanTask.status.in_(ACTIVE),
-        )
-        .order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.id)
-    )
-    return list(session.exec(query))
-
-
 def tasks_of_case(session: Session, case_id: int) -> list[HumanTask]:
     query = select(HumanTask).where(HumanTask.case_id == case_id).order_by(HumanTask.id)
     return list(session.exec(query))
@@ -123,21 +109,6 @@ def tasks_of_case(session: Session, case_id: int) -> list[HumanTask]:
 
 def can_act(user: User, task: HumanTask) -> bool:
     return task.organisation_id == user.organisation_id and task.role == user.role
-
-
-def claim(session: Session, *, task: HumanTask, user: User) -> None:
-    if not can_act(user, task):
-        raise TaskError("Diese Aufgabe ist nicht an Sie gerichtet.")
-    changed = session.execute(
-        sa.update(HumanTask)
-        .where(HumanTask.id == task.id, HumanTask.status == TaskStatus.open)
-        .values(status=TaskStatus.claimed, assignee=user.username, claimed_at=clock.now())
-    ).rowcount
-    if changed != 1:
-        raise TaskError("Die Aufgabe wurde bereits übernommen oder erledigt.")
-    audit.record(
-        session, actor=user.username, action="task_claimed", case_id=task.case_id, detail=task.title
-    )
 
 
 def complete(

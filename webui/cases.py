@@ -9,7 +9,7 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, HiddenField, SelectChoice, SelectField, StringField
 from wtforms.validators import InputRequired, Optional
 
-from models import audit, cases, storage, tasks, workflows
+from models import audit, cases, comments, storage, tasks, workflows
 from models.tables import Case, Document, Letter, Role
 from serviceplus.settings import get_settings
 from webui.auth import roles_required
@@ -54,6 +54,7 @@ def get_case_or_404(reference: str) -> Case:
 
 
 def _document_kinds() -> dict[str, str]:
+    """Document kinds a new case may have (the active definition's)."""
     session = get_db()
     row = workflows.active_row(session, cases.DEFINITION_NAME)
     return workflows.load(session, row.name, row.version).documents
@@ -123,65 +124,89 @@ def _uploaded_documents(kinds: dict[str, str]) -> list[cases.NewDocument]:
 def detail(reference: str):
     case = get_case_or_404(reference)
     session = get_db()
+    own = case.organisation_id == current_user.row.organisation_id
     upload_form = UploadForm()
-    upload_form.kind.choices = choices(_document_kinds())
+    upload_form.kind.choices = choices(cases.document_labels(session, case))
     return render_template(
         "cases/detail.html",
         case=case,
+        own=own,
         purposes=cases.PURPOSES,
         tasks=tasks.tasks_of_case(session, case.id),
-        documents=cases.documents_of(session, case.id),
-        letters=cases.letters_of(session, case.id),
+        documents=cases.visible_documents(session, current_user.row, case),
+        # Letters and the full history belong to the case's own authority.
+        letters=cases.letters_of(session, case.id) if own else None,
+        events=audit.events_for_case(session, case.id) if own else [],
+        comments=comments.for_case(session, case.id),
         labels=cases.document_labels(session, case),
-        events=audit.events_for_case(session, case.id),
         upload_form=upload_form,
-        can_upload=current_user.is_clerk
-        and case.organisation_id == current_user.row.organisation_id,
+        can_upload=own and current_user.is_clerk,
     )
 
 
 @bp.post("/<reference>/documents")
 @roles_required(Role.clerk)
 def upload(reference: str):
+    """Add a document (e.g. one that came in later) or a clerk's attachment."""
     case = get_case_or_404(reference)
     if case.organisation_id != current_user.row.organisation_id:
         abort(404)
-    kinds = _document_kinds()
+    session = get_db()
+    kinds = cases.document_labels(session, case)
     form = UploadForm()
     form.kind.choices = choices(kinds)
+    back = _local(request.form.get("next")) or url_for("cases.detail", reference=reference)
     upload = request.files.get("file")
     if not form.validate_on_submit() or not upload or not upload.filename:
         flash("Bitte wählen Sie eine Datei und die Art der Unterlage.", "error")
-        return redirect(url_for("cases.detail", reference=reference))
+        return redirect(back)
     doc = cases.NewDocument(form.kind.data, upload.filename, upload.read())
-    session = get_db()
     problems = cases.check_new_documents([doc], get_settings().max_upload_bytes, set(kinds))
     if problems:
         for problem in problems:
             flash(problem, "error")
-        return redirect(url_for("cases.detail", reference=reference))
+        return redirect(back)
     cases.add_document(session, case=case, doc=doc, actor=current_user.row.username)
-    audit.record(
-        session,
-        actor=current_user.row.username,
-        action="document_added",
-        case_id=case.id,
-        detail=f"{kinds[doc.kind]}: {cases.safe_filename(doc.filename)}",
-    )
+    detail = f"{kinds[doc.kind]}: {cases.safe_filename(doc.filename)}"
+    audit.record(session, actor=current_user.row.username, action="document_added",
+                 case_id=case.id, detail=detail)  # fmt: skip
     session.commit()
     flash("Die Unterlage wurde hinzugefügt.", "success")
-    return redirect(url_for("cases.detail", reference=reference))
+    return redirect(back)
+
+
+def _local(target: str | None) -> str | None:
+    """Only paths on this site: no open redirect."""
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return None
+
+
+def _visible_document_or_404(case: Case, document_id: int) -> Document:
+    visible = cases.visible_documents(get_db(), current_user.row, case)
+    doc = next((d for d in visible if d.id == document_id), None)
+    if doc is None:
+        abort(404)
+    return doc
 
 
 @bp.get("/<reference>/documents/<int:document_id>")
 @roles_required(*CASE_ROLES)
 def document(reference: str, document_id: int):
     case = get_case_or_404(reference)
-    doc = get_db().get(Document, document_id)
-    if doc is None or doc.case_id != case.id:
-        abort(404)
+    doc = _visible_document_or_404(case, document_id)
     return _send_audited(case, "document_downloaded", doc.original_name,
                          doc.storage_path, doc.media_type, doc.original_name)  # fmt: skip
+
+
+@bp.get("/<reference>/documents/<int:document_id>/preview")
+@roles_required(*CASE_ROLES)
+def preview(reference: str, document_id: int):
+    """The document inline, for the preview frame on the task page."""
+    case = get_case_or_404(reference)
+    doc = _visible_document_or_404(case, document_id)
+    return _send_audited(case, "document_viewed", doc.original_name, doc.storage_path,
+                         doc.media_type, doc.original_name, inline=True)  # fmt: skip
 
 
 @bp.get("/<reference>/letters/<int:letter_id>")
@@ -189,19 +214,26 @@ def document(reference: str, document_id: int):
 def letter(reference: str, letter_id: int):
     case = get_case_or_404(reference)
     row = get_db().get(Letter, letter_id)
-    if row is None or row.case_id != case.id:
+    if (
+        row is None
+        or row.case_id != case.id
+        or case.organisation_id != current_user.row.organisation_id
+    ):
         abort(404)
     name = f"{case.reference}-{row.kind}-{row.attempt}.pdf"
     return _send_audited(case, "letter_downloaded", row.title, row.storage_path,
                          "application/pdf", name)  # fmt: skip
 
 
-def _send_audited(case: Case, action: str, detail: str, path: str, media_type: str, name: str):
+def _send_audited(
+    case: Case, action: str, detail: str, path: str, media_type: str, name: str,
+    inline: bool = False,
+):  # fmt: skip
     """Personal data leaves the system: record who downloaded what, then send
     it as an attachment (never rendered inline by the browser)."""
     session = get_db()
     audit.record(session, actor=current_user.row.username, action=action, case_id=case.id,
                  detail=detail)  # fmt: skip
     session.commit()
-    return send_file(storage.resolve(path), mimetype=media_type, as_attachment=True,
+    return send_file(storage.resolve(path), mimetype=media_type, as_attachment=not inline,
                      download_name=name)  # fmt: skip

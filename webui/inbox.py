@@ -1,25 +1,24 @@
-"""The clerk's inbox: tasks of their organisation and role, the task page,
-claim and decide."""
+"""The clerk's inbox: tasks of their organisation and role with filters and
+saved views, the task page, and every action on a task."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from sqlmodel import select
 from wtforms import RadioField, SelectChoice, TextAreaField
 from wtforms.validators import InputRequired
 
-from models import cases, tasks
-from models.tables import Case, HumanTask, Role, TaskStatus
+from models import assignment, audit, cases, clock, comments, inbox, tasks
+from models.tables import Case, HumanTask, Role, SavedView, TaskStatus
 from webui.auth import roles_required
 from webui.db import get_db
 
 bp = Blueprint("inbox", __name__)
 
 
-class ClaimForm(FlaskForm):
-    """Only the CSRF token."""
+class CsrfForm(FlaskForm):
+    """Only the CSRF token, for buttons that post."""
 
 
 class DecisionForm(FlaskForm):
@@ -44,20 +43,91 @@ def get_task_or_404(task_id: int) -> tuple[HumanTask, Case]:
 
 
 def days_left(due_at: datetime | None) -> int | None:
-    if due_at is None:
-        return None
-    return (due_at.date() - datetime.now(UTC).date()).days
+    return None if due_at is None else (due_at.date() - clock.now().date()).days
+
+
+def is_overdue(task: HumanTask) -> bool:
+    return task.status in tasks.ACTIVE and task.due_at is not None and task.due_at < clock.now()
+
+
+bp.add_app_template_global(is_overdue)
+bp.add_app_template_global(days_left)
 
 
 @bp.get("/inbox")
 @login_required
 def index():
     session = get_db()
-    queue = tasks.queue_for(session, current_user.row)
-    case_ids = {t.case_id for t in queue}
-    case_by_id = {c.id: c for c in session.exec(select(Case).where(Case.id.in_(case_ids)))}
-    rows = [(t, case_by_id[t.case_id], days_left(t.due_at)) for t in queue]
-    return render_template("inbox/index.html", rows=rows)
+    user = current_user.row
+    if request.args.get("saved", "").isdigit():
+        view = session.get(SavedView, int(request.args["saved"]))
+        if view is None or view not in inbox.views_for(session, user):
+            abort(404)
+        return redirect(url_for("inbox.index", **view.params))
+    flt = inbox.InboxFilter.from_args(request.args)
+    page_no = request.args.get("page", "1")
+    page = inbox.queue_for(session, user, flt, int(page_no) if page_no.isdigit() else 1)
+    return render_template(
+        "inbox/index.html",
+        page=page,
+        flt=flt,
+        views=inbox.views_for(session, user),
+        colleagues=assignment.colleagues(session, user),
+        purposes=cases.PURPOSES,
+        csrf_form=CsrfForm(),
+    )
+
+
+@bp.post("/inbox/bulk")
+@roles_required(Role.clerk)
+def bulk():
+    if not CsrfForm().validate_on_submit():
+        abort(400)
+    ids = [int(x) for x in request.form.getlist("task_ids") if x.isdigit()]
+    action = request.form.get("action", "")
+    if not ids or action not in ("claim", "reassign"):
+        flash("Bitte wählen Sie Aufgaben und eine Aktion.", "error")
+        return redirect(url_for("inbox.index"))
+    session = get_db()
+    done, failures = assignment.bulk(
+        session, task_ids=ids, user=current_user.row, action=action, to=request.form.get("to", "")
+    )
+    session.commit()
+    if done:
+        verb = "übernommen" if action == "claim" else "weitergegeben"
+        flash(f"{done} Aufgabe(n) {verb}.", "success")
+    for failure in failures:
+        flash(failure, "error")
+    return redirect(request.referrer or url_for("inbox.index"))
+
+
+@bp.post("/inbox/views")
+@login_required
+def save_view():
+    name = request.form.get("name", "").strip()
+    if not CsrfForm().validate_on_submit() or not name:
+        flash("Bitte geben Sie der Ansicht einen Namen.", "error")
+        return redirect(url_for("inbox.index"))
+    session = get_db()
+    flt = inbox.InboxFilter.from_args(request.form)
+    view = inbox.save_view(session, user=current_user.row, name=name, flt=flt,
+                           shared=request.form.get("shared") == "1")  # fmt: skip
+    session.commit()
+    flash(f"Ansicht „{view.name}“ gespeichert.", "success")
+    return redirect(url_for("inbox.index", saved=view.id))
+
+
+@bp.post("/inbox/views/<int:view_id>/delete")
+@login_required
+def delete_view(view_id: int):
+    session = get_db()
+    if not CsrfForm().validate_on_submit() or not inbox.delete_view(
+        session, user=current_user.row, view_id=view_id
+    ):
+        abort(404)
+    session.commit()
+    flash("Ansicht gelöscht.", "success")
+    return redirect(url_for("inbox.index"))
 
 
 @bp.get("/tasks/<int:task_id>")
@@ -71,35 +141,114 @@ def task_page(task_id: int):
 
 def _render_task(task: HumanTask, case: Case, form: DecisionForm, status: int = 200):
     session = get_db()
+    user = current_user.row
+    own = case.organisation_id == user.organisation_id
     return render_template(
         "inbox/task.html",
         task=task,
         case=case,
         form=form,
-        claim_form=ClaimForm(),
-        can_act=tasks.can_act(current_user.row, task) and task.status in tasks.ACTIVE,
-        days_left=days_left(task.due_at),
-        documents=cases.documents_of(session, case.id),
-        letters=cases.letters_of(session, case.id),
+        csrf_form=CsrfForm(),
+        can_act=tasks.can_act(user, task) and task.status in tasks.ACTIVE,
+        colleagues=assignment.colleagues(session, user),
+        documents=cases.visible_documents(session, user, case),
+        # Letters and the history belong to the case's own authority.
+        letters=cases.letters_of(session, case.id) if own else None,
         labels=cases.document_labels(session, case),
+        comments=comments.for_case(session, case.id),
+        events=audit.events_for_case(session, case.id) if own else [],
         purposes=cases.PURPOSES,
     ), status
+
+
+def _task_action(task_id: int, action, success: str):
+    """Run one assignment action from a posted button, then back to the task."""
+    task, _case = get_task_or_404(task_id)
+    if not CsrfForm().validate_on_submit():
+        abort(400)
+    session = get_db()
+    try:
+        action(session, task)
+        session.commit()
+        flash(success, "success")
+    except (tasks.TaskError, comments.CommentError) as exc:
+        session.rollback()
+        flash(str(exc), "error")
+    return redirect(url_for("inbox.task_page", task_id=task_id))
 
 
 @bp.post("/tasks/<int:task_id>/claim")
 @roles_required(Role.clerk)
 def claim(task_id: int):
-    task, _case = get_task_or_404(task_id)
-    if ClaimForm().validate_on_submit():
-        session = get_db()
-        try:
-            tasks.claim(session, task=task, user=current_user.row)
-            session.commit()
-            flash("Sie haben die Aufgabe übernommen.", "success")
-        except tasks.TaskError as exc:
-            session.rollback()
-            flash(str(exc), "error")
-    return redirect(url_for("inbox.task_page", task_id=task_id))
+    return _task_action(
+        task_id,
+        lambda s, t: assignment.claim(s, task=t, user=current_user.row),
+        "Sie haben die Aufgabe übernommen.",
+    )
+
+
+@bp.post("/tasks/<int:task_id>/unclaim")
+@roles_required(Role.clerk)
+def unclaim(task_id: int):
+    return _task_action(
+        task_id,
+        lambda s, t: assignment.unclaim(s, task=t, user=current_user.row),
+        "Die Aufgabe ist wieder für alle offen.",
+    )
+
+
+@bp.post("/tasks/<int:task_id>/reassign")
+@roles_required(Role.clerk)
+def reassign(task_id: int):
+    to = request.form.get("to", "")
+    return _task_action(
+        task_id,
+        lambda s, t: assignment.reassign(s, task=t, user=current_user.row, to=to),
+        f"Die Aufgabe wurde an {to} weitergegeben.",
+    )
+
+
+@bp.post("/tasks/<int:task_id>/delegate")
+@roles_required(Role.clerk)
+def delegate(task_id: int):
+    to = request.form.get("to", "")
+    return _task_action(
+        task_id,
+        lambda s, t: assignment.delegate(s, task=t, user=current_user.row, to=to),
+        f"{to} vertritt Sie bei dieser Aufgabe. Sie können sie jederzeit zurücknehmen.",
+    )
+
+
+@bp.post("/tasks/<int:task_id>/take-back")
+@roles_required(Role.clerk)
+def take_back(task_id: int):
+    return _task_action(
+        task_id,
+        lambda s, t: assignment.take_back(s, task=t, user=current_user.row),
+        "Sie haben die Aufgabe zurückgenommen.",
+    )
+
+
+@bp.post("/tasks/<int:task_id>/priority")
+@roles_required(Role.clerk)
+def priority(task_id: int):
+    value = 1 if request.form.get("priority") == "1" else 0
+    return _task_action(
+        task_id,
+        lambda s, t: assignment.set_priority(s, task=t, user=current_user.row, priority=value),
+        "Die Priorität wurde geändert.",
+    )
+
+
+@bp.post("/tasks/<int:task_id>/comments")
+@roles_required(Role.clerk, Role.coordinator)
+def comment(task_id: int):
+    body = request.form.get("body", "")
+    return _task_action(
+        task_id,
+        lambda s, t: comments.add(s, task=t, author=current_user.row.username, body=body),
+        "Ihr Kommentar wurde gespeichert.",
+    )
 
 
 @bp.post("/tasks/<int:task_id>/complete")
@@ -113,12 +262,9 @@ def complete(task_id: int):
     session = get_db()
     try:
         pending = tasks.complete(
-            session,
-            task=task,
-            user=current_user.row,
-            decision=form.decision.data,
-            reason=form.reason.data,
-        )
+            session, task=task, user=current_user.row,
+            decision=form.decision.data, reason=form.reason.data,
+        )  # fmt: skip
         session.commit()  # the decision is safe from here on
     except tasks.TaskError as exc:
         session.rollback()
@@ -138,11 +284,4 @@ def complete(task_id: int):
     return redirect(url_for("cases.detail", reference=case.reference))
 
 
-def is_overdue(task: HumanTask) -> bool:
-    return (
-        task.status in tasks.ACTIVE and task.due_at is not None and task.due_at < datetime.now(UTC)
-    )
-
-
-bp.add_app_template_global(is_overdue)
 bp.add_app_template_global(TaskStatus)

@@ -1,0 +1,128 @@
+"""The inbox: one named query (`queue_for`) with its filters, and saved views."""
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, or_, select
+
+from models import clock
+from models.tables import Case, HumanTask, SavedView, TaskStatus, User
+
+PAGE_SIZE = 50
+ACTIVE = (TaskStatus.open, TaskStatus.claimed)
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    """What the inbox shows; every field is optional. Parsed from the query
+    string and stored as a saved view."""
+
+    view: str = "all"  # all | mine | group (unclaimed)
+    step: str = ""
+    purpose: str = ""
+    due: str = ""  # "" | overdue | 7 | 30 (days)
+    assignee: str = ""
+    q: str = ""  # text in reference, applicant or employer
+
+    @classmethod
+    def from_args(cls, args) -> "InboxFilter":
+        values = {k: str(args.get(k, "")).strip()[:100] for k in cls.__dataclass_fields__}
+        if values["view"] not in ("all", "mine", "group"):
+            values["view"] = "all"
+        if values["due"] not in ("", "overdue", "7", "30"):
+            values["due"] = ""
+        return cls(**values)
+
+    def params(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v and not (k == "view" and v == "all")}
+
+
+@dataclass
+class InboxPage:
+    rows: list[tuple[HumanTask, Case]]
+    total: int
+    page: int
+    pages: int
+
+
+def queue_for(
+    session: Session, user: User, flt: InboxFilter = InboxFilter(), page: int = 1,
+    now: datetime | None = None,
+) -> InboxPage:  # fmt: skip
+    """Active tasks addressed to the user's organisation and role, filtered,
+    by due date (then priority), one page at a time. Uses ix_human_task_queue."""
+    query = (
+        select(HumanTask, Case)
+        .join(Case, Case.id == HumanTask.case_id)
+        .where(
+            HumanTask.organisation_id == user.organisation_id,
+            HumanTask.role == user.role,
+            HumanTask.status.in_(ACTIVE),
+        )
+    )
+    query = _apply(query, flt, user, now or clock.now())
+    total = session.exec(select(sa.func.count()).select_from(query.subquery())).one()
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    ordered = query.order_by(
+        HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.priority.desc(), HumanTask.id
+    )
+    rows = session.exec(ordered.offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
+    return InboxPage(rows=[tuple(r) for r in rows], total=total, page=page, pages=pages)
+
+
+def _apply(query, flt: InboxFilter, user: User, now: datetime):
+    if flt.view == "mine":
+        query = query.where(HumanTask.assignee == user.username)
+    elif flt.view == "group":
+        query = query.where(HumanTask.status == TaskStatus.open)
+    if flt.step:
+        query = query.where(HumanTask.step_key == flt.step)
+    if flt.purpose:
+        query = query.where(Case.residence_purpose == flt.purpose)
+    if flt.assignee:
+        query = query.where(HumanTask.assignee == flt.assignee)
+    if flt.due == "overdue":
+        query = query.where(HumanTask.due_at < now)
+    elif flt.due:
+        query = query.where(HumanTask.due_at < now + timedelta(days=int(flt.due)))
+    if flt.q:
+        pattern = f"%{flt.q.replace('%', '').replace('_', '')}%"
+        query = query.where(
+            or_(
+                Case.reference.ilike(pattern),
+                Case.applicant_name.ilike(pattern),
+                Case.employer_name.ilike(pattern),
+            )
+        )
+    return query
+
+
+def save_view(
+    session: Session, *, user: User, name: str, flt: InboxFilter, shared: bool
+) -> SavedView:
+    view = SavedView(
+        organisation_id=user.organisation_id, owner=user.username, name=name.strip()[:80],
+        params=flt.params(), shared=shared,
+    )  # fmt: skip
+    session.add(view)
+    session.flush()
+    return view
+
+
+def views_for(session: Session, user: User) -> list[SavedView]:
+    """The user's own views and those shared within the organisation."""
+    query = select(SavedView).where(
+        SavedView.organisation_id == user.organisation_id,
+        or_(SavedView.owner == user.username, SavedView.shared == True),  # noqa: E712
+    )
+    return list(session.exec(query.order_by(SavedView.name)))
+
+
+def delete_view(session: Session, *, user: User, view_id: int) -> bool:
+    view = session.get(SavedView, view_id)
+    if view is None or view.owner != user.username:
+        return False
+    session.delete(view)
+    return True
