@@ -148,3 +148,48 @@ def test_browser_login_approve_and_download_letter(stack, tmp_path):
         assert download.suggested_filename == f"{reference}-preapproval-1.pdf"
         assert Path(download.path()).read_bytes().startswith(b"%PDF-")
         browser.close()
+
+
+def serious_violations(page) -> list[str]:
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{v['id']}: {v['help']} ({len(v['nodes'])}x)"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_browser_claim_comment_decide_with_accessibility_checks(stack, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    reference = start_example_case(stack, tmp_path, "stack-inbox")
+    wait_for(lambda: task_of(stack, reference), 120, "the decision task")
+    base = f"http://{stack.settings.host}:{stack.settings.web_port}"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(f"{base}/login")
+        assert serious_violations(page) == []
+        page.get_by_label("Benutzername").fill("sb.magdeburg")
+        page.get_by_label("Passwort").fill("demo")
+        page.keyboard.press("Enter")  # keyboard use: submit without the mouse
+        page.get_by_role("heading", name="Aufgaben – Ausländerbehörde Magdeburg").wait_for()
+        assert serious_violations(page) == []
+
+        page.goto(f"{base}/inbox?q={reference}")
+        page.get_by_role("row", name=reference).get_by_role("link").click()
+        assert serious_violations(page) == []
+        page.get_by_role("button", name="Aufgabe übernehmen").click()
+        page.get_by_text("Sie haben die Aufgabe übernommen.").wait_for()
+        page.get_by_label("Neuer Kommentar").fill("Gehalt und Vertrag geprüft.")
+        page.get_by_role("button", name="Kommentar speichern").click()
+        page.get_by_text("Ihr Kommentar wurde gespeichert.").wait_for()
+        assert page.get_by_text("Gehalt und Vertrag geprüft.").count() == 1
+        page.get_by_label("Vorabzustimmung erteilen").check()
+        page.get_by_role("button", name="Entscheidung speichern").click()
+        page.get_by_text("Ihre Entscheidung ist gespeichert.").wait_for()
+        assert page.get_by_text("Gehalt und Vertrag geprüft.").count() == 1  # on the case page
+        assert serious_violations(page) == []
+        browser.close()

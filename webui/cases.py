@@ -69,6 +69,8 @@ def index():
 @bp.route("/new", methods=["GET", "POST"])
 @roles_required(Role.clerk)
 def new():
+    if current_user.organisation.kind != "abh":
+        abort(403)  # cases are opened at a foreigners' authority
     form = CaseForm()
     kinds = _document_kinds()
     if request.method == "GET":

@@ -131,7 +131,7 @@ def delete_view(view_id: int):
 
 
 @bp.get("/tasks/<int:task_id>")
-@login_required
+@roles_required(Role.clerk, Role.coordinator)
 def task_page(task_id: int):
     task, case = get_task_or_404(task_id)
     form = DecisionForm()

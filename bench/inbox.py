@@ -1,0 +1,118 @@
+"""Benchmark: server time of the inbox page with many open tasks.
+
+Seeds N open tasks (default 10,000) addressed to one organisation and role
+in a fresh SQLite database (in bulk, through SQLAlchemy), then requests the
+inbox page (first page, default order; and a text search) through the Flask
+app and reports p50/p95 of the server time.
+
+Usage: .venv/bin/python -m bench.inbox [--tasks 10000] [--requests 200] [--write FILE]
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+os.environ.update(
+    {
+        "SERVICEPLUS_DATA_DIR": tempfile.mkdtemp(prefix="serviceplus-bench-inbox-"),
+        "SERVICEPLUS_DEMO": "1",
+    }
+)
+os.environ.pop("DATABASE_URL", None)
+
+from bench.foundation import percentile, replace_section  # noqa: E402
+
+
+def seed(n: int) -> None:
+    import sqlalchemy as sa
+
+    from models import accounts, workflows
+    from models.db import migrate, session_scope
+    from models.tables import Case, HumanTask
+
+    migrate()
+    with session_scope() as session:
+        accounts.seed_demo_accounts(session)
+        workflows.install_shipped(session)
+        org = accounts.get_organisation(session, "abh-md").id
+    now = datetime.now(UTC)
+    cases = [
+        {"id": i, "reference": f"ABH-MD-2026-{i:06d}", "submission_key": f"bench-{i}",
+         "organisation_id": org, "applicant_name": f"Fachkraft {i}",
+         "applicant_birth_date": date(1990, 1, 1), "applicant_nationality": "indisch",
+         "employer_name": f"Arbeitgeber {i % 500}", "employer_address": "Magdeburg",
+         "residence_purpose": ("18a", "18b", "18g")[i % 3], "facts": {}, "status": "waiting",
+         "definition_name": "s81a", "definition_version": 1, "created_by": "bench",
+         "created_at": now}
+        for i in range(1, n + 1)
+    ]  # fmt: skip
+    tasks = [
+        {"case_id": i, "step_key": "decision", "attempt": 1, "title": "Entscheidung",
+         "organisation_id": org, "role": "clerk", "status": "open",
+         "form": {"options": []}, "flow_run_id": "-", "priority": 0,
+         "due_at": now + timedelta(minutes=(i * 37) % (60 * 24 * 30)), "created_at": now}
+        for i in range(1, n + 1)
+    ]  # fmt: skip
+    with session_scope() as session:
+        for chunk in range(0, n, 5000):
+            session.execute(sa.insert(Case), cases[chunk : chunk + 5000])
+            session.execute(sa.insert(HumanTask), tasks[chunk : chunk + 5000])
+
+
+def measure(url: str, requests: int) -> list[float]:
+    from webui import create_app
+
+    client = create_app({"WTF_CSRF_ENABLED": False}).test_client()
+    client.post("/login", data={"username": "sb.magdeburg", "password": "demo"})
+    timings = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = client.get(url)
+        timings.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200
+    return timings[5:]  # the first requests warm caches
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--write", type=Path, help="replace this section in a Markdown file")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    seed(args.tasks)
+    seeded = time.perf_counter() - started
+    rows = []
+    for label, url in [("first page, by due date", "/inbox"),
+                       ("text search", "/inbox?q=Arbeitgeber+42"),
+                       ("due within 7 days", "/inbox?due=7")]:  # fmt: skip
+        timings = measure(url, args.requests)
+        rows.append(f"| {label} | {statistics.median(timings):.1f} ms | "
+                    f"{percentile(timings, 95):.1f} ms |")  # fmt: skip
+    text = "\n".join(
+        [
+            f"## Inbox with {args.tasks:,} open tasks",
+            "",
+            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m bench.inbox "
+            f"--tasks {args.tasks} --requests {args.requests}` on {platform.node()} "
+            f"({os.cpu_count()} cores, SQLite; seeding took {seeded:.1f} s). Server time per "
+            "request through the Flask app (no network), 50 rows per page.",
+            "",
+            "| request | p50 | p95 |",
+            "|---|---|---|",
+            *rows,
+            "",
+        ]
+    )
+    print(text)
+    if args.write:
+        replace_section(args.write, text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Every registered route, for every role and organisation: who gets in,
+who gets 403 or 404. A route missing from ROUTES fails the suite, so no
+new page can go without an access decision."""
+
+import pytest
+from sqlmodel import select
+
+from models.db import session_scope
+from models.tables import Document, HumanTask, Letter, SavedView
+from tests.helpers import BLUE_CARD, drive, make_case
+
+pytestmark = pytest.mark.usefixtures("inprocess_deployment")
+
+USERS = ["sb.magdeburg", "sb2.magdeburg", "koordination", "admin", "sb.halle", "ba"]
+CLERKS_MD = {"sb.magdeburg", "sb2.magdeburg"}
+CASE_ROLES_MD = CLERKS_MD | {"koordination"}
+EVERYONE = set(USERS)
+
+# endpoint: (method, url, users allowed in). Everyone else gets 403 or 404.
+ROUTES = {
+    "index": ("GET", "/", EVERYONE),
+    "auth.logout": ("POST", "/logout", EVERYONE),
+    "inbox.index": ("GET", "/inbox", EVERYONE),
+    "inbox.bulk": ("POST", "/inbox/bulk", CLERKS_MD | {"sb.halle", "ba"}),  # acts on own tasks only
+    "inbox.save_view": ("POST", "/inbox/views", EVERYONE),
+    "inbox.delete_view": ("POST", "/inbox/views/{view}/delete", {"sb.magdeburg"}),
+    "inbox.task_page": ("GET", "/tasks/{task}", CASE_ROLES_MD),
+    "inbox.claim": ("POST", "/tasks/{task}/claim", CLERKS_MD),
+    "inbox.unclaim": ("POST", "/tasks/{task}/unclaim", CLERKS_MD),
+    "inbox.reassign": ("POST", "/tasks/{task}/reassign", CLERKS_MD),
+    "inbox.delegate": ("POST", "/tasks/{task}/delegate", CLERKS_MD),
+    "inbox.take_back": ("POST", "/tasks/{task}/take-back", CLERKS_MD),
+    "inbox.priority": ("POST", "/tasks/{task}/priority", CLERKS_MD),
+    "inbox.comment": ("POST", "/tasks/{task}/comments", CASE_ROLES_MD),
+    "inbox.complete": ("POST", "/tasks/{task}/complete", CLERKS_MD),
+    "cases.index": ("GET", "/cases/", CASE_ROLES_MD | {"sb.halle", "ba"}),
+    "cases.new": ("GET", "/cases/new", CLERKS_MD | {"sb.halle"}),
+    "cases.detail": ("GET", "/cases/{ref}", CASE_ROLES_MD),
+    "cases.upload": ("POST", "/cases/{ref}/documents", CLERKS_MD),
+    "cases.document": ("GET", "/cases/{ref}/documents/{doc}", CASE_ROLES_MD),
+    "cases.preview": ("GET", "/cases/{ref}/documents/{doc}/preview", CASE_ROLES_MD),
+    "cases.letter": ("GET", "/cases/{ref}/letters/{letter}", CASE_ROLES_MD),
+}
+
+
+@pytest.fixture(scope="module")
+def ids(app):
+    case = make_case(example=BLUE_CARD)
+    drive(case)
+    with session_scope() as session:
+        task = session.exec(select(HumanTask).where(HumanTask.case_id == case.id)).one()
+        doc = session.exec(select(Document).where(Document.case_id == case.id)).first()
+        letter = session.exec(select(Letter).where(Letter.case_id == case.id)).first()
+        view = SavedView(organisation_id=task.organisation_id, owner="sb.magdeburg", name="v")
+        session.add(view)
+        session.flush()
+        return {"task": task.id, "ref": case.reference, "doc": doc.id, "letter": letter.id,
+                "view": view.id}  # fmt: skip
+
+
+def test_every_route_is_in_the_table(app):
+    registered = {r.endpoint for r in app.url_map.iter_rules()} - {"static", "auth.login"}
+    assert registered == set(ROUTES)
+
+
+# State-changing routes are checked here for the users they must refuse;
+# what they do for allowed users is covered by the behaviour tests.
+CASES = [
+    (endpoint, username)
+    for endpoint, (method, _url, allowed) in sorted(ROUTES.items())
+    for username in USERS
+    if method == "GET" or username not in allowed
+]
+
+
+@pytest.mark.parametrize(("endpoint", "username"), CASES)
+def test_access(endpoint, username, login, ids):
+    method, url, allowed = ROUTES[endpoint]
+    with login(username).open(url.format(**ids), method=method) as response:
+        status = response.status_code
+    if username in allowed:
+        assert status in (200, 302), status
+    else:
+        assert status in (403, 404), status
