@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from models import audit, clock, orchestration, storage, workflows
 from models.accounts import get_organisation
-from models.completeness import sniff_media_type
+from models.completeness import is_readable, sniff_media_type
 from models.db import session_scope
 from models.tables import Case, CaseStatus, Document, HumanTask, Letter, Organisation, User
 
@@ -121,26 +121,38 @@ def _german(err: dict) -> str:
 
 
 def safe_filename(name: str) -> str:
-    """The last path part, without control characters, at most 120 characters."""
+    """The last path part (browsers may send a whole path), without control
+    characters, at most 120 characters; never used as a storage path."""
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip(". ")
     return name[-120:] or "dokument"
 
 
 def check_new_documents(documents: list[NewDocument], max_bytes: int, known_kinds: set[str]):
+    """German messages for every document that cannot be accepted."""
     problems = []
     for doc in documents:
         label = safe_filename(doc.filename)
         if doc.kind not in known_kinds:
             problems.append(f"Unterlagen › {label}: unbekannte Art „{doc.kind}“")
-        if len(doc.data) > max_bytes:
-            limit = max_bytes // (1024 * 1024)
-            problems.append(f"Unterlagen › {label}: Die Datei ist größer als {limit} MB.")
-        elif not doc.data:
-            problems.append(f"Unterlagen › {label}: Die Datei ist leer.")
-        elif sniff_media_type(doc.data) is None:
-            problems.append(f"Unterlagen › {label}: Die Datei ist kein {MEDIA_TYPE_NAMES}.")
+        problems += [f"Unterlagen › {label}: {p}" for p in _file_problems(doc, max_bytes)]
     return problems
+
+
+def _file_problems(doc: NewDocument, max_bytes: int) -> list[str]:
+    if re.search(r"[\x00-\x1f\x7f]", doc.filename):
+        return ["Der Dateiname enthält unzulässige Steuerzeichen."]
+    if len(doc.filename) > 255:
+        return ["Der Dateiname ist länger als 255 Zeichen."]
+    if len(doc.data) > max_bytes:
+        return [f"Die Datei ist größer als {max_bytes // (1024 * 1024)} MB."]
+    if not doc.data:
+        return ["Die Datei ist leer."]
+    if sniff_media_type(doc.data) is None:
+        return [f"Die Datei ist kein {MEDIA_TYPE_NAMES} (geprüft wird der Inhalt, nicht der Name)."]
+    if not is_readable(doc.data):
+        return ["Die Datei ist beschädigt oder nicht lesbar."]
+    return []
 
 
 def create_case(

@@ -3,6 +3,7 @@ services as the web UI; settings from the environment (docs/operations.md)."""
 
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -72,6 +73,30 @@ def sweep() -> None:
     from models.sweeper import sweep as run_sweep
 
     click.echo(json.dumps(run_sweep().__dict__))
+
+
+@main.command()
+@click.option(
+    "--older-than",
+    "period",
+    help="ISO 8601 duration, e.g. P3Y or P1095D (default: SERVICEPLUS_RETENTION).",
+)
+@click.option("--dry-run", is_flag=True, help="Only list the cases that would be deleted.")
+def retention(period: str | None, dry_run: bool) -> None:
+    """Delete the personal data of cases closed longer ago than the retention period."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from models import retention as service
+    from models.db import session_scope
+
+    try:
+        older_than = TypeAdapter(timedelta).validate_python(period or get_settings().retention)
+    except ValidationError:
+        _fail(f"--older-than: not an ISO 8601 duration: {period}")
+    with session_scope() as session:
+        report = service.purge(session, older_than=older_than, dry_run=dry_run, actor="retention")
+    click.echo(json.dumps({"dry_run": dry_run, "cases": report.cases,
+                           "files_removed": report.files_removed}))  # fmt: skip
 
 
 @main.group()

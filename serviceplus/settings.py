@@ -1,6 +1,7 @@
 """Typed settings, read from the environment (see docs/operations.md)."""
 
 import os
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,6 +27,9 @@ class Settings(BaseSettings):
     deployment: str = "case-flow/s81a-v1"
     work_pool: str = "cases"
     max_upload_bytes: int = 20 * 1024 * 1024
+    secure_cookies: bool = False  # set when served over HTTPS
+    login_limit: str = "5 per minute"  # failed logins per address and user name
+    retention: timedelta = timedelta(days=3 * 365)  # closed cases keep personal data this long
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> "Settings":

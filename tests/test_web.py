@@ -180,7 +180,7 @@ def test_new_case_with_wrong_file_type_saves_nothing(login):
     assert response.status_code == 400
     text = response.get_data(as_text=True)
     assert "Der Fall wurde nicht angelegt" in text
-    assert "passwd.pdf: Die Datei ist kein PDF, JPEG oder PNG." in text
+    assert "passwd.pdf: Die Datei ist kein PDF, JPEG oder PNG" in text
     assert case_count() == before
 
 

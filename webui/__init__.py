@@ -4,7 +4,7 @@ from flask import Flask, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from serviceplus.settings import apply_prefect_env, get_settings
-from webui.extensions import csrf, login_manager
+from webui.extensions import csrf, limiter, login_manager
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -17,12 +17,17 @@ def create_app(config: dict | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_upload_bytes * 10,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        REMEMBER_COOKIE_SECURE=settings.secure_cookies,
+        REMEMBER_COOKIE_HTTPONLY=True,
         WTF_CSRF_TIME_LIMIT=None,
     )
     app.config.update(config or {})
 
     csrf.init_app(app)
     login_manager.init_app(app)
+    limiter.init_app(app)
+    app.after_request(security_headers)
 
     from webui import auth, cases, db, inbox
 
@@ -36,25 +41,43 @@ def create_app(config: dict | None = None) -> Flask:
     def index():
         return redirect(url_for("inbox.index" if current_user.is_clerk else "cases.index"))
 
-    @app.errorhandler(403)
-    def forbidden(_error):
-        return render_template(
-            "error.html", title="Kein Zugriff", message="Sie haben keinen Zugriff auf diese Seite."
-        ), 403
-
-    @app.errorhandler(404)
-    def not_found(_error):
-        return render_template(
-            "error.html", title="Nicht gefunden", message="Die angeforderte Seite gibt es nicht."
-        ), 404
-
-    @app.errorhandler(413)
-    def too_large(_error):
-        limit = settings.max_upload_bytes // (1024 * 1024)
-        return render_template(
-            "error.html",
-            title="Datei zu groß",
-            message=f"Eine Datei darf höchstens {limit} MB groß sein.",
-        ), 413
+    limit_mb = settings.max_upload_bytes // (1024 * 1024)
+    for status, title, message in [
+        (403, "Kein Zugriff", "Sie haben keinen Zugriff auf diese Seite."),
+        (404, "Nicht gefunden", "Die angeforderte Seite gibt es nicht."),
+        (413, "Datei zu groß", f"Eine Datei darf höchstens {limit_mb} MB groß sein."),
+        (429, "Zu viele Versuche", "Zu viele fehlgeschlagene Anmeldeversuche. Bitte warten "
+                                   "Sie eine Minute und versuchen Sie es dann erneut."),
+    ]:  # fmt: skip
+        app.register_error_handler(status, _error_page(status, title, message))
 
     return app
+
+
+def _error_page(status: int, title: str, message: str):
+    def handler(_error):
+        return render_template("error.html", title=title, message=message), status
+
+    return handler
+
+
+# No inline scripts or styles anywhere; nothing may frame our pages except the
+# document preview, which only our own pages embed.
+CSP = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+PREVIEW_CSP = (
+    "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+)
+
+
+def security_headers(response):
+    preview = response.headers.get("X-ServicePLUS-Preview") == "1"
+    response.headers.pop("X-ServicePLUS-Preview", None)
+    response.headers["Content-Security-Policy"] = PREVIEW_CSP if preview else CSP
+    response.headers["X-Frame-Options"] = "SAMEORIGIN" if preview else "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"  # personal data: not in shared caches
+    return response

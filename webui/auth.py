@@ -10,8 +10,9 @@ from wtforms.validators import InputRequired
 
 from models import accounts
 from models.tables import Organisation, Role, User
+from serviceplus.settings import get_settings
 from webui.db import get_db
-from webui.extensions import login_manager
+from webui.extensions import limiter, login_manager
 
 bp = Blueprint("auth", __name__)
 
@@ -61,7 +62,17 @@ class LoginForm(FlaskForm):
     password = PasswordField("Passwort", validators=[InputRequired("Bitte Passwort angeben.")])
 
 
+def _login_key() -> str:
+    return f"{request.remote_addr}|{request.form.get('username', '').strip().lower()}"
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(
+    lambda: get_settings().login_limit,
+    methods=["POST"],
+    key_func=_login_key,
+    deduct_when=lambda response: response.status_code != 302,  # count failures only
+)
 def login():
     form = LoginForm()
     if form.validate_on_submit():

@@ -237,5 +237,8 @@ def _send_audited(
     audit.record(session, actor=current_user.row.username, action=action, case_id=case.id,
                  detail=detail)  # fmt: skip
     session.commit()
-    return send_file(storage.resolve(path), mimetype=media_type, as_attachment=not inline,
-                     download_name=name)  # fmt: skip
+    response = send_file(storage.resolve(path), mimetype=media_type, as_attachment=not inline,
+                         download_name=name)  # fmt: skip
+    if inline:
+        response.headers["X-ServicePLUS-Preview"] = "1"  # may be framed by our own page
+    return response
