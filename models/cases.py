@@ -29,12 +29,21 @@ MEDIA_TYPE_NAMES = "PDF, JPEG oder PNG"
 ATTACHMENT, ATTACHMENT_LABEL = "attachment", "Anlage der Sachbearbeitung"
 
 
-class CaseInputError(ValueError):
-    """Input that cannot become a case; `messages` are German, one per problem."""
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input: German for users, English for the CLI."""
 
-    def __init__(self, messages: list[str]):
-        super().__init__("; ".join(messages))
-        self.messages = messages
+    de: str
+    en: str
+
+
+class CaseInputError(ValueError):
+    """Input that cannot become a case, one Problem each."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__("; ".join(p.en for p in problems))
+        self.messages = [p.de for p in problems]
+        self.english = [p.en for p in problems]
 
 
 class _Input(BaseModel):
@@ -112,12 +121,14 @@ def parse_case_input(data: object) -> CaseCreate:
     try:
         return CaseCreate.model_validate(data)
     except ValidationError as exc:
-        raise CaseInputError([_german(err) for err in exc.errors()]) from None
+        raise CaseInputError([_problem(err) for err in exc.errors()]) from None
 
 
-def _german(err: dict) -> str:
+def _problem(err: dict) -> Problem:
     path = " › ".join(FIELD_LABELS.get(str(p), str(p)) for p in err["loc"]) or "Eingabe"
-    return f"{path}: {ERROR_TEXTS.get(err['type'], 'ist ungültig')}"
+    field = ".".join(str(p) for p in err["loc"]) or "input"
+    return Problem(f"{path}: {ERROR_TEXTS.get(err['type'], 'ist ungültig')}",
+                   f"{field}: {err['msg']}")  # fmt: skip
 
 
 def safe_filename(name: str) -> str:
@@ -128,30 +139,40 @@ def safe_filename(name: str) -> str:
     return name[-120:] or "dokument"
 
 
-def check_new_documents(documents: list[NewDocument], max_bytes: int, known_kinds: set[str]):
-    """German messages for every document that cannot be accepted."""
+def check_new_documents(
+    documents: list[NewDocument], max_bytes: int, known_kinds: set[str]
+) -> list[Problem]:
+    """Every document that cannot be accepted, and why."""
     problems = []
     for doc in documents:
         label = safe_filename(doc.filename)
         if doc.kind not in known_kinds:
-            problems.append(f"Unterlagen › {label}: unbekannte Art „{doc.kind}“")
-        problems += [f"Unterlagen › {label}: {p}" for p in _file_problems(doc, max_bytes)]
+            problems.append(Problem(f"Unterlagen › {label}: unbekannte Art „{doc.kind}“",
+                                    f"documents.{label}: unknown kind {doc.kind!r}"))  # fmt: skip
+        problems += [
+            Problem(f"Unterlagen › {label}: {de}", f"documents.{label}: {en}")
+            for de, en in _file_problems(doc, max_bytes)
+        ]
     return problems
 
 
-def _file_problems(doc: NewDocument, max_bytes: int) -> list[str]:
+def _file_problems(doc: NewDocument, max_bytes: int) -> list[tuple[str, str]]:
     if re.search(r"[\x00-\x1f\x7f]", doc.filename):
-        return ["Der Dateiname enthält unzulässige Steuerzeichen."]
+        return [("Der Dateiname enthält unzulässige Steuerzeichen.",
+                 "file name contains control characters")]  # fmt: skip
     if len(doc.filename) > 255:
-        return ["Der Dateiname ist länger als 255 Zeichen."]
+        return [("Der Dateiname ist länger als 255 Zeichen.", "file name longer than 255")]
     if len(doc.data) > max_bytes:
-        return [f"Die Datei ist größer als {max_bytes // (1024 * 1024)} MB."]
+        limit = max_bytes // (1024 * 1024)
+        return [(f"Die Datei ist größer als {limit} MB.", f"file larger than {limit} MB")]
     if not doc.data:
-        return ["Die Datei ist leer."]
+        return [("Die Datei ist leer.", "file is empty")]
     if sniff_media_type(doc.data) is None:
-        return [f"Die Datei ist kein {MEDIA_TYPE_NAMES} (geprüft wird der Inhalt, nicht der Name)."]
+        hint = "(geprüft wird der Inhalt, nicht der Name)"
+        return [(f"Die Datei ist kein {MEDIA_TYPE_NAMES} {hint}.",
+                 "file is not a PDF, JPEG or PNG (by content)")]  # fmt: skip
     if not is_readable(doc.data):
-        return ["Die Datei ist beschädigt oder nicht lesbar."]
+        return [("Die Datei ist beschädigt oder nicht lesbar.", "file is corrupt or unreadable")]
     return []
 
 
@@ -175,7 +196,8 @@ def create_case(
     org = get_organisation(session, data.organisation)
     definition_row = workflows.active_row(session, DEFINITION_NAME)
     definition = workflows.load(session, definition_row.name, definition_row.version)
-    problems = [] if org else [f"Behörde: „{data.organisation}“ ist nicht bekannt"]
+    problems = [] if org else [Problem(f"Behörde: „{data.organisation}“ ist nicht bekannt",
+                                       f"organisation: unknown {data.organisation!r}")]  # fmt: skip
     problems += check_new_documents(documents, max_upload_bytes, set(definition.documents))
     if problems:
         raise CaseInputError(problems)

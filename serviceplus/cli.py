@@ -130,18 +130,20 @@ def case_start(file: Path, documents: Path | None, username: str) -> None:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         _fail(f"{file}: not valid JSON: {exc}")
     except cases.CaseInputError as exc:
-        _fail("\n".join(exc.messages))
+        _fail("\n".join(exc.english))
     click.echo(
         json.dumps({"reference": case.reference, "created": created, "flow_started": started})
     )
 
 
 def _read_document(folder: Path, ref):
-    from models.cases import CaseInputError, NewDocument, safe_filename
+    from models.cases import CaseInputError, NewDocument, Problem, safe_filename
 
     path = folder / safe_filename(ref.file)
     if not path.is_file():
-        raise CaseInputError([f"Unterlagen › {ref.file}: Datei nicht gefunden in {folder}"])
+        raise CaseInputError(
+            [Problem(f"Unterlagen › {ref.file}: nicht gefunden", f"documents: {path} not found")]
+        )
     return NewDocument(kind=ref.kind, filename=ref.file, data=path.read_bytes())
 
 

@@ -286,4 +286,4 @@ def test_cli_names_the_field_and_exits_non_zero(tmp_path):
         capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 1
-    assert "Fachkraft › Geburtsdatum: fehlt" in result.stderr
+    assert "applicant.birth_date: Field required" in result.stderr

@@ -100,8 +100,8 @@ def test_cli_rejects_bad_case_file(stack, tmp_path):
         [CLI, "case", "start", str(bad)], env=stack.env, capture_output=True, text=True
     )
     assert result.returncode == 1
-    assert "Aufenthaltszweck: ist kein zulässiger Wert" in result.stderr
-    assert "Fachkraft: fehlt" in result.stderr
+    assert "residence_purpose: Input should be" in result.stderr
+    assert "applicant: Field required" in result.stderr
 
 
 def test_browser_login_approve_and_download_letter(stack, tmp_path):

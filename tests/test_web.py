@@ -190,3 +190,16 @@ def test_new_case_with_missing_fields_gives_german_messages(login):
     response = login("sb.magdeburg").post("/cases/new", data=data)
     assert response.status_code == 400
     assert "Bitte ausfüllen." in response.get_data(as_text=True)
+
+
+def test_new_case_form_posted_twice_creates_one_case(login):
+    client = login("sb.magdeburg")
+    data = _form(passport=("pass.pdf", blank_pdf()))
+    first = client.post("/cases/new", data=dict(data), content_type="multipart/form-data")
+    again = _form(passport=("pass.pdf", blank_pdf()))
+    again["submission_key"] = data["submission_key"]
+    before = case_count()
+    second = client.post("/cases/new", data=again, content_type="multipart/form-data")
+    assert first.status_code == second.status_code == 302
+    assert first.headers["Location"] == second.headers["Location"]
+    assert case_count() == before

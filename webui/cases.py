@@ -166,7 +166,7 @@ def upload(reference: str):
     problems = cases.check_new_documents([doc], get_settings().max_upload_bytes, set(kinds))
     if problems:
         for problem in problems:
-            flash(problem, "error")
+            flash(problem.de, "error")
         return redirect(back)
     cases.add_document(session, case=case, doc=doc, actor=current_user.row.username)
     detail = f"{kinds[doc.kind]}: {cases.safe_filename(doc.filename)}"
