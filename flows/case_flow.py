@@ -61,10 +61,11 @@ def route(case_id: int, from_key: str | None, attempt: int, outcome: str | None,
 
 @step_task(task_run_name="{step_key}-{attempt}")
 def run_auto_step(case_id: int, step_key: str, attempt: int, reason: str = "") -> str | None:
+    with session_scope() as session:  # committed first: a failing step shows where it failed
+        cases.set_step(session, case_id, step_key, CaseStatus.running)
     with session_scope() as session:
         case, definition = _load(session, case_id)
         step = definition.step(step_key)
-        cases.set_step(session, case_id, step_key, CaseStatus.running)
         # Recorded on every execution, so a repeated step shows in the audit log.
         audit.record(session, actor="system", action="step_executed", case_id=case_id,
                      detail=f"{step_key}#{attempt}: {step.title}")  # fmt: skip

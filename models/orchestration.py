@@ -43,3 +43,50 @@ def flow_run_state(flow_run_id: str) -> str | None:
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(UUID(flow_run_id))
     return flow_run.state.name if flow_run.state else None
+
+
+def failed_runs(tag: str, limit: int = 200) -> list:
+    """Failed or crashed case flow runs tagged with an organisation."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    flt = FlowRunFilter(
+        tags=FlowRunFilterTags(all_=[tag]),
+        state=dict(type=FlowRunFilterStateType(any_=[StateType.FAILED, StateType.CRASHED])),
+    )
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(flow_run_filter=flt, limit=limit)
+
+
+def retry_flow_run(flow_run_id: str) -> bool:
+    """Schedule a failed run again. The flow re-executes from the top and
+    completed steps come back from the run-scoped cache."""
+    from prefect import get_client
+    from prefect.client.schemas.responses import SetStateStatus
+    from prefect.states import Scheduled
+
+    with get_client(sync_client=True) as client:
+        result = client.set_flow_run_state(
+            UUID(flow_run_id), Scheduled(name="Retrying"), force=True
+        )
+    return result.status == SetStateStatus.ACCEPT
+
+
+def cancel_flow_run(flow_run_id: str, reason: str) -> None:
+    from prefect import get_client
+    from prefect.states import Cancelled
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(UUID(flow_run_id), Cancelled(message=reason), force=True)
+
+
+def prefect_ui_url(flow_run_id: str) -> str:
+    from serviceplus.settings import get_settings
+
+    api = get_settings().prefect_api_url
+    return f"{api.removesuffix('/api')}/runs/flow-run/{flow_run_id}"

@@ -47,6 +47,7 @@ class CaseStatus(StrEnum):
     waiting = "waiting"
     completed = "completed"
     failed = "failed"
+    cancelled = "cancelled"
 
 
 class TaskStatus(StrEnum):

@@ -40,6 +40,13 @@ ROUTES = {
     "cases.document": ("GET", "/cases/{ref}/documents/{doc}", CASE_ROLES_MD),
     "cases.preview": ("GET", "/cases/{ref}/documents/{doc}/preview", CASE_ROLES_MD),
     "cases.letter": ("GET", "/cases/{ref}/letters/{letter}", CASE_ROLES_MD),
+    "monitor.index": ("GET", "/monitor/", {"koordination"}),
+    "monitor.figure_csv": ("GET", "/monitor/figures/weekly.csv", {"koordination"}),
+    "monitor.case_list": ("GET", "/monitor/cases", {"koordination"}),
+    "monitor.case_detail": ("GET", "/monitor/cases/{ref}", {"koordination"}),
+    "monitor.incidents": ("GET", "/monitor/incidents", {"koordination"}),
+    "monitor.retry": ("POST", "/monitor/cases/{ref}/retry", {"koordination"}),
+    "monitor.cancel": ("POST", "/monitor/cases/{ref}/cancel", {"koordination"}),
 }
 
 

@@ -3,6 +3,7 @@
 from flask import Flask, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
+from models.tables import Role
 from serviceplus.settings import apply_prefect_env, get_settings
 from webui.extensions import csrf, limiter, login_manager
 
@@ -29,17 +30,19 @@ def create_app(config: dict | None = None) -> Flask:
     limiter.init_app(app)
     app.after_request(security_headers)
 
-    from webui import auth, cases, db, inbox
+    from webui import auth, cases, db, inbox, monitor
 
     db.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(inbox.bp)
     app.register_blueprint(cases.bp)
+    app.register_blueprint(monitor.bp)
 
     @app.get("/")
     @login_required
     def index():
-        return redirect(url_for("inbox.index" if current_user.is_clerk else "cases.index"))
+        home = {Role.clerk: "inbox.index", Role.coordinator: "monitor.index"}
+        return redirect(url_for(home.get(current_user.row.role, "inbox.index")))
 
     limit_mb = settings.max_upload_bytes // (1024 * 1024)
     for status, title, message in [

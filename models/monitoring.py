@@ -1,0 +1,201 @@
+"""Figures for coordinators, from our own tables (fast, and Prefect keeps no
+roles or deadlines): where cases stand, what is late, how long steps take,
+where they pile up. Each function returns plain rows, ready for a page or CSV."""
+
+import statistics
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from models import audit, clock, orchestration, tasks
+from models.tables import Case, CaseStatus, HumanTask, Organisation, TaskStatus
+
+ACTIVE_CASE = (CaseStatus.running, CaseStatus.waiting, CaseStatus.failed)
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def _days(delta: timedelta) -> float:
+    return round(delta.total_seconds() / 86400, 2)
+
+
+def cases_by_step(session: Session, org_id: int) -> list[tuple[str, int]]:
+    query = (
+        select(Case.current_step, sa.func.count())
+        .where(Case.organisation_id == org_id, Case.status.in_(ACTIVE_CASE))
+        .group_by(Case.current_step)
+        .order_by(sa.func.count().desc())
+    )
+    return [(step or "–", n) for step, n in session.exec(query)]
+
+
+def _case_tasks(org_id: int):
+    """Tasks on the organisation's cases, whoever must act on them."""
+    return (
+        select(HumanTask)
+        .join(Case, Case.id == HumanTask.case_id)
+        .where(Case.organisation_id == org_id)
+    )
+
+
+def open_tasks_by_role(session: Session, org_id: int, now: datetime) -> list[tuple]:
+    names = {o.id: o.name for o in session.exec(select(Organisation))}
+    counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for task in session.exec(_case_tasks(org_id).where(HumanTask.status.in_(tasks.ACTIVE))):
+        row = counts[(names[task.organisation_id], task.role)]
+        row[0] += 1
+        row[1] += task.due_at is not None and task.due_at < now
+    return [(org, role, n, late) for (org, role), (n, late) in sorted(counts.items())]
+
+
+def compliance(session: Session, org_id: int, now: datetime, days: int) -> list[tuple]:
+    """Per step: tasks completed in the window, and the share done in time."""
+    since = now - timedelta(days=days)
+    query = _case_tasks(org_id).where(
+        HumanTask.status == TaskStatus.completed,
+        HumanTask.completed_at >= since,
+        HumanTask.due_at.is_not(None),
+    )
+    per_step: dict[str, list[bool]] = defaultdict(list)
+    for task in session.exec(query):
+        per_step[task.step_key].append(task.completed_at <= task.due_at)
+    return [
+        (step, len(done), round(100 * sum(done) / len(done), 1))
+        for step, done in sorted(per_step.items())
+    ]
+
+
+def step_cycle_times(session: Session, org_id: int) -> list[tuple]:
+    """Per step: days from a task's opening to its completion, median and p90."""
+    per_step: dict[str, list[float]] = defaultdict(list)
+    query = _case_tasks(org_id).where(HumanTask.status == TaskStatus.completed)
+    for task in session.exec(query):
+        per_step[task.step_key].append(_days(task.completed_at - task.created_at))
+    return [
+        (step, len(v), statistics.median(v), percentile(v, 90))
+        for step, v in sorted(per_step.items())
+    ]
+
+
+def case_cycle_times(session: Session, org_id: int) -> tuple[int, float | None, float | None]:
+    query = select(Case.created_at, Case.closed_at).where(
+        Case.organisation_id == org_id, Case.closed_at.is_not(None)
+    )
+    values = [_days(closed - created) for created, closed in session.exec(query)]
+    return len(values), (statistics.median(values) if values else None), percentile(values, 90)
+
+
+def weekly_throughput(session: Session, org_id: int, now: datetime, weeks: int = 12):
+    """(ISO week, cases started, cases finished) for the last `weeks` weeks."""
+    since = now - timedelta(weeks=weeks)
+    query = select(Case.created_at, Case.closed_at).where(
+        Case.organisation_id == org_id,
+        sa.or_(Case.created_at >= since, Case.closed_at >= since),
+    )
+    started, finished = Counter(), Counter()
+    for created, closed in session.exec(query):
+        if created >= since:
+            started[_week(created)] += 1
+        if closed is not None and closed >= since:
+            finished[_week(closed)] += 1
+    labels = sorted({_week(now - timedelta(weeks=i)) for i in range(weeks)})
+    return [(w, started[w], finished[w]) for w in labels]
+
+
+def _week(moment: datetime) -> str:
+    year, week, _ = moment.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def bottlenecks(session: Session, org_id: int, now: datetime, limit: int = 10) -> list[tuple]:
+    """Where open tasks wait: (step, organisation, role, count, median and
+    longest wait in days), most waiting first."""
+    names = {o.id: o.name for o in session.exec(select(Organisation))}
+    waits: dict[tuple, list[float]] = defaultdict(list)
+    for task in session.exec(_case_tasks(org_id).where(HumanTask.status.in_(tasks.ACTIVE))):
+        key = (task.step_key, names[task.organisation_id], task.role)
+        waits[key].append(_days(now - task.created_at))
+    rows = [(*k, len(v), statistics.median(v), max(v)) for k, v in waits.items()]
+    return sorted(rows, key=lambda r: (-r[3], -r[5]))[:limit]
+
+
+def timeline(session: Session, case: Case) -> list[dict]:
+    """The case's steps: automatic ones from the audit log, human ones from
+    their tasks, with start, end, actor and the time waited."""
+    rows = []
+    for event in audit.events_for_case(session, case.id):
+        if event.action == "step_executed":
+            rows.append({"step": event.detail, "start": event.at, "end": event.at,
+                         "actor": "automatisch", "waited": None})  # fmt: skip
+    for task in tasks.tasks_of_case(session, case.id):
+        end = task.completed_at or task.cancelled_at
+        rows.append({
+            "step": f"{task.step_key}#{task.attempt}: {task.title}",
+            "start": task.created_at, "end": end,
+            "actor": task.completed_by or task.assignee or "–",
+            "waited": _days((end or clock.now()) - task.created_at),
+        })  # fmt: skip
+    return sorted(rows, key=lambda r: r["start"])
+
+
+def incidents(session: Session, org_slug: str) -> list[dict]:
+    """Failed or crashed flow runs of the organisation's cases (from Prefect)."""
+    rows = []
+    for run in orchestration.failed_runs(org_slug):
+        case = session.get(Case, run.parameters.get("case_id"))
+        if case is None:
+            continue
+        rows.append({
+            "case": case, "flow_run_id": str(run.id), "state": run.state.name,
+            "message": (run.state.message or "")[:500], "step": case.current_step,
+            "at": run.state.timestamp, "url": orchestration.prefect_ui_url(str(run.id)),
+        })  # fmt: skip
+    return rows
+
+
+def retry(session: Session, *, case: Case, actor: str) -> bool:
+    if case.status != CaseStatus.failed or not orchestration.retry_flow_run(case.flow_run_id):
+        return False
+    case.status = CaseStatus.running
+    session.add(case)
+    audit.record(session, actor=actor, action="flow_retried", case_id=case.id,
+                 detail=f"Schritt {case.current_step}")  # fmt: skip
+    return True
+
+
+def cancel(session: Session, *, case: Case, actor: str, reason: str) -> None:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValueError("Bitte geben Sie einen Grund für den Abbruch an.")
+    if case.status in (CaseStatus.completed, CaseStatus.cancelled):
+        raise ValueError("Der Fall ist bereits abgeschlossen.")
+    if case.flow_run_id:
+        orchestration.cancel_flow_run(case.flow_run_id, reason)
+    now = clock.now()
+    session.execute(
+        sa.update(HumanTask)
+        .where(HumanTask.case_id == case.id, HumanTask.status.in_(tasks.ACTIVE))
+        .values(status=TaskStatus.cancelled, cancelled_at=now)
+    )
+    case.status, case.outcome, case.closed_at = CaseStatus.cancelled, "cancelled", now
+    session.add(case)
+    audit.record(session, actor=actor, action="case_cancelled", case_id=case.id, detail=reason)
+
+
+def case_list(session: Session, org_id: int, status: str = "", q: str = "", limit: int = 200):
+    query = select(Case).where(Case.organisation_id == org_id)
+    if status:
+        query = query.where(Case.status == status)
+    if q:
+        pattern = f"%{q.replace('%', '')}%"
+        query = query.where(sa.or_(Case.reference.ilike(pattern),
+                                   Case.applicant_name.ilike(pattern),
+                                   Case.employer_name.ilike(pattern)))  # fmt: skip
+    return list(session.exec(query.order_by(Case.id.desc()).limit(limit)))
