@@ -36,48 +36,54 @@ def cases_by_step(session: Session, org_id: int) -> list[tuple[str, int]]:
     return [(step or "–", n) for step, n in session.exec(query)]
 
 
-def _case_tasks(org_id: int):
-    """Tasks on the organisation's cases, whoever must act on them."""
+def _case_tasks(org_id: int, *columns):
+    """Columns of the tasks on the organisation's cases, whoever must act on them."""
     return (
-        select(HumanTask)
+        select(*columns)
         .join(Case, Case.id == HumanTask.case_id)
         .where(Case.organisation_id == org_id)
     )
 
 
+def _org_names(session: Session) -> dict[int, str]:
+    return dict(session.exec(select(Organisation.id, Organisation.name)).all())
+
+
 def open_tasks_by_role(session: Session, org_id: int, now: datetime) -> list[tuple]:
-    names = {o.id: o.name for o in session.exec(select(Organisation))}
-    counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-    for task in session.exec(_case_tasks(org_id).where(HumanTask.status.in_(tasks.ACTIVE))):
-        row = counts[(names[task.organisation_id], task.role)]
-        row[0] += 1
-        row[1] += task.due_at is not None and task.due_at < now
-    return [(org, role, n, late) for (org, role), (n, late) in sorted(counts.items())]
+    late = sa.func.sum(sa.case((HumanTask.due_at < now, 1), else_=0))
+    query = (
+        _case_tasks(org_id, HumanTask.organisation_id, HumanTask.role, sa.func.count(), late)
+        .where(HumanTask.status.in_(tasks.ACTIVE))
+        .group_by(HumanTask.organisation_id, HumanTask.role)
+    )
+    names = _org_names(session)
+    return sorted((names[o], role, n, int(k or 0)) for o, role, n, k in session.exec(query))
 
 
 def compliance(session: Session, org_id: int, now: datetime, days: int) -> list[tuple]:
     """Per step: tasks completed in the window, and the share done in time."""
-    since = now - timedelta(days=days)
-    query = _case_tasks(org_id).where(
-        HumanTask.status == TaskStatus.completed,
-        HumanTask.completed_at >= since,
-        HumanTask.due_at.is_not(None),
+    in_time = sa.func.sum(sa.case((HumanTask.completed_at <= HumanTask.due_at, 1), else_=0))
+    query = (
+        _case_tasks(org_id, HumanTask.step_key, sa.func.count(), in_time)
+        .where(
+            HumanTask.status == TaskStatus.completed,
+            HumanTask.completed_at >= now - timedelta(days=days),
+            HumanTask.due_at.is_not(None),
+        )
+        .group_by(HumanTask.step_key)
+        .order_by(HumanTask.step_key)
     )
-    per_step: dict[str, list[bool]] = defaultdict(list)
-    for task in session.exec(query):
-        per_step[task.step_key].append(task.completed_at <= task.due_at)
-    return [
-        (step, len(done), round(100 * sum(done) / len(done), 1))
-        for step, done in sorted(per_step.items())
-    ]
+    return [(step, n, round(100 * (ok or 0) / n, 1)) for step, n, ok in session.exec(query)]
 
 
 def step_cycle_times(session: Session, org_id: int) -> list[tuple]:
     """Per step: days from a task's opening to its completion, median and p90."""
     per_step: dict[str, list[float]] = defaultdict(list)
-    query = _case_tasks(org_id).where(HumanTask.status == TaskStatus.completed)
-    for task in session.exec(query):
-        per_step[task.step_key].append(_days(task.completed_at - task.created_at))
+    query = _case_tasks(
+        org_id, HumanTask.step_key, HumanTask.created_at, HumanTask.completed_at
+    ).where(HumanTask.status == TaskStatus.completed)
+    for step, created, completed in session.exec(query):
+        per_step[step].append(_days(completed - created))
     return [
         (step, len(v), statistics.median(v), percentile(v, 90))
         for step, v in sorted(per_step.items())
@@ -117,11 +123,13 @@ def _week(moment: datetime) -> str:
 def bottlenecks(session: Session, org_id: int, now: datetime, limit: int = 10) -> list[tuple]:
     """Where open tasks wait: (step, organisation, role, count, median and
     longest wait in days), most waiting first."""
-    names = {o.id: o.name for o in session.exec(select(Organisation))}
+    names = _org_names(session)
     waits: dict[tuple, list[float]] = defaultdict(list)
-    for task in session.exec(_case_tasks(org_id).where(HumanTask.status.in_(tasks.ACTIVE))):
-        key = (task.step_key, names[task.organisation_id], task.role)
-        waits[key].append(_days(now - task.created_at))
+    query = _case_tasks(
+        org_id, HumanTask.step_key, HumanTask.organisation_id, HumanTask.role, HumanTask.created_at
+    ).where(HumanTask.status.in_(tasks.ACTIVE))
+    for step, org, role, created in session.exec(query):
+        waits[(step, names[org], role)].append(_days(now - created))
     rows = [(*k, len(v), statistics.median(v), max(v)) for k, v in waits.items()]
     return sorted(rows, key=lambda r: (-r[3], -r[5]))[:limit]
 

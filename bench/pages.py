@@ -1,11 +1,11 @@
-"""Benchmark: server time of the inbox page with many open tasks.
+"""Benchmark: server time of the inbox and monitoring pages with many cases.
 
-Seeds N open tasks (default 10,000) addressed to one organisation and role
-in a fresh SQLite database (in bulk, through SQLAlchemy), then requests the
-inbox page (first page, default order; and a text search) through the Flask
-app and reports p50/p95 of the server time.
+Seeds N cases (default 10,000) of one authority, each with an open decision
+task and a completed earlier task, in a fresh SQLite database (in bulk,
+through SQLAlchemy), then requests the pages through the Flask app as a clerk
+(inbox) and a coordinator (monitoring) and reports p50/p95 of the server time.
 
-Usage: .venv/bin/python -m bench.inbox [--tasks 10000] [--requests 200] [--write FILE]
+Usage: .venv/bin/python -m bench.pages [--tasks 10000] [--requests 200] [--write FILE]
 """
 
 import argparse
@@ -58,17 +58,23 @@ def seed(n: int) -> None:
          "due_at": now + timedelta(minutes=(i * 37) % (60 * 24 * 30)), "created_at": now}
         for i in range(1, n + 1)
     ]  # fmt: skip
+    done = [
+        {**t, "step_key": "ba_approval", "status": "completed", "completed_by": "ba",
+         "created_at": now - timedelta(days=10), "completed_at": now - timedelta(days=i % 9)}
+        for i, t in enumerate(tasks)
+    ]  # fmt: skip
     with session_scope() as session:
         for chunk in range(0, n, 5000):
             session.execute(sa.insert(Case), cases[chunk : chunk + 5000])
+            session.execute(sa.insert(HumanTask), done[chunk : chunk + 5000])
             session.execute(sa.insert(HumanTask), tasks[chunk : chunk + 5000])
 
 
-def measure(url: str, requests: int) -> list[float]:
+def measure(url: str, requests: int, username: str) -> list[float]:
     from webui import create_app
 
     client = create_app({"WTF_CSRF_ENABLED": False}).test_client()
-    client.post("/login", data={"username": "sb.magdeburg", "password": "demo"})
+    client.post("/login", data={"username": username, "password": "demo"})
     timings = []
     for _ in range(requests):
         started = time.perf_counter()
@@ -88,20 +94,26 @@ def main() -> None:
     seed(args.tasks)
     seeded = time.perf_counter() - started
     rows = []
-    for label, url in [("first page, by due date", "/inbox"),
-                       ("text search", "/inbox?q=Arbeitgeber+42"),
-                       ("due within 7 days", "/inbox?due=7")]:  # fmt: skip
-        timings = measure(url, args.requests)
+    for label, url, user in [
+        ("inbox: first page, by due date", "/inbox", "sb.magdeburg"),
+        ("inbox: text search", "/inbox?q=Arbeitgeber+42", "sb.magdeburg"),
+        ("inbox: due within 7 days", "/inbox?due=7", "sb.magdeburg"),
+        ("monitoring: overview (all figures)", "/monitor/", "koordination"),
+        ("monitoring: case list", "/monitor/cases", "koordination"),
+        ("monitoring: one case's timeline", "/monitor/cases/ABH-MD-2026-000042", "koordination"),
+    ]:
+        timings = measure(url, max(20, args.requests // (10 if "overview" in label else 1)), user)
         rows.append(f"| {label} | {statistics.median(timings):.1f} ms | "
                     f"{percentile(timings, 95):.1f} ms |")  # fmt: skip
     text = "\n".join(
         [
-            f"## Inbox with {args.tasks:,} open tasks",
+            f"## Inbox and monitoring with {args.tasks:,} cases",
             "",
-            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m bench.inbox "
+            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m bench.pages "
             f"--tasks {args.tasks} --requests {args.requests}` on {platform.node()} "
-            f"({os.cpu_count()} cores, SQLite; seeding took {seeded:.1f} s). Server time per "
-            "request through the Flask app (no network), 50 rows per page.",
+            f"({os.cpu_count()} cores, SQLite; seeding took {seeded:.1f} s). Each case has one "
+            "open and one completed task. Server time per request through the Flask app "
+            "(no network); the inbox shows 50 rows per page.",
             "",
             "| request | p50 | p95 |",
             "|---|---|---|",
