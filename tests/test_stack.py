@@ -193,3 +193,27 @@ def test_browser_claim_comment_decide_with_accessibility_checks(stack, tmp_path)
         assert page.get_by_text("Gehalt und Vertrag geprüft.").count() == 1  # on the case page
         assert serious_violations(page) == []
         browser.close()
+
+
+def test_browser_coordinator_overview_and_timeline_are_accessible(stack, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    reference = start_example_case(stack, tmp_path, "stack-monitor")
+    wait_for(lambda: task_of(stack, reference), 120, "the decision task")
+    base = f"http://{stack.settings.host}:{stack.settings.web_port}"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(f"{base}/login")
+        page.get_by_label("Benutzername").fill("koordination")
+        page.get_by_label("Passwort").fill("demo")
+        page.get_by_role("button", name="Anmelden").click()
+        page.get_by_role("heading", name="Überblick – Ausländerbehörde Magdeburg").wait_for()
+        assert page.get_by_role("img", name="Offene Fälle nach Schritt").count() == 1
+        assert serious_violations(page) == []
+        page.goto(f"{base}/monitor/cases")
+        page.get_by_role("link", name=reference).click()
+        page.get_by_role("heading", name=f"Verlauf {reference}").wait_for()
+        assert page.get_by_text("Suspended").count() >= 1  # the run's state, from Prefect
+        assert serious_violations(page) == []
+        browser.close()
