@@ -117,9 +117,10 @@ def mark_failed(flow, flow_run, state) -> None:
 
 @flow(name="case-flow", on_failure=[mark_failed], on_crashed=[mark_failed])
 def case_flow(case_id: int, definition_version: int) -> str:
+    # The case's version, not the parameter: an admin may have migrated the
+    # case; `definition_version` records what the run started on.
     with session_scope() as session:
-        case = session.get(Case, case_id)
-        definition = workflows.load(session, case.definition_name, definition_version)
+        _case, definition = _load(session, case_id)
     logger = get_run_logger()
     visits: dict[str, int] = {}
     outcomes: dict[str, str] = {}

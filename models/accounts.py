@@ -1,10 +1,12 @@
 """Organisations and users: passwords, lookups and the demo data."""
 
+import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlmodel import Session, select
 
-from models.tables import Organisation, Role, User
+from models import audit
+from models.tables import HumanTask, Organisation, Role, TaskStatus, User
 
 _hasher = PasswordHasher()
 
@@ -86,3 +88,53 @@ def seed_demo_accounts(session: Session) -> None:
                     organisation_id=org.id,
                 )
             )
+
+
+class AccountError(ValueError):
+    """An account change that cannot be made; the message is German."""
+
+
+def create_user(
+    session: Session, *, username: str, full_name: str, role: Role, org_slug: str,
+    password: str, by: str,
+) -> User:  # fmt: skip
+    username = username.strip().lower()
+    if not username or not full_name.strip():
+        raise AccountError("Benutzername und Name sind erforderlich.")
+    if get_user(session, username) is not None:
+        raise AccountError(f"Den Benutzernamen „{username}“ gibt es bereits.")
+    if len(password) < 12:
+        raise AccountError("Das Passwort muss mindestens 12 Zeichen lang sein.")
+    org = get_organisation(session, org_slug)
+    if org is None:
+        raise AccountError("Unbekannte Organisation.")
+    user = User(username=username, full_name=full_name.strip(), role=role,
+                organisation_id=org.id, password_hash=hash_password(password))  # fmt: skip
+    session.add(user)
+    audit.record(session, actor=by, action="user_created", case_id=None,
+                 detail=f"{username} ({role}, {org.slug})")  # fmt: skip
+    return user
+
+
+def deactivate_user(session: Session, *, user: User, by: str) -> int:
+    """The user can no longer log in; their claimed tasks return to the group.
+    Returns how many tasks were returned."""
+    if user.username == by:
+        raise AccountError("Sie können sich nicht selbst deaktivieren.")
+    user.active = False
+    session.add(user)
+    returned = session.execute(
+        sa.update(HumanTask)
+        .where(HumanTask.assignee == user.username, HumanTask.status == TaskStatus.claimed)
+        .values(status=TaskStatus.open, assignee=None, claimed_at=None, delegated_by=None)
+    ).rowcount
+    audit.record(session, actor=by, action="user_deactivated", case_id=None,
+                 detail=f"{user.username}; {returned} Aufgabe(n) zurück an die Gruppe")  # fmt: skip
+    return returned
+
+
+def set_role(session: Session, *, user: User, role: Role, by: str) -> None:
+    user.role = role
+    session.add(user)
+    audit.record(session, actor=by, action="user_role_changed", case_id=None,
+                 detail=f"{user.username}: {role}")  # fmt: skip

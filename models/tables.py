@@ -82,7 +82,8 @@ class WorkflowDefinition(SQLModel, table=True):
     version: int
     title: str = Field(max_length=200)
     body: str = Field(sa_type=sa.Text)
-    published_at: datetime = ts_field(default_factory=utcnow, nullable=False)
+    # A draft has no published_at; once published, the row never changes.
+    published_at: datetime | None = ts_field(default=None)
     published_by: str = Field(default="system", max_length=80)
     active: bool = False
 

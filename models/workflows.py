@@ -1,50 +1,102 @@
-"""Workflow definitions stored in the database: publish, activate, load."""
+"""Workflow definitions stored in the database: drafts, publishing,
+activation, comparison, and moving running cases between versions."""
 
+import difflib
+from dataclasses import dataclass, field
 from functools import lru_cache
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from models.definition import Definition, parse_definition
-from models.tables import WorkflowDefinition
+from models import audit, clock
+from models.definition import Definition, DefinitionError, parse_definition
+from models.tables import Case, CaseStatus, HumanTask, Organisation, WorkflowDefinition
 from serviceplus.settings import PROJECT_ROOT
 
 SHIPPED_DIR = PROJECT_ROOT / "flows" / "definitions"
+RUNNING = (CaseStatus.running, CaseStatus.waiting, CaseStatus.failed)
+
+
+def load_row(session: Session, name: str, version: int) -> WorkflowDefinition | None:
+    query = select(WorkflowDefinition).where(
+        WorkflowDefinition.name == name, WorkflowDefinition.version == version
+    )
+    return session.exec(query).first()
+
+
+def _organisations(session: Session) -> set[str]:
+    return set(session.exec(select(Organisation.slug)))
 
 
 def publish(session: Session, *, text: str, by: str) -> WorkflowDefinition:
-    """Validate and store a new version; a published version never changes."""
+    """Validate and store a new published version; a published version never changes."""
     definition = parse_definition(text)
-    existing = session.exec(
-        select(WorkflowDefinition).where(
-            WorkflowDefinition.name == definition.name,
-            WorkflowDefinition.version == definition.version,
-        )
-    ).first()
+    existing = load_row(session, definition.name, definition.version)
     if existing is not None:
-        if existing.body != text:
-            raise ValueError(
-                f"{definition.name} v{definition.version} is published already; "
+        if existing.body != text or existing.published_at is None:
+            raise DefinitionError(
+                f"{definition.name} v{definition.version} exists already; "
                 "a change needs a new version"
             )
         return existing
-    row = WorkflowDefinition(
-        name=definition.name,
-        version=definition.version,
-        title=definition.title,
-        body=text,
-        published_by=by,
-    )
+    row = WorkflowDefinition(name=definition.name, version=definition.version,
+                             title=definition.title, body=text, published_by=by,
+                             published_at=clock.now())  # fmt: skip
     session.add(row)
     session.flush()
     return row
 
 
-def activate(session: Session, row: WorkflowDefinition) -> None:
+def next_version(session: Session, name: str) -> int:
+    query = select(sa.func.max(WorkflowDefinition.version)).where(WorkflowDefinition.name == name)
+    return (session.exec(query).one() or 0) + 1
+
+
+def save_draft(session: Session, *, name: str, text: str, by: str) -> WorkflowDefinition:
+    """Create or update the one draft of `name`. The text must be valid and
+    carry the next version number; DefinitionError lists what is wrong."""
+    definition = parse_definition(text, _organisations(session))
+    draft = session.exec(
+        select(WorkflowDefinition).where(
+            WorkflowDefinition.name == name, WorkflowDefinition.published_at.is_(None)
+        )
+    ).first()
+    expected = draft.version if draft else next_version(session, name)
+    if definition.name != name or definition.version != expected:
+        raise DefinitionError(f"line 1: name and version must be {name} and {expected}")
+    if draft is None:
+        draft = WorkflowDefinition(
+            name=name, version=expected, title="", body="", published_at=None
+        )
+    draft.title, draft.body, draft.published_by = definition.title, text, by
+    session.add(draft)
+    session.flush()
+    audit.record(session, actor=by, action="definition_draft_saved", case_id=None,
+                 detail=f"{name} v{expected}")  # fmt: skip
+    return draft
+
+
+def publish_draft(session: Session, *, row: WorkflowDefinition, by: str) -> None:
+    if row.published_at is not None:
+        raise DefinitionError("Diese Version ist bereits veröffentlicht und unveränderlich.")
+    parse_definition(row.body, _organisations(session))
+    row.published_at, row.published_by = clock.now(), by
+    session.add(row)
+    audit.record(session, actor=by, action="definition_published", case_id=None,
+                 detail=f"{row.name} v{row.version}")  # fmt: skip
+
+
+def activate(session: Session, row: WorkflowDefinition, by: str = "system") -> None:
+    """New cases use this version from now on (also how a rollback is done)."""
+    if row.published_at is None:
+        raise DefinitionError("Nur veröffentlichte Versionen können aktiviert werden.")
     for other in session.exec(
         select(WorkflowDefinition).where(WorkflowDefinition.name == row.name)
     ):
         other.active = other.id == row.id
     session.flush()
+    audit.record(session, actor=by, action="definition_activated", case_id=None,
+                 detail=f"{row.name} v{row.version}")  # fmt: skip
 
 
 def install_shipped(session: Session) -> None:
@@ -64,15 +116,126 @@ def active_row(session: Session, name: str) -> WorkflowDefinition | None:
 
 
 def load(session: Session, name: str, version: int) -> Definition:
-    row = session.exec(
-        select(WorkflowDefinition).where(
-            WorkflowDefinition.name == name, WorkflowDefinition.version == version
-        )
-    ).one()
+    row = load_row(session, name, version)
+    if row is None:
+        raise LookupError(f"no definition {name} v{version}")
     return _parsed(row.body)
 
 
 @lru_cache(maxsize=64)
 def _parsed(body: str) -> Definition:
-    # Published bodies never change, so parsing once per body is safe.
+    # Bodies are keys: a published body never changes, so parsing once is safe.
     return parse_definition(body)
+
+
+def overview(session: Session) -> list[tuple[WorkflowDefinition, int]]:
+    """Every version with the number of running cases that follow it."""
+    counts = dict(
+        session.exec(
+            select(Case.definition_name + ":" + sa.cast(Case.definition_version, sa.String),
+                   sa.func.count())
+            .where(Case.status.in_(RUNNING))
+            .group_by(Case.definition_name, Case.definition_version)
+        ).all()
+    )  # fmt: skip
+    rows = session.exec(
+        select(WorkflowDefinition).order_by(WorkflowDefinition.name, WorkflowDefinition.version)
+    )
+    return [(row, counts.get(f"{row.name}:{row.version}", 0)) for row in rows]
+
+
+# --- comparing versions ---------------------------------------------------------
+
+
+@dataclass
+class StepDiff:
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+
+
+def diff_lines(a: WorkflowDefinition, b: WorkflowDefinition) -> list[str]:
+    return list(
+        difflib.unified_diff(a.body.splitlines(), b.body.splitlines(),
+                             f"v{a.version}", f"v{b.version}", lineterm="")
+    )  # fmt: skip
+
+
+def diff_steps(a: Definition, b: Definition) -> StepDiff:
+    return StepDiff(
+        added=[k for k in b.steps if k not in a.steps],
+        removed=[k for k in a.steps if k not in b.steps],
+        changed=[k for k in a.steps if k in b.steps and a.steps[k] != b.steps[k]],
+    )
+
+
+# --- moving running cases ---------------------------------------------------------
+
+
+@dataclass
+class MigrationCheck:
+    case: Case
+    can_move: bool
+    reason: str
+
+
+def _visited_steps(session: Session, case: Case) -> set[str]:
+    """Steps the flow has passed: a re-execution replays them on the new version."""
+    steps = {t.step_key.removesuffix(".confirm") for t in session.exec(
+        select(HumanTask).where(HumanTask.case_id == case.id))}  # fmt: skip
+    for event in audit.events_for_case(session, case.id):
+        if event.action in ("step_executed", "step_skipped"):
+            steps.add(event.detail.split("#")[0].split(":")[0])
+    return steps
+
+
+def migration_plan(session: Session, *, name: str, source: int, target: int):
+    """Dry run: for each running case on `source`, whether it can move to
+    `target` (every step it has passed exists there, and the step it waits at
+    has the same decision options) and what changes for it."""
+    a, b = load(session, name, source), load(session, name, target)
+    changes = diff_steps(a, b)
+    changed = ", ".join(changes.changed + changes.added) or "keine"
+    query = select(Case).where(
+        Case.definition_name == name,
+        Case.definition_version == source,
+        Case.status.in_(RUNNING),
+    )
+    plan = []
+    for case in session.exec(query.order_by(Case.id)):
+        plan.append(MigrationCheck(case, *_can_move(session, case, a, b, target, changed)))
+    return plan
+
+
+def _can_move(session, case: Case, a: Definition, b: Definition, target: int, changed: str):
+    missing = sorted(s for s in _visited_steps(session, case) if s not in b.steps)
+    if missing:
+        return False, f"Schritte fehlen in v{target}: {', '.join(missing)}"
+    current = case.current_step
+    if current in a.steps and _options(a, current) != _options(b, current):
+        return False, f"Entscheidungsoptionen von „{current}“ unterscheiden sich"
+    return True, f"Geänderte oder neue Schritte: {changed}"
+
+
+def _options(definition: Definition, key: str) -> set[str]:
+    return {o.value for o in definition.steps[key].options}
+
+
+def migrate(
+    session: Session, *, name: str, source: int, target: int, references: list[str], by: str
+) -> list[str]:
+    """Move the chosen cases that can move; returns the references moved.
+    A case waiting at a human step keeps its task."""
+    plan = migration_plan(session, name=name, source=source, target=target)
+    movable = {check.case.reference: check.case for check in plan if check.can_move}
+    moved = []
+    for reference in references:
+        case = movable.get(reference)
+        if case is None:
+            continue
+        case.definition_version = target
+        session.add(case)
+        audit.record(session, actor=by, action="case_migrated", case_id=case.id,
+                     detail=f"{name} v{source} → v{target}")  # fmt: skip
+        moved.append(reference)
+    return moved

@@ -47,6 +47,16 @@ ROUTES = {
     "monitor.incidents": ("GET", "/monitor/incidents", {"koordination"}),
     "monitor.retry": ("POST", "/monitor/cases/{ref}/retry", {"koordination"}),
     "monitor.cancel": ("POST", "/monitor/cases/{ref}/cancel", {"koordination"}),
+    "admin.index": ("GET", "/admin/", {"admin"}),
+    "admin.version": ("GET", "/admin/definitions/s81a/1", {"admin"}),
+    "admin.draft": ("GET", "/admin/definitions/s81a/draft", {"admin"}),
+    "admin.publish": ("POST", "/admin/definitions/s81a/1/publish", {"admin"}),
+    "admin.activate": ("POST", "/admin/definitions/s81a/1/activate", {"admin"}),
+    "admin.diff": ("GET", "/admin/definitions/s81a/diff?a=1&b=1", {"admin"}),
+    "admin.migrate": ("GET", "/admin/definitions/s81a/migrate?source=1&target=1", {"admin"}),
+    "admin.users": ("GET", "/admin/users", {"admin"}),
+    "admin.deactivate": ("POST", "/admin/users/1/deactivate", {"admin"}),
+    "admin.role": ("POST", "/admin/users/1/role", {"admin"}),
 }
 
 

@@ -30,18 +30,20 @@ def create_app(config: dict | None = None) -> Flask:
     limiter.init_app(app)
     app.after_request(security_headers)
 
-    from webui import auth, cases, db, inbox, monitor
+    from webui import admin, auth, cases, db, inbox, monitor
 
     db.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(inbox.bp)
     app.register_blueprint(cases.bp)
     app.register_blueprint(monitor.bp)
+    app.register_blueprint(admin.bp)
 
     @app.get("/")
     @login_required
     def index():
-        home = {Role.clerk: "inbox.index", Role.coordinator: "monitor.index"}
+        home = {Role.clerk: "inbox.index", Role.coordinator: "monitor.index",
+                Role.admin: "admin.index"}  # fmt: skip
         return redirect(url_for(home.get(current_user.row.role, "inbox.index")))
 
     limit_mb = settings.max_upload_bytes // (1024 * 1024)

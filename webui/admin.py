@@ -1,0 +1,259 @@
+"""Admins: workflow definitions (versions, drafts, publish, activate, diff,
+diagram, migration of running cases) and user accounts."""
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from markupsafe import Markup
+from sqlmodel import select
+
+from models import accounts, workflows
+from models.definition import DefinitionError
+from models.tables import Organisation, Role, User, WorkflowDefinition
+from webui import diagram
+from webui.auth import roles_required
+from webui.db import get_db
+from webui.inbox import CsrfForm
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+admin_only = roles_required(Role.admin)
+
+
+def _version_or_404(name: str, version: int) -> WorkflowDefinition:
+    row = (
+        get_db()
+        .exec(
+            select(WorkflowDefinition).where(
+                WorkflowDefinition.name == name, WorkflowDefinition.version == version
+            )
+        )
+        .first()
+    )
+    if row is None:
+        abort(404)
+    return row
+
+
+def _csrf_or_400() -> None:
+    if not CsrfForm().validate_on_submit():
+        abort(400)
+
+
+@bp.get("/")
+@admin_only
+def index():
+    return render_template("admin/index.html", rows=workflows.overview(get_db()))
+
+
+@bp.get("/definitions/<name>/<int:version>")
+@admin_only
+def version(name: str, version: int):
+    row = _version_or_404(name, version)
+    picture = Markup(diagram.render(workflows.load(get_db(), name, version)))  # our own SVG
+    others = [r for r, _ in workflows.overview(get_db()) if r.name == name and r.id != row.id]
+    return render_template(
+        "admin/version.html", row=row, picture=picture, others=others, csrf_form=CsrfForm()
+    )
+
+
+@bp.route("/definitions/<name>/draft", methods=["GET", "POST"])
+@admin_only
+def draft(name: str):
+    """Edit the draft: starts from the draft or the active version's text,
+    or from an uploaded file; saved only when it validates."""
+    session = get_db()
+    errors: list[str] = []
+    if request.method == "POST":
+        _csrf_or_400()
+        upload = request.files.get("file")
+        text = (
+            upload.read().decode("utf-8", "replace")
+            if upload and upload.filename
+            else request.form.get("text", "")
+        )
+        try:
+            row = workflows.save_draft(session, name=name, text=text, by=current_user.row.username)
+            session.commit()
+            flash(f"Entwurf v{row.version} gespeichert.", "success")
+            return redirect(url_for("admin.version", name=name, version=row.version))
+        except DefinitionError as exc:
+            session.rollback()
+            errors = str(exc).splitlines()
+    else:
+        text = _draft_start(session, name)
+    return render_template(
+        "admin/draft.html",
+        name=name,
+        text=text,
+        errors=errors,
+        lines=_annotated(text, errors),
+        csrf_form=CsrfForm(),
+    ), 400 if errors else 200
+
+
+def _draft_start(session, name: str) -> str:
+    existing = session.exec(
+        select(WorkflowDefinition).where(
+            WorkflowDefinition.name == name, WorkflowDefinition.published_at.is_(None)
+        )
+    ).first()
+    if existing:
+        return existing.body
+    active = workflows.active_row(session, name) or abort(404)
+    nxt = workflows.next_version(session, name)
+    return active.body.replace(f"version: {active.version}\n", f"version: {nxt}\n", 1)
+
+
+def _annotated(text: str, errors: list[str]) -> list[tuple[int, str, list[str]]]:
+    """Each line with the errors that name it, for the listing beside the form."""
+    by_line: dict[int, list[str]] = {}
+    for error in errors:
+        head, _, rest = error.partition(": ")
+        if head.startswith("line ") and head[5:].isdigit():
+            by_line.setdefault(int(head[5:]), []).append(rest)
+    return [(i, line, by_line.get(i, [])) for i, line in enumerate(text.splitlines(), start=1)]
+
+
+@bp.post("/definitions/<name>/<int:version>/publish")
+@admin_only
+def publish(name: str, version: int):
+    _csrf_or_400()
+    session = get_db()
+    try:
+        workflows.publish_draft(
+            session, row=_version_or_404(name, version), by=current_user.row.username
+        )
+        session.commit()
+        flash(f"v{version} ist veröffentlicht und unveränderlich.", "success")
+    except DefinitionError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+    return redirect(url_for("admin.version", name=name, version=version))
+
+
+@bp.post("/definitions/<name>/<int:version>/activate")
+@admin_only
+def activate(name: str, version: int):
+    _csrf_or_400()
+    session = get_db()
+    try:
+        workflows.activate(session, _version_or_404(name, version), by=current_user.row.username)
+        session.commit()
+        flash(f"Neue Fälle folgen ab jetzt v{version}.", "success")
+    except DefinitionError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+    return redirect(url_for("admin.version", name=name, version=version))
+
+
+@bp.get("/definitions/<name>/diff")
+@admin_only
+def diff(name: str):
+    a = _version_or_404(name, request.args.get("a", 0, type=int))
+    b = _version_or_404(name, request.args.get("b", 0, type=int))
+    session = get_db()
+    steps = workflows.diff_steps(
+        workflows.load(session, name, a.version), workflows.load(session, name, b.version)
+    )
+    return render_template(
+        "admin/diff.html", a=a, b=b, lines=workflows.diff_lines(a, b), steps=steps
+    )
+
+
+@bp.route("/definitions/<name>/migrate", methods=["GET", "POST"])
+@admin_only
+def migrate(name: str):
+    source = _version_or_404(name, request.values.get("source", 0, type=int))
+    target = _version_or_404(name, request.values.get("target", 0, type=int))
+    if target.published_at is None:
+        flash("Fälle können nur in veröffentlichte Versionen verschoben werden.", "error")
+        return redirect(url_for("admin.version", name=name, version=target.version))
+    session = get_db()
+    if request.method == "POST":
+        _csrf_or_400()
+        moved = workflows.migrate(
+            session,
+            name=name,
+            source=source.version,
+            target=target.version,
+            references=request.form.getlist("cases"),
+            by=current_user.row.username,
+        )
+        session.commit()
+        flash(f"{len(moved)} Fall/Fälle nach v{target.version} verschoben.", "success")
+    plan = workflows.migration_plan(
+        session, name=name, source=source.version, target=target.version
+    )
+    return render_template(
+        "admin/migrate.html", source=source, target=target, plan=plan, csrf_form=CsrfForm()
+    )
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@admin_only
+def users():
+    session = get_db()
+    if request.method == "POST":
+        _csrf_or_400()
+        form = request.form
+        try:
+            role = Role(form.get("role", ""))
+            accounts.create_user(
+                session,
+                username=form.get("username", ""),
+                full_name=form.get("full_name", ""),
+                role=role,
+                org_slug=form.get("organisation", ""),
+                password=form.get("password", ""),
+                by=current_user.row.username,
+            )
+            session.commit()
+            flash("Benutzerkonto angelegt.", "success")
+            return redirect(url_for("admin.users"))
+        except (accounts.AccountError, ValueError) as exc:
+            session.rollback()
+            flash(
+                str(exc) if isinstance(exc, accounts.AccountError) else "Unbekannte Rolle.", "error"
+            )
+    orgs = {o.id: o for o in session.exec(select(Organisation).order_by(Organisation.name))}
+    people = session.exec(select(User).order_by(User.organisation_id, User.username)).all()
+    return render_template(
+        "admin/users.html", people=people, orgs=orgs, roles=list(Role), csrf_form=CsrfForm()
+    )
+
+
+@bp.post("/users/<int:user_id>/deactivate")
+@admin_only
+def deactivate(user_id: int):
+    _csrf_or_400()
+    session = get_db()
+    user = session.get(User, user_id) or abort(404)
+    try:
+        returned = accounts.deactivate_user(session, user=user, by=current_user.row.username)
+        session.commit()
+        flash(
+            f"{user.username} ist deaktiviert; {returned} Aufgabe(n) zurück an die Gruppe.",
+            "success",
+        )
+    except accounts.AccountError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("admin.users"))
+
+
+@bp.post("/users/<int:user_id>/role")
+@admin_only
+def role(user_id: int):
+    _csrf_or_400()
+    session = get_db()
+    user = session.get(User, user_id) or abort(404)
+    try:
+        accounts.set_role(
+            session,
+            user=user,
+            role=Role(request.form.get("role", "")),
+            by=current_user.row.username,
+        )
+        session.commit()
+        flash(f"Rolle von {user.username} geändert.", "success")
+    except ValueError:
+        flash("Unbekannte Rolle.", "error")
+    return redirect(url_for("admin.users"))
