@@ -217,3 +217,32 @@ def test_browser_coordinator_overview_and_timeline_are_accessible(stack, tmp_pat
         assert page.get_by_text("Suspended").count() >= 1  # the run's state, from Prefect
         assert serious_violations(page) == []
         browser.close()
+
+
+def test_browser_admin_pages_are_accessible(stack):
+    from playwright.sync_api import sync_playwright
+
+    base = f"http://{stack.settings.host}:{stack.settings.web_port}"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(f"{base}/login")
+        page.get_by_label("Benutzername").fill("admin")
+        page.get_by_label("Passwort").fill("demo")
+        page.get_by_role("button", name="Anmelden").click()
+        page.get_by_role("heading", name="Verwaltung: Verfahrensdefinitionen").wait_for()
+        assert serious_violations(page) == []
+        page.get_by_role("link", name="v1", exact=True).click()
+        assert (
+            page.get_by_role(
+                "img", name="Ablauf Beschleunigtes Fachkräfteverfahren (§ 81a AufenthG)"
+            ).count()
+            == 1
+        )
+        assert serious_violations(page) == []
+        page.goto(f"{base}/admin/users")
+        assert serious_violations(page) == []
+        page.goto(f"{base}/admin/definitions/s81a/draft")
+        page.get_by_role("button", name="Prüfen und als Entwurf speichern").wait_for()
+        assert serious_violations(page) == []
+        browser.close()
