@@ -7,17 +7,20 @@ STAMP       := $(VENV)/.installed
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: WeasyPrint's Pango and fonts for letters; Chromium for browser tests.
 RUN_DEBS    := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
-TEST_DEBS   := $(RUN_DEBS) chromium
+TEST_DEBS   := $(RUN_DEBS) chromium postgresql
 
-.PHONY: run test lint format bench install debs-run debs-test clean
+.PHONY: run test lint format bench install debs-run debs-test pg-up clean
 
 run: install debs-run
 	SERVICEPLUS_DEMO=1 $(BIN)/serviceplus run
 
-test: install debs-test
+# The whole suite twice: on SQLite (the embedded default), then with the app
+# database and the Prefect server on PostgreSQL (127.0.0.1:5432, user postgres).
+test: install debs-test pg-up
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+	SERVICEPLUS_TEST_DATABASE=postgresql $(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .
@@ -52,6 +55,14 @@ debs-run:
 
 debs-test:
 	$(call install_debs,$(TEST_DEBS))
+
+# Start the local PostgreSQL cluster when it is installed but not running.
+pg-up:
+	@for version in $$(ls /etc/postgresql 2>/dev/null); do \
+	  pg_ctlcluster $$version main status >/dev/null 2>&1 || \
+	    $(SUDO) pg_ctlcluster --skip-systemctl-redirect $$version main start; \
+	done
+	@pg_isready -h 127.0.0.1 -p 5432 -q || (echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

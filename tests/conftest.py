@@ -28,6 +28,23 @@ os.environ.update(
 for name in ("DATABASE_URL", "PREFECT_API_URL", "SERVICEPLUS_DATABASE_URL"):
     os.environ.pop(name, None)
 
+# `SERVICEPLUS_TEST_DATABASE=postgresql` (the second pass of `make test`): the
+# app database and the Prefect server both on fresh PostgreSQL databases.
+PG_DATABASES: list[str] = []
+if os.environ.get("SERVICEPLUS_TEST_DATABASE") == "postgresql":
+    import psycopg
+
+    PG = os.environ.get("SERVICEPLUS_TEST_PG", "postgres@127.0.0.1:5432")
+    PG_DATABASES = [f"serviceplus_test_{os.getpid()}", f"serviceplus_test_{os.getpid()}_prefect"]
+    with psycopg.connect(f"postgresql://{PG}/postgres", autocommit=True) as connection:
+        for name in PG_DATABASES:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            connection.execute(f'CREATE DATABASE "{name}"')
+    os.environ["DATABASE_URL"] = f"postgresql+psycopg://{PG}/{PG_DATABASES[0]}"
+    os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = (
+        f"postgresql+asyncpg://{PG}/{PG_DATABASES[1]}"
+    )
+
 from serviceplus.settings import apply_prefect_env, get_settings  # noqa: E402
 
 apply_prefect_env()
@@ -37,6 +54,12 @@ import pytest  # noqa: E402
 from models import accounts, workflows  # noqa: E402
 from models.db import migrate, session_scope  # noqa: E402
 from serviceplus.stack import Stack  # noqa: E402
+
+
+def pytest_report_header(config):
+    from serviceplus.settings import get_settings
+
+    return f"app database: {get_settings().database_url.split('@')[-1]}"
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +77,20 @@ def prefect_server(database):
     stack.start_server()
     yield stack
     stack.stop()
+    _drop_pg_databases()
+
+
+def _drop_pg_databases() -> None:
+    if not PG_DATABASES:
+        return
+    import psycopg
+
+    from models.db import get_engine
+
+    get_engine().dispose()
+    with psycopg.connect(f"postgresql://{PG}/postgres", autocommit=True) as connection:
+        for name in PG_DATABASES:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
