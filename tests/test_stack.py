@@ -246,3 +246,34 @@ def test_browser_admin_pages_are_accessible(stack):
         page.get_by_role("button", name="Prüfen und als Entwurf speichern").wait_for()
         assert serious_violations(page) == []
         browser.close()
+
+
+def test_decision_saved_while_prefect_is_down_continues_by_itself(
+    stack, prefect_server, login, tmp_path
+):
+    from sqlmodel import select
+
+    from models.db import session_scope
+    from models.tables import PendingResume
+
+    reference = start_example_case(stack, tmp_path, "stack-outage")
+    task = wait_for(lambda: task_of(stack, reference), 120, "the decision task")
+    prefect_server.stop_process("prefect-server")
+    try:
+        client = login("sb.magdeburg")
+        response = client.post(f"/tasks/{task['id']}/complete", data={"decision": "approve"})
+        assert response.status_code == 302
+        page = client.get(response.headers["Location"]).get_data(as_text=True)
+        assert "Ihre Entscheidung ist gespeichert. Der Fall wird automatisch fortgesetzt" in page
+        with session_scope() as session:
+            pending = session.exec(
+                select(PendingResume).where(PendingResume.task_id == task["id"])
+            ).one()
+            assert pending.delivered_at is None and pending.attempts == 1
+    finally:
+        prefect_server.start_server()
+    # Nobody touches the case: the scheduled sweeper delivers the decision.
+    confirmation = wait_for(
+        lambda: task_of(stack, reference, "decision.confirm"), 240, "the resume"
+    )
+    assert confirmation["status"] == "open"
