@@ -99,6 +99,34 @@ def retention(period: str | None, dry_run: bool) -> None:
                            "files_removed": report.files_removed}))  # fmt: skip
 
 
+@main.command("backup")
+@click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
+def backup_command(archive: Path) -> None:
+    """Write a backup of the databases, documents, letters and Prefect results
+    (embedded default) to ARCHIVE (.tar.gz); the system may keep running."""
+    from serviceplus.backup import BackupError, backup
+
+    try:
+        members = backup(get_settings(), archive)
+    except BackupError as exc:
+        _fail(str(exc))
+    click.echo(json.dumps({"archive": str(archive), "members": members}))
+
+
+@main.command("restore")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def restore_command(archive: Path) -> None:
+    """Restore ARCHIVE into the (new, empty) data directory SERVICEPLUS_DATA_DIR.
+    Start the system afterwards; suspended cases continue where they were."""
+    from serviceplus.backup import BackupError, restore
+
+    try:
+        members = restore(get_settings(), archive)
+    except BackupError as exc:
+        _fail(str(exc))
+    click.echo(json.dumps({"data_dir": str(get_settings().data_dir), "restored": members}))
+
+
 @main.group()
 def case() -> None:
     """Start and inspect cases."""
