@@ -45,6 +45,23 @@ def flow_run_state(flow_run_id: str) -> str | None:
     return flow_run.state.name if flow_run.state else None
 
 
+def crashed_case_runs(limit: int = 100) -> list:
+    """Case flow runs whose process died (worker or machine killed)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    flows = FlowFilter(name=FlowFilterName(any_=["case-flow"]))
+    runs = FlowRunFilter(state=dict(type=FlowRunFilterStateType(any_=[StateType.CRASHED])))
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(flow_filter=flows, flow_run_filter=runs, limit=limit)
+
+
 def failed_runs(tag: str, limit: int = 200) -> list:
     """Failed or crashed case flow runs tagged with an organisation."""
     from prefect import get_client

@@ -10,12 +10,15 @@ on-timeout rule. Called by the scheduled `sweeper` deployment and by
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from models import cases, clock, deadlines, tasks
+from models import audit, cases, clock, deadlines, orchestration, tasks
 from models.db import session_scope
+
+MAX_CRASH_RETRIES = 3
 
 
 @dataclass
 class SweepReport:
+    crashed_retried: int = 0
     deadlines: int = 0
     resumed: int = 0
     resume_pending: int = 0
@@ -27,6 +30,8 @@ def sweep(now: datetime | None = None, grace: timedelta = timedelta(seconds=5)) 
     """`grace` leaves fresh rows to the request that created them."""
     now = now or clock.now()
     report = SweepReport()
+    with session_scope() as session:
+        report.crashed_retried = _retry_crashed(session)
     with session_scope() as session:
         decided, report.deadlines = deadlines.apply(session, now)
     with session_scope() as session:
@@ -44,3 +49,29 @@ def sweep(now: datetime | None = None, grace: timedelta = timedelta(seconds=5)) 
                 else:
                     report.start_pending += 1
     return report
+
+
+def _retry_crashed(session) -> int:
+    """A run whose process died (not one whose code failed) is scheduled again;
+    completed steps come back from the cache. At most MAX_CRASH_RETRIES per
+    case, then it stays an incident for the coordinator."""
+    from sqlmodel import func, select
+
+    from models.tables import AuditEvent, Case
+
+    retried = 0
+    for run in orchestration.crashed_case_runs():
+        case = session.get(Case, run.parameters.get("case_id"))
+        if case is None or case.flow_run_id != str(run.id):
+            continue
+        done = session.exec(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.case_id == case.id, AuditEvent.action == "flow_retried")
+        ).one()
+        if done < MAX_CRASH_RETRIES and orchestration.retry_flow_run(str(run.id)):
+            detail = f"automatisch nach Absturz ({run.state.message or ''})"[:500]
+            audit.record(session, actor="system", action="flow_retried", case_id=case.id,
+                         detail=detail)  # fmt: skip
+            retried += 1
+    return retried

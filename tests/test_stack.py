@@ -277,3 +277,60 @@ def test_decision_saved_while_prefect_is_down_continues_by_itself(
         lambda: task_of(stack, reference, "decision.confirm"), 240, "the resume"
     )
     assert confirmation["status"] == "open"
+
+
+def flow_run_processes(flow_run_id: str) -> list[int]:
+    """PIDs of the processes executing one flow run (found by their environment)."""
+    needle = f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if needle in (proc / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_killed_run_is_recovered_with_exactly_one_letter_each(stack, tmp_path):
+    import os
+    import signal
+
+    from sqlmodel import select
+
+    from models.cases import get_by_reference
+    from models.db import session_scope
+    from models.tables import HumanTask, Letter
+
+    def letters(case_id):
+        with session_scope() as session:
+            return [x.kind for x in session.exec(select(Letter).where(Letter.case_id == case_id))]
+
+    def has_tasks(case_id):
+        with session_scope() as session:
+            return session.exec(select(HumanTask).where(HumanTask.case_id == case_id)).first()
+
+    # Kill the run's processes right after the first letter is written; if a
+    # run is too quick to catch, try the next case (bounded).
+    for attempt in range(5):
+        reference = start_example_case(stack, tmp_path, f"stack-kill-{attempt}")
+        with session_scope() as session:
+            case = get_by_reference(session, reference)
+        deadline = time.monotonic() + 120
+        while "receipt" not in letters(case.id) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        pids = flow_run_processes(case.flow_run_id)
+        if pids and not has_tasks(case.id):
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            break
+    else:
+        raise AssertionError("no run could be caught between its steps")
+
+    task = wait_for(lambda: task_of(stack, reference), 240, "recovery to the decision task")
+    assert task["step"] == "decision"
+    kinds = letters(case.id)
+    assert sorted(kinds) == ["fee_notice", "receipt"], kinds
+    shown = cli(stack, "case", "show", reference, "--json")
+    assert any(e["action"] == "flow_retried" for e in shown["history"])
