@@ -113,10 +113,7 @@ def test_browser_login_approve_and_download_letter(stack, tmp_path):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page(accept_downloads=True)
-        page.goto(f"{base}/login")
-        page.get_by_label("Benutzername").fill("sb.magdeburg")
-        page.get_by_label("Passwort").fill("demo")
-        page.get_by_role("button", name="Anmelden").click()
+        log_in(page, base, "sb.magdeburg")
         page.get_by_role("heading", name="Aufgaben – Ausländerbehörde Magdeburg").wait_for()
 
         page.get_by_role("row", name=reference).get_by_role("link").click()
@@ -148,6 +145,13 @@ def test_browser_login_approve_and_download_letter(stack, tmp_path):
         assert download.suggested_filename == f"{reference}-preapproval-1.pdf"
         assert Path(download.path()).read_bytes().startswith(b"%PDF-")
         browser.close()
+
+
+def log_in(page, base: str, username: str) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_label("Benutzername").fill(username)
+    page.get_by_label("Passwort").fill("demo")
+    page.get_by_role("button", name="Anmelden").click()
 
 
 def serious_violations(page) -> list[str]:
@@ -204,10 +208,7 @@ def test_browser_coordinator_overview_and_timeline_are_accessible(stack, tmp_pat
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page()
-        page.goto(f"{base}/login")
-        page.get_by_label("Benutzername").fill("koordination")
-        page.get_by_label("Passwort").fill("demo")
-        page.get_by_role("button", name="Anmelden").click()
+        log_in(page, base, "koordination")
         page.get_by_role("heading", name="Überblick – Ausländerbehörde Magdeburg").wait_for()
         assert page.get_by_role("img", name="Offene Fälle nach Schritt").count() == 1
         assert serious_violations(page) == []
@@ -226,10 +227,7 @@ def test_browser_admin_pages_are_accessible(stack):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page()
-        page.goto(f"{base}/login")
-        page.get_by_label("Benutzername").fill("admin")
-        page.get_by_label("Passwort").fill("demo")
-        page.get_by_role("button", name="Anmelden").click()
+        log_in(page, base, "admin")
         page.get_by_role("heading", name="Verwaltung: Verfahrensdefinitionen").wait_for()
         assert serious_violations(page) == []
         page.get_by_role("link", name="v1", exact=True).click()
