@@ -126,11 +126,14 @@ def report(first: float, warm: float, latencies: list[float]) -> str:
     rows = [
         ("`serviceplus run` until the login page is served, empty data directory", first, 1),
         ("the same, warm restart reusing the data", warm, 1),
-        ("decision saved -> next task opened (worker polls every 1 s), p50",
-         statistics.median(latencies), 2),
+        (
+            "decision saved -> next task opened (worker polls every 1 s), p50",
+            statistics.median(latencies),
+            2,
+        ),
         ("the same, p95", percentile(latencies, 95), 2),
         (f"the same, max of {len(latencies)} cases", max(latencies), 2),
-    ]  # fmt: skip
+    ]
     return "\n".join(
         [
             "## Foundation: start-up and resume latency",

@@ -30,8 +30,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 DATA_DIR = Path(tempfile.mkdtemp(prefix="serviceplus-bench-load-"))
-os.environ.update(SERVICEPLUS_DATA_DIR=str(DATA_DIR), SERVICEPLUS_DEMO="1",
-                  SERVICEPLUS_WEB_PORT="5200", SERVICEPLUS_PREFECT_PORT="4400")  # fmt: skip
+os.environ.update(
+    SERVICEPLUS_DATA_DIR=str(DATA_DIR),
+    SERVICEPLUS_DEMO="1",
+    SERVICEPLUS_WEB_PORT="5200",
+    SERVICEPLUS_PREFECT_PORT="4400",
+)
 for name in ("DATABASE_URL", "PREFECT_API_URL", "SERVICEPLUS_DATABASE_URL"):
     os.environ.pop(name, None)
 
@@ -68,8 +72,10 @@ class Clerk:
     def login(self) -> None:
         _, page = self.request("/login")
         token = TOKEN.search(page).group(1)
-        status, _ = self.request("/login", {"csrf_token": token, "username": self.username,
-                                            "password": "bench-password-1"})  # fmt: skip
+        status, _ = self.request(
+            "/login",
+            {"csrf_token": token, "username": self.username, "password": "bench-password-1"},
+        )
         assert status == 302, f"login of {self.username}: {status}"
 
     def work_once(self) -> None:
@@ -88,8 +94,9 @@ class Clerk:
         if f"in Bearbeitung durch {self.username}" not in page:
             return  # a colleague was quicker
         decision = "confirm" if 'value="confirm"' in page else "approve"
-        status, _ = self.request(f"/tasks/{task_id}/complete",
-                                 {"csrf_token": token, "decision": decision})  # fmt: skip
+        status, _ = self.request(
+            f"/tasks/{task_id}/complete", {"csrf_token": token, "decision": decision}
+        )
         if status == 302:
             self.decided.append((int(task_id), decision))
 
@@ -108,17 +115,26 @@ def prepare(cases: int, clerks: int) -> None:
     with session_scope() as session:
         for i in range(clerks):
             if accounts.get_user(session, f"last.{i}") is None:
-                accounts.create_user(session, username=f"last.{i}", full_name=f"Last {i}",
-                                     role=Role.clerk, org_slug="abh-md",
-                                     password="bench-password-1", by="bench")  # fmt: skip
+                accounts.create_user(
+                    session,
+                    username=f"last.{i}",
+                    full_name=f"Last {i}",
+                    role=Role.clerk,
+                    org_slug="abh-md",
+                    password="bench-password-1",
+                    by="bench",
+                )
     for i in range(cases):
         data = (EXAMPLES / "case-18g.json").read_text(encoding="utf-8")
         case_file = DATA_DIR / f"case-{i}.json"
         case_file.write_text(
             data.replace('"organisation"', f'"submission_key": "load-{i}", "organisation"')
         )
-        subprocess.run([CLI, "case", "start", str(case_file), "--documents", str(EXAMPLES)],
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [CLI, "case", "start", str(case_file), "--documents", str(EXAMPLES)],
+            check=True,
+            capture_output=True,
+        )
 
 
 def check(clerks: list[Clerk]) -> tuple[int, int]:
@@ -137,9 +153,14 @@ def check(clerks: list[Clerk]) -> tuple[int, int]:
             for task_id, decision in clerk.decided:
                 task = session.get(HumanTask, task_id)
                 missing += (task.status, task.decision, task.completed_by) != (
-                    TaskStatus.completed, decision, clerk.username)  # fmt: skip
-        decided = Counter(t.case_id for t in session.exec(
-            select(HumanTask).where(HumanTask.status == TaskStatus.completed)))  # fmt: skip
+                    TaskStatus.completed,
+                    decision,
+                    clerk.username,
+                )
+        decided = Counter(
+            t.case_id
+            for t in session.exec(select(HumanTask).where(HumanTask.status == TaskStatus.completed))
+        )
         runs = {c.id: c.flow_run_id for c in session.exec(select(Case)) if c.flow_run_id}
     over = 0
     with get_client(sync_client=True) as client:
@@ -189,25 +210,28 @@ def main() -> None:
     errors = sum(1 for _, status, _ in stats if status >= 500 or status in (400, 403, 404))
     latencies = [d * 1000 for _, _, d in stats]
     p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
+    rate = len(stats) / elapsed
     decided = sum(len(c.decided) for c in clerks)
-    text = "\n".join([
-        "## Load: clerks working the inbox",
-        "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m bench.load --clerks "
-        f"{args.clerks} --seconds {args.seconds} --cases {args.cases}` on {platform.node()} "
-        f"({os.cpu_count()} cores, SQLite, gunicorn 2 workers × 4 threads, one process worker; "
-        "load generator on the same machine over loopback).",
-        "",
-        "| figure | value |",
-        "|---|---|",
-        f"| requests | {len(stats)} in {elapsed:.0f} s ({len(stats) / elapsed:.1f} per second) |",
-        f"| latency p50 / p95 | {p50:.0f} / {p95:.0f} ms |",
-        f"| error responses (5xx, 400, 403, 404) | {errors} |",
-        f"| decisions saved by clerks | {decided} |",
-        f"| saved decisions missing from their case | {missing} |",
-        f"| flow runs resumed more often than decided | {over} |",
-        "",
-    ])  # fmt: skip
+    text = "\n".join(
+        [
+            "## Load: clerks working the inbox",
+            "",
+            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m bench.load --clerks "
+            f"{args.clerks} --seconds {args.seconds} --cases {args.cases}` on {platform.node()} "
+            f"({os.cpu_count()} cores, SQLite, gunicorn 2 workers × 4 threads, one process worker; "
+            "load generator on the same machine over loopback).",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| requests | {len(stats)} in {elapsed:.0f} s ({rate:.1f} per second) |",
+            f"| latency p50 / p95 | {p50:.0f} / {p95:.0f} ms |",
+            f"| error responses (5xx, 400, 403, 404) | {errors} |",
+            f"| decisions saved by clerks | {decided} |",
+            f"| saved decisions missing from their case | {missing} |",
+            f"| flow runs resumed more often than decided | {over} |",
+            "",
+        ]
+    )
     print(text)
     if args.write:
         replace_section(args.write, text)

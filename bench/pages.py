@@ -42,27 +42,54 @@ def seed(n: int) -> None:
         org = accounts.get_organisation(session, "abh-md").id
     now = datetime.now(UTC)
     cases = [
-        {"id": i, "reference": f"ABH-MD-2026-{i:06d}", "submission_key": f"bench-{i}",
-         "organisation_id": org, "applicant_name": f"Fachkraft {i}",
-         "applicant_birth_date": date(1990, 1, 1), "applicant_nationality": "indisch",
-         "employer_name": f"Arbeitgeber {i % 500}", "employer_address": "Magdeburg",
-         "residence_purpose": ("18a", "18b", "18g")[i % 3], "facts": {}, "status": "waiting",
-         "definition_name": "s81a", "definition_version": 1, "created_by": "bench",
-         "created_at": now}
+        {
+            "id": i,
+            "reference": f"ABH-MD-2026-{i:06d}",
+            "submission_key": f"bench-{i}",
+            "organisation_id": org,
+            "applicant_name": f"Fachkraft {i}",
+            "applicant_birth_date": date(1990, 1, 1),
+            "applicant_nationality": "indisch",
+            "employer_name": f"Arbeitgeber {i % 500}",
+            "employer_address": "Magdeburg",
+            "residence_purpose": ("18a", "18b", "18g")[i % 3],
+            "facts": {},
+            "status": "waiting",
+            "definition_name": "s81a",
+            "definition_version": 1,
+            "created_by": "bench",
+            "created_at": now,
+        }
         for i in range(1, n + 1)
-    ]  # fmt: skip
+    ]
     tasks = [
-        {"case_id": i, "step_key": "decision", "attempt": 1, "title": "Entscheidung",
-         "organisation_id": org, "role": "clerk", "status": "open",
-         "form": {"options": []}, "flow_run_id": "-", "priority": 0,
-         "due_at": now + timedelta(minutes=(i * 37) % (60 * 24 * 30)), "created_at": now}
+        {
+            "case_id": i,
+            "step_key": "decision",
+            "attempt": 1,
+            "title": "Entscheidung",
+            "organisation_id": org,
+            "role": "clerk",
+            "status": "open",
+            "form": {"options": []},
+            "flow_run_id": "-",
+            "priority": 0,
+            "due_at": now + timedelta(minutes=(i * 37) % (60 * 24 * 30)),
+            "created_at": now,
+        }
         for i in range(1, n + 1)
-    ]  # fmt: skip
+    ]
     done = [
-        {**t, "step_key": "ba_approval", "status": "completed", "completed_by": "ba",
-         "created_at": now - timedelta(days=10), "completed_at": now - timedelta(days=i % 9)}
+        {
+            **t,
+            "step_key": "ba_approval",
+            "status": "completed",
+            "completed_by": "ba",
+            "created_at": now - timedelta(days=10),
+            "completed_at": now - timedelta(days=i % 9),
+        }
         for i, t in enumerate(tasks)
-    ]  # fmt: skip
+    ]
     with session_scope() as session:
         for chunk in range(0, n, 5000):
             session.execute(sa.insert(Case), cases[chunk : chunk + 5000])
@@ -103,8 +130,9 @@ def main() -> None:
         ("monitoring: one case's timeline", "/monitor/cases/ABH-MD-2026-000042", "koordination"),
     ]:
         timings = measure(url, max(20, args.requests // (10 if "overview" in label else 1)), user)
-        rows.append(f"| {label} | {statistics.median(timings):.1f} ms | "
-                    f"{percentile(timings, 95):.1f} ms |")  # fmt: skip
+        rows.append(
+            f"| {label} | {statistics.median(timings):.1f} ms | {percentile(timings, 95):.1f} ms |"
+        )
     text = "\n".join(
         [
             f"## Inbox and monitoring with {args.tasks:,} cases",

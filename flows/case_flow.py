@@ -41,8 +41,9 @@ def _load(session, case_id: int) -> tuple[Case, Definition]:
 
 
 @step_task(task_run_name="route-{from_key}-{attempt}")
-def route(case_id: int, from_key: str | None, attempt: int, outcome: str | None,
-          outcomes: dict[str, str]) -> str:  # fmt: skip
+def route(
+    case_id: int, from_key: str | None, attempt: int, outcome: str | None, outcomes: dict[str, str]
+) -> str:
     """The next step to run: the route for `outcome`, passing over steps
     whose condition does not hold."""
     with session_scope() as session:
@@ -53,8 +54,13 @@ def route(case_id: int, from_key: str | None, attempt: int, outcome: str | None,
         else:
             key = definition.step(from_key).successor(outcome, ctx)
         while (step := definition.step(key)).when is not None and not evaluate(step.when, ctx):
-            audit.record(session, actor="system", action="step_skipped", case_id=case_id,
-                         detail=f"{key}: {step.title}")  # fmt: skip
+            audit.record(
+                session,
+                actor="system",
+                action="step_skipped",
+                case_id=case_id,
+                detail=f"{key}: {step.title}",
+            )
             key = step.skip_to or step.next
         return key
 
@@ -67,8 +73,13 @@ def run_auto_step(case_id: int, step_key: str, attempt: int, reason: str = "") -
         case, definition = _load(session, case_id)
         step = definition.step(step_key)
         # Recorded on every execution, so a repeated step shows in the audit log.
-        audit.record(session, actor="system", action="step_executed", case_id=case_id,
-                     detail=f"{step_key}#{attempt}: {step.title}")  # fmt: skip
+        audit.record(
+            session,
+            actor="system",
+            action="step_executed",
+            case_id=case_id,
+            detail=f"{step_key}#{attempt}: {step.title}",
+        )
         run = StepRun(session, case, step_key, attempt, step, definition, reason)
         return ACTIONS[step.action](run)
 
@@ -81,9 +92,13 @@ def open_human_step(case_id: int, step_key: str, attempt: int, stage: str) -> in
         case, definition = _load(session, case_id)
         cases.set_step(session, case_id, step_key, CaseStatus.waiting)
         return opener(
-            session, case=case, step_key=step_key, attempt=attempt,
-            step=definition.step(step_key), flow_run_id=flow_run_id,
-        ).id  # fmt: skip
+            session,
+            case=case,
+            step_key=step_key,
+            attempt=attempt,
+            step=definition.step(step_key),
+            flow_run_id=flow_run_id,
+        ).id
 
 
 @step_task(task_run_name="close-{step_key}")
@@ -111,8 +126,13 @@ def mark_failed(flow, flow_run, state) -> None:
     with session_scope() as session:
         case = session.get(Case, flow_run.parameters["case_id"])
         case.status = CaseStatus.failed
-        audit.record(session, actor="system", action="flow_failed", case_id=case.id,
-                     detail=str(state.message or "")[:500])  # fmt: skip
+        audit.record(
+            session,
+            actor="system",
+            action="flow_failed",
+            case_id=case.id,
+            detail=str(state.message or "")[:500],
+        )
 
 
 @flow(name="case-flow", on_failure=[mark_failed], on_crashed=[mark_failed])

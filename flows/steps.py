@@ -72,12 +72,20 @@ def send_letter(run: StepRun) -> None:
     extra: dict = {"reason": run.reason}
     if run.step.letter == "missing_documents":
         result = completeness_of(run.session, run.case, run.definition)
-        extra |= {"missing": result.missing, "unreadable": result.unreadable,
-                  "problems": result.problems}  # fmt: skip
+        extra |= {
+            "missing": result.missing,
+            "unreadable": result.unreadable,
+            "problems": result.problems,
+        }
     write_letter(
-        run.session, case=run.case, kind=run.step.letter, step_key=run.step_key,
-        attempt=run.attempt, definition=run.definition, extra=extra,
-    )  # fmt: skip
+        run.session,
+        case=run.case,
+        kind=run.step.letter,
+        step_key=run.step_key,
+        attempt=run.attempt,
+        definition=run.definition,
+        extra=extra,
+    )
 
 
 ACTIONS: dict[str, Action] = {

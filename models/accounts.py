@@ -95,9 +95,15 @@ class AccountError(ValueError):
 
 
 def create_user(
-    session: Session, *, username: str, full_name: str, role: Role, org_slug: str,
-    password: str, by: str,
-) -> User:  # fmt: skip
+    session: Session,
+    *,
+    username: str,
+    full_name: str,
+    role: Role,
+    org_slug: str,
+    password: str,
+    by: str,
+) -> User:
     username = username.strip().lower()
     if not username or not full_name.strip():
         raise AccountError("Benutzername und Name sind erforderlich.")
@@ -108,11 +114,21 @@ def create_user(
     org = get_organisation(session, org_slug)
     if org is None:
         raise AccountError("Unbekannte Organisation.")
-    user = User(username=username, full_name=full_name.strip(), role=role,
-                organisation_id=org.id, password_hash=hash_password(password))  # fmt: skip
+    user = User(
+        username=username,
+        full_name=full_name.strip(),
+        role=role,
+        organisation_id=org.id,
+        password_hash=hash_password(password),
+    )
     session.add(user)
-    audit.record(session, actor=by, action="user_created", case_id=None,
-                 detail=f"{username} ({role}, {org.slug})")  # fmt: skip
+    audit.record(
+        session,
+        actor=by,
+        action="user_created",
+        case_id=None,
+        detail=f"{username} ({role}, {org.slug})",
+    )
     return user
 
 
@@ -128,13 +144,23 @@ def deactivate_user(session: Session, *, user: User, by: str) -> int:
         .where(HumanTask.assignee == user.username, HumanTask.status == TaskStatus.claimed)
         .values(status=TaskStatus.open, assignee=None, claimed_at=None, delegated_by=None)
     ).rowcount
-    audit.record(session, actor=by, action="user_deactivated", case_id=None,
-                 detail=f"{user.username}; {returned} Aufgabe(n) zurück an die Gruppe")  # fmt: skip
+    audit.record(
+        session,
+        actor=by,
+        action="user_deactivated",
+        case_id=None,
+        detail=f"{user.username}; {returned} Aufgabe(n) zurück an die Gruppe",
+    )
     return returned
 
 
 def set_role(session: Session, *, user: User, role: Role, by: str) -> None:
     user.role = role
     session.add(user)
-    audit.record(session, actor=by, action="user_role_changed", case_id=None,
-                 detail=f"{user.username}: {role}")  # fmt: skip
+    audit.record(
+        session,
+        actor=by,
+        action="user_role_changed",
+        case_id=None,
+        detail=f"{user.username}: {role}",
+    )

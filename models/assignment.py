@@ -13,11 +13,16 @@ from models.tasks import ACTIVE, TaskError, can_act
 def claim(session: Session, *, task: HumanTask, user: User) -> None:
     if not can_act(user, task):
         raise TaskError("Diese Aufgabe ist nicht an Sie gerichtet.")
-    _change(session, task, {"status": TaskStatus.open},
-            {"status": TaskStatus.claimed, "assignee": user.username, "claimed_at": clock.now()},
-            "Die Aufgabe wurde bereits übernommen oder erledigt.")  # fmt: skip
-    audit.record(session, actor=user.username, action="task_claimed", case_id=task.case_id,
-                 detail=task.title)  # fmt: skip
+    _change(
+        session,
+        task,
+        {"status": TaskStatus.open},
+        {"status": TaskStatus.claimed, "assignee": user.username, "claimed_at": clock.now()},
+        "Die Aufgabe wurde bereits übernommen oder erledigt.",
+    )
+    audit.record(
+        session, actor=user.username, action="task_claimed", case_id=task.case_id, detail=task.title
+    )
 
 
 def _change(session: Session, task: HumanTask, expected: dict, values: dict, error: str) -> None:
@@ -55,11 +60,20 @@ def colleagues(session: Session, user: User) -> list[User]:
 
 def unclaim(session: Session, *, task: HumanTask, user: User) -> None:
     """Give a task back to the group."""
-    _change(session, task, {"status": TaskStatus.claimed, "assignee": user.username},
-            {"status": TaskStatus.open, "assignee": None, "claimed_at": None, "delegated_by": None},
-            "Nur wer die Aufgabe übernommen hat, kann sie zurückgeben.")  # fmt: skip
-    audit.record(session, actor=user.username, action="task_unclaimed", case_id=task.case_id,
-                 detail=task.title)  # fmt: skip
+    _change(
+        session,
+        task,
+        {"status": TaskStatus.claimed, "assignee": user.username},
+        {"status": TaskStatus.open, "assignee": None, "claimed_at": None, "delegated_by": None},
+        "Nur wer die Aufgabe übernommen hat, kann sie zurückgeben.",
+    )
+    audit.record(
+        session,
+        actor=user.username,
+        action="task_unclaimed",
+        case_id=task.case_id,
+        detail=task.title,
+    )
 
 
 def reassign(session: Session, *, task: HumanTask, user: User, to: str) -> None:
@@ -70,30 +84,61 @@ def reassign(session: Session, *, task: HumanTask, user: User, to: str) -> None:
     expected = {"status": task.status, "assignee": task.assignee}
     if task.status == TaskStatus.claimed and task.assignee != user.username:
         raise TaskError(f"Die Aufgabe ist von {task.assignee} übernommen.")
-    _change(session, task, expected,
-            {"status": TaskStatus.claimed, "assignee": target.username,
-             "claimed_at": clock.now(), "delegated_by": None},
-            "Die Aufgabe wurde inzwischen geändert. Bitte laden Sie die Seite neu.")  # fmt: skip
-    audit.record(session, actor=user.username, action="task_reassigned", case_id=task.case_id,
-                 detail=f"{task.title} → {target.username}")  # fmt: skip
+    _change(
+        session,
+        task,
+        expected,
+        {
+            "status": TaskStatus.claimed,
+            "assignee": target.username,
+            "claimed_at": clock.now(),
+            "delegated_by": None,
+        },
+        "Die Aufgabe wurde inzwischen geändert. Bitte laden Sie die Seite neu.",
+    )
+    audit.record(
+        session,
+        actor=user.username,
+        action="task_reassigned",
+        case_id=task.case_id,
+        detail=f"{task.title} → {target.username}",
+    )
 
 
 def delegate(session: Session, *, task: HumanTask, user: User, to: str) -> None:
     """Let a colleague stand in on one's task; the user can take it back."""
     target = colleague(session, user, to)
-    _change(session, task, {"status": TaskStatus.claimed, "assignee": user.username},
-            {"assignee": target.username, "delegated_by": user.username},
-            "Delegieren können Sie nur Aufgaben, die Sie übernommen haben.")  # fmt: skip
-    audit.record(session, actor=user.username, action="task_delegated", case_id=task.case_id,
-                 detail=f"{task.title} → {target.username} (Vertretung)")  # fmt: skip
+    _change(
+        session,
+        task,
+        {"status": TaskStatus.claimed, "assignee": user.username},
+        {"assignee": target.username, "delegated_by": user.username},
+        "Delegieren können Sie nur Aufgaben, die Sie übernommen haben.",
+    )
+    audit.record(
+        session,
+        actor=user.username,
+        action="task_delegated",
+        case_id=task.case_id,
+        detail=f"{task.title} → {target.username} (Vertretung)",
+    )
 
 
 def take_back(session: Session, *, task: HumanTask, user: User) -> None:
-    _change(session, task, {"status": TaskStatus.claimed, "delegated_by": user.username},
-            {"assignee": user.username, "delegated_by": None},
-            "Zurücknehmen können Sie nur Aufgaben, die Sie delegiert haben.")  # fmt: skip
-    audit.record(session, actor=user.username, action="task_taken_back", case_id=task.case_id,
-                 detail=task.title)  # fmt: skip
+    _change(
+        session,
+        task,
+        {"status": TaskStatus.claimed, "delegated_by": user.username},
+        {"assignee": user.username, "delegated_by": None},
+        "Zurücknehmen können Sie nur Aufgaben, die Sie delegiert haben.",
+    )
+    audit.record(
+        session,
+        actor=user.username,
+        action="task_taken_back",
+        case_id=task.case_id,
+        detail=task.title,
+    )
 
 
 def set_priority(session: Session, *, task: HumanTask, user: User, priority: int) -> None:
@@ -103,8 +148,13 @@ def set_priority(session: Session, *, task: HumanTask, user: User, priority: int
         raise TaskError("Unbekannte Priorität.")
     task.priority = priority
     session.add(task)
-    audit.record(session, actor=user.username, action="task_priority", case_id=task.case_id,
-                 detail=f"{task.title}: {'hoch' if priority else 'normal'}")  # fmt: skip
+    audit.record(
+        session,
+        actor=user.username,
+        action="task_priority",
+        case_id=task.case_id,
+        detail=f"{task.title}: {'hoch' if priority else 'normal'}",
+    )
 
 
 def bulk(session: Session, *, task_ids: list[int], user: User, action: str, to: str = ""):

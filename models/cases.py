@@ -127,8 +127,9 @@ def parse_case_input(data: object) -> CaseCreate:
 def _problem(err: dict) -> Problem:
     path = " › ".join(FIELD_LABELS.get(str(p), str(p)) for p in err["loc"]) or "Eingabe"
     field = ".".join(str(p) for p in err["loc"]) or "input"
-    return Problem(f"{path}: {ERROR_TEXTS.get(err['type'], 'ist ungültig')}",
-                   f"{field}: {err['msg']}")  # fmt: skip
+    return Problem(
+        f"{path}: {ERROR_TEXTS.get(err['type'], 'ist ungültig')}", f"{field}: {err['msg']}"
+    )
 
 
 def safe_filename(name: str) -> str:
@@ -147,8 +148,12 @@ def check_new_documents(
     for doc in documents:
         label = safe_filename(doc.filename)
         if doc.kind not in known_kinds:
-            problems.append(Problem(f"Unterlagen › {label}: unbekannte Art „{doc.kind}“",
-                                    f"documents.{label}: unknown kind {doc.kind!r}"))  # fmt: skip
+            problems.append(
+                Problem(
+                    f"Unterlagen › {label}: unbekannte Art „{doc.kind}“",
+                    f"documents.{label}: unknown kind {doc.kind!r}",
+                )
+            )
         problems += [
             Problem(f"Unterlagen › {label}: {de}", f"documents.{label}: {en}")
             for de, en in _file_problems(doc, max_bytes)
@@ -158,8 +163,12 @@ def check_new_documents(
 
 def _file_problems(doc: NewDocument, max_bytes: int) -> list[tuple[str, str]]:
     if re.search(r"[\x00-\x1f\x7f]", doc.filename):
-        return [("Der Dateiname enthält unzulässige Steuerzeichen.",
-                 "file name contains control characters")]  # fmt: skip
+        return [
+            (
+                "Der Dateiname enthält unzulässige Steuerzeichen.",
+                "file name contains control characters",
+            )
+        ]
     if len(doc.filename) > 255:
         return [("Der Dateiname ist länger als 255 Zeichen.", "file name longer than 255")]
     if len(doc.data) > max_bytes:
@@ -169,8 +178,12 @@ def _file_problems(doc: NewDocument, max_bytes: int) -> list[tuple[str, str]]:
         return [("Die Datei ist leer.", "file is empty")]
     if sniff_media_type(doc.data) is None:
         hint = "(geprüft wird der Inhalt, nicht der Name)"
-        return [(f"Die Datei ist kein {MEDIA_TYPE_NAMES} {hint}.",
-                 "file is not a PDF, JPEG or PNG (by content)")]  # fmt: skip
+        return [
+            (
+                f"Die Datei ist kein {MEDIA_TYPE_NAMES} {hint}.",
+                "file is not a PDF, JPEG or PNG (by content)",
+            )
+        ]
     if not is_readable(doc.data):
         return [("Die Datei ist beschädigt oder nicht lesbar.", "file is corrupt or unreadable")]
     return []
@@ -196,8 +209,16 @@ def create_case(
     org = get_organisation(session, data.organisation)
     definition_row = workflows.active_row(session, DEFINITION_NAME)
     definition = workflows.load(session, definition_row.name, definition_row.version)
-    problems = [] if org else [Problem(f"Behörde: „{data.organisation}“ ist nicht bekannt",
-                                       f"organisation: unknown {data.organisation!r}")]  # fmt: skip
+    problems = (
+        []
+        if org
+        else [
+            Problem(
+                f"Behörde: „{data.organisation}“ ist nicht bekannt",
+                f"organisation: unknown {data.organisation!r}",
+            )
+        ]
+    )
     problems += check_new_documents(documents, max_upload_bytes, set(definition.documents))
     if problems:
         raise CaseInputError(problems)
@@ -284,9 +305,12 @@ def submit(
     """
     with session_scope() as session:
         case, created = create_case(
-            session=session, data=data, documents=documents, actor=actor,
+            session=session,
+            data=data,
+            documents=documents,
+            actor=actor,
             max_upload_bytes=max_upload_bytes,
-        )  # fmt: skip
+        )
     with session_scope() as session:
         session.add(case)
         started = start_case_flow(session, case)

@@ -20,8 +20,9 @@ def add(session: Session, *, task: HumanTask, author: str, body: str) -> Comment
         raise CommentError(f"Ein Kommentar darf höchstens {MAX_LENGTH} Zeichen lang sein.")
     comment = Comment(case_id=task.case_id, task_id=task.id, author=author, body=body)
     session.add(comment)
-    audit.record(session, actor=author, action="comment_added", case_id=task.case_id,
-                 detail=task.title)  # fmt: skip
+    audit.record(
+        session, actor=author, action="comment_added", case_id=task.case_id, detail=task.title
+    )
     return comment
 
 

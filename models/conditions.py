@@ -49,8 +49,9 @@ class Condition(BaseModel):
         if any(subject):
             tests = [self.equals, self.in_, self.gte, self.lte, self.after, self.present]
             if sum(t is not None for t in tests) != 1:
-                raise ValueError("a condition needs exactly one test: equals, in, gte, lte, "
-                                 "after, present")  # fmt: skip
+                raise ValueError(
+                    "a condition needs exactly one test: equals, in, gte, lte, after, present"
+                )
         return self
 
     def thresholds(self) -> set[str]:

@@ -31,8 +31,13 @@ def apply(session: Session, now: datetime) -> tuple[list[PendingResume], int]:
             acted += 1
         elif rule.action == "remind" and task.reminded_at is None:
             task.reminded_at = now
-            audit.record(session, actor="system", action="task_reminder", case_id=task.case_id,
-                         detail=f"Frist überschritten: {task.title}")  # fmt: skip
+            audit.record(
+                session,
+                actor="system",
+                action="task_reminder",
+                case_id=task.case_id,
+                detail=f"Frist überschritten: {task.title}",
+            )
             acted += 1
         elif rule.action in ("escalate", "decide") and task.escalated_at is None:
             _escalate(session, task, rule, now)
@@ -49,8 +54,14 @@ def _rule_for(session: Session, task: HumanTask) -> OnTimeout | None:
 
 def _decide(session: Session, task: HumanTask, rule: OnTimeout) -> PendingResume:
     # Recorded like a person's decision, by "system", with the date it took effect.
-    return tasks.record(session, task=task, actor="system", decision=rule.outcome,
-                        reason=rule.note, label=f"Fristablauf – {rule.outcome}")  # fmt: skip
+    return tasks.record(
+        session,
+        task=task,
+        actor="system",
+        decision=rule.outcome,
+        reason=rule.note,
+        label=f"Fristablauf – {rule.outcome}",
+    )
 
 
 def _escalate(session: Session, task: HumanTask, rule: OnTimeout, now: datetime) -> None:
@@ -60,5 +71,10 @@ def _escalate(session: Session, task: HumanTask, rule: OnTimeout, now: datetime)
         .where(HumanTask.id == task.id)
         .values(role=role, escalated_at=now, status=tasks.TaskStatus.open, assignee=None)
     )
-    audit.record(session, actor="system", action="task_escalated", case_id=task.case_id,
-                 detail=f"Frist überschritten: {task.title} → {role}")  # fmt: skip
+    audit.record(
+        session,
+        actor="system",
+        action="task_escalated",
+        case_id=task.case_id,
+        detail=f"Frist überschritten: {task.title} → {role}",
+    )

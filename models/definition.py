@@ -18,9 +18,14 @@ from models.tables import Role
 # both lists equal) and the letter templates in flows/templates/letters/.
 AUTO_ACTIONS = {"send_letter", "check_completeness"}
 LETTER_TEMPLATES = {
-    "receipt", "fee_notice", "missing_documents", "deemed_approval",
-    "partial_recognition", "preapproval", "refusal",
-}  # fmt: skip
+    "receipt",
+    "fee_notice",
+    "missing_documents",
+    "deemed_approval",
+    "partial_recognition",
+    "preapproval",
+    "refusal",
+}
 CONFIRM, SEND_BACK = "confirm", "send_back"
 
 

@@ -47,9 +47,12 @@ class InboxPage:
 
 
 def queue_for(
-    session: Session, user: User, flt: InboxFilter = InboxFilter(), page: int = 1,
+    session: Session,
+    user: User,
+    flt: InboxFilter = InboxFilter(),
+    page: int = 1,
     now: datetime | None = None,
-) -> InboxPage:  # fmt: skip
+) -> InboxPage:
     """Active tasks addressed to the user's organisation and role, filtered,
     by due date (then priority), one page at a time. Uses ix_human_task_queue."""
     query = (
@@ -103,9 +106,12 @@ def save_view(
     session: Session, *, user: User, name: str, flt: InboxFilter, shared: bool
 ) -> SavedView:
     view = SavedView(
-        organisation_id=user.organisation_id, owner=user.username, name=name.strip()[:80],
-        params=flt.params(), shared=shared,
-    )  # fmt: skip
+        organisation_id=user.organisation_id,
+        owner=user.username,
+        name=name.strip()[:80],
+        params=flt.params(),
+        shared=shared,
+    )
     session.add(view)
     session.flush()
     return view

@@ -140,16 +140,26 @@ def timeline(session: Session, case: Case) -> list[dict]:
     rows = []
     for event in audit.events_for_case(session, case.id):
         if event.action == "step_executed":
-            rows.append({"step": event.detail, "start": event.at, "end": event.at,
-                         "actor": "automatisch", "waited": None})  # fmt: skip
+            rows.append(
+                {
+                    "step": event.detail,
+                    "start": event.at,
+                    "end": event.at,
+                    "actor": "automatisch",
+                    "waited": None,
+                }
+            )
     for task in tasks.tasks_of_case(session, case.id):
         end = task.completed_at or task.cancelled_at
-        rows.append({
-            "step": f"{task.step_key}#{task.attempt}: {task.title}",
-            "start": task.created_at, "end": end,
-            "actor": task.completed_by or task.assignee or "–",
-            "waited": _days((end or clock.now()) - task.created_at),
-        })  # fmt: skip
+        rows.append(
+            {
+                "step": f"{task.step_key}#{task.attempt}: {task.title}",
+                "start": task.created_at,
+                "end": end,
+                "actor": task.completed_by or task.assignee or "–",
+                "waited": _days((end or clock.now()) - task.created_at),
+            }
+        )
     return sorted(rows, key=lambda r: r["start"])
 
 
@@ -160,11 +170,17 @@ def incidents(session: Session, org_slug: str) -> list[dict]:
         case = session.get(Case, run.parameters.get("case_id"))
         if case is None:
             continue
-        rows.append({
-            "case": case, "flow_run_id": str(run.id), "state": run.state.name,
-            "message": (run.state.message or "")[:500], "step": case.current_step,
-            "at": run.state.timestamp, "url": orchestration.prefect_ui_url(str(run.id)),
-        })  # fmt: skip
+        rows.append(
+            {
+                "case": case,
+                "flow_run_id": str(run.id),
+                "state": run.state.name,
+                "message": (run.state.message or "")[:500],
+                "step": case.current_step,
+                "at": run.state.timestamp,
+                "url": orchestration.prefect_ui_url(str(run.id)),
+            }
+        )
     return rows
 
 
@@ -173,8 +189,13 @@ def retry(session: Session, *, case: Case, actor: str) -> bool:
         return False
     case.status = CaseStatus.running
     session.add(case)
-    audit.record(session, actor=actor, action="flow_retried", case_id=case.id,
-                 detail=f"Schritt {case.current_step}")  # fmt: skip
+    audit.record(
+        session,
+        actor=actor,
+        action="flow_retried",
+        case_id=case.id,
+        detail=f"Schritt {case.current_step}",
+    )
     return True
 
 
@@ -203,7 +224,11 @@ def case_list(session: Session, org_id: int, status: str = "", q: str = "", limi
         query = query.where(Case.status == status)
     if q:
         pattern = f"%{q.replace('%', '')}%"
-        query = query.where(sa.or_(Case.reference.ilike(pattern),
-                                   Case.applicant_name.ilike(pattern),
-                                   Case.employer_name.ilike(pattern)))  # fmt: skip
+        query = query.where(
+            sa.or_(
+                Case.reference.ilike(pattern),
+                Case.applicant_name.ilike(pattern),
+                Case.employer_name.ilike(pattern),
+            )
+        )
     return list(session.exec(query.order_by(Case.id.desc()).limit(limit)))

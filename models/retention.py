@@ -35,9 +35,13 @@ def due_cases(session: Session, older_than: timedelta, now: datetime | None = No
 
 
 def purge(
-    session: Session, *, older_than: timedelta, dry_run: bool, actor: str,
+    session: Session,
+    *,
+    older_than: timedelta,
+    dry_run: bool,
+    actor: str,
     now: datetime | None = None,
-) -> RetentionReport:  # fmt: skip
+) -> RetentionReport:
     report = RetentionReport()
     paths: set[str] = set()
     for case in due_cases(session, older_than, now):
@@ -45,8 +49,13 @@ def purge(
         if dry_run:
             continue
         paths |= _delete_case_data(session, case)
-        audit.record(session, actor=actor, action="personal_data_deleted", case_id=case.id,
-                     detail=f"Aufbewahrungsfrist abgelaufen ({older_than.days} Tage)")  # fmt: skip
+        audit.record(
+            session,
+            actor=actor,
+            action="personal_data_deleted",
+            case_id=case.id,
+            detail=f"Aufbewahrungsfrist abgelaufen ({older_than.days} Tage)",
+        )
     session.flush()
     for path in paths:
         if not _still_used(session, path):

@@ -71,7 +71,8 @@ def _retry_crashed(session) -> int:
         ).one()
         if done < MAX_CRASH_RETRIES and orchestration.retry_flow_run(str(run.id)):
             detail = f"automatisch nach Absturz ({run.state.message or ''})"[:500]
-            audit.record(session, actor="system", action="flow_retried", case_id=case.id,
-                         detail=detail)  # fmt: skip
+            audit.record(
+                session, actor="system", action="flow_retried", case_id=case.id, detail=detail
+            )
             retried += 1
     return retried

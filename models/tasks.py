@@ -34,12 +34,18 @@ def open_for_step(
     return _get_or_open(
         session,
         HumanTask(
-            case_id=case.id, step_key=step_key, attempt=attempt, title=step.title,
+            case_id=case.id,
+            step_key=step_key,
+            attempt=attempt,
+            title=step.title,
             organisation_id=_organisation_id(session, case, step.organisation),
-            role=step.role or Role.clerk, flow_run_id=flow_run_id, due_at=due_at,
-            form={"options": [o.model_dump() for o in step.options]}, created_at=now,
+            role=step.role or Role.clerk,
+            flow_run_id=flow_run_id,
+            due_at=due_at,
+            form={"options": [o.model_dump() for o in step.options]},
+            created_at=now,
         ),
-    )  # fmt: skip
+    )
 
 
 def open_confirmation(
@@ -58,21 +64,34 @@ def open_confirmation(
     return _get_or_open(
         session,
         HumanTask(
-            case_id=case.id, step_key=confirmation_key(step_key), attempt=attempt,
+            case_id=case.id,
+            step_key=confirmation_key(step_key),
+            attempt=attempt,
             title=f"Bestätigung (Vier-Augen-Prinzip): {step.title}",
-            organisation_id=proposal.organisation_id, role=proposal.role,
-            flow_run_id=flow_run_id, created_at=now,
+            organisation_id=proposal.organisation_id,
+            role=proposal.role,
+            flow_run_id=flow_run_id,
+            created_at=now,
             due_at=now + step.deadline.duration if step.deadline else None,
-            proposed_by=proposal.completed_by, proposal=proposal.decision,
+            proposed_by=proposal.completed_by,
+            proposal=proposal.decision,
             proposal_reason=proposal.reason,
-            form={"options": [
-                {"value": CONFIRM, "label": f"Vorschlag bestätigen: {label}",
-                 "reason_required": False},
-                {"value": SEND_BACK, "label": "Zur Überarbeitung zurückgeben",
-                 "reason_required": True},
-            ]},
+            form={
+                "options": [
+                    {
+                        "value": CONFIRM,
+                        "label": f"Vorschlag bestätigen: {label}",
+                        "reason_required": False,
+                    },
+                    {
+                        "value": SEND_BACK,
+                        "label": "Zur Überarbeitung zurückgeben",
+                        "reason_required": True,
+                    },
+                ]
+            },
         ),
-    )  # fmt: skip
+    )
 
 
 def confirmation_key(step_key: str) -> str:
@@ -97,8 +116,13 @@ def _get_or_open(session: Session, task: HumanTask) -> HumanTask:
         return existing
     session.add(task)
     session.flush()
-    audit.record(session, actor="system", action="task_opened", case_id=task.case_id,
-                 detail=f"{task.title} (Aufgabe {task.id})")  # fmt: skip
+    audit.record(
+        session,
+        actor="system",
+        action="task_opened",
+        case_id=task.case_id,
+        detail=f"{task.title} (Aufgabe {task.id})",
+    )
     return task
 
 
@@ -129,8 +153,14 @@ def complete(
         raise TaskError(
             "Sie haben diesen Vorschlag selbst gemacht. Bestätigen muss eine zweite Person."
         )
-    return record(session, task=task, actor=user.username, decision=decision, reason=reason,
-                  label=option["label"])  # fmt: skip
+    return record(
+        session,
+        task=task,
+        actor=user.username,
+        decision=decision,
+        reason=reason,
+        label=option["label"],
+    )
 
 
 def record(
@@ -166,8 +196,13 @@ def record(
     session.execute(
         sa.update(Case).where(Case.id == task.case_id).values(status=CaseStatus.running)
     )
-    audit.record(session, actor=actor, action="task_completed", case_id=task.case_id,
-                 detail=f"{task.title}: {label}" + (f" – {reason}" if reason else ""))  # fmt: skip
+    audit.record(
+        session,
+        actor=actor,
+        action="task_completed",
+        case_id=task.case_id,
+        detail=f"{task.title}: {label}" + (f" – {reason}" if reason else ""),
+    )
     session.flush()
     return pending
 

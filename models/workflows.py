@@ -39,9 +39,14 @@ def publish(session: Session, *, text: str, by: str) -> WorkflowDefinition:
                 "a change needs a new version"
             )
         return existing
-    row = WorkflowDefinition(name=definition.name, version=definition.version,
-                             title=definition.title, body=text, published_by=by,
-                             published_at=clock.now())  # fmt: skip
+    row = WorkflowDefinition(
+        name=definition.name,
+        version=definition.version,
+        title=definition.title,
+        body=text,
+        published_by=by,
+        published_at=clock.now(),
+    )
     session.add(row)
     session.flush()
     return row
@@ -71,8 +76,13 @@ def save_draft(session: Session, *, name: str, text: str, by: str) -> WorkflowDe
     draft.title, draft.body, draft.published_by = definition.title, text, by
     session.add(draft)
     session.flush()
-    audit.record(session, actor=by, action="definition_draft_saved", case_id=None,
-                 detail=f"{name} v{expected}")  # fmt: skip
+    audit.record(
+        session,
+        actor=by,
+        action="definition_draft_saved",
+        case_id=None,
+        detail=f"{name} v{expected}",
+    )
     return draft
 
 
@@ -82,8 +92,13 @@ def publish_draft(session: Session, *, row: WorkflowDefinition, by: str) -> None
     parse_definition(row.body, _organisations(session))
     row.published_at, row.published_by = clock.now(), by
     session.add(row)
-    audit.record(session, actor=by, action="definition_published", case_id=None,
-                 detail=f"{row.name} v{row.version}")  # fmt: skip
+    audit.record(
+        session,
+        actor=by,
+        action="definition_published",
+        case_id=None,
+        detail=f"{row.name} v{row.version}",
+    )
 
 
 def activate(session: Session, row: WorkflowDefinition, by: str = "system") -> None:
@@ -95,8 +110,13 @@ def activate(session: Session, row: WorkflowDefinition, by: str = "system") -> N
     ):
         other.active = other.id == row.id
     session.flush()
-    audit.record(session, actor=by, action="definition_activated", case_id=None,
-                 detail=f"{row.name} v{row.version}")  # fmt: skip
+    audit.record(
+        session,
+        actor=by,
+        action="definition_activated",
+        case_id=None,
+        detail=f"{row.name} v{row.version}",
+    )
 
 
 def install_shipped(session: Session) -> None:
@@ -132,12 +152,14 @@ def overview(session: Session) -> list[tuple[WorkflowDefinition, int]]:
     """Every version with the number of running cases that follow it."""
     counts = dict(
         session.exec(
-            select(Case.definition_name + ":" + sa.cast(Case.definition_version, sa.String),
-                   sa.func.count())
+            select(
+                Case.definition_name + ":" + sa.cast(Case.definition_version, sa.String),
+                sa.func.count(),
+            )
             .where(Case.status.in_(RUNNING))
             .group_by(Case.definition_name, Case.definition_version)
         ).all()
-    )  # fmt: skip
+    )
     rows = session.exec(
         select(WorkflowDefinition).order_by(WorkflowDefinition.name, WorkflowDefinition.version)
     )
@@ -156,9 +178,10 @@ class StepDiff:
 
 def diff_lines(a: WorkflowDefinition, b: WorkflowDefinition) -> list[str]:
     return list(
-        difflib.unified_diff(a.body.splitlines(), b.body.splitlines(),
-                             f"v{a.version}", f"v{b.version}", lineterm="")
-    )  # fmt: skip
+        difflib.unified_diff(
+            a.body.splitlines(), b.body.splitlines(), f"v{a.version}", f"v{b.version}", lineterm=""
+        )
+    )
 
 
 def diff_steps(a: Definition, b: Definition) -> StepDiff:
@@ -181,8 +204,10 @@ class MigrationCheck:
 
 def _visited_steps(session: Session, case: Case) -> set[str]:
     """Steps the flow has passed: a re-execution replays them on the new version."""
-    steps = {t.step_key.removesuffix(".confirm") for t in session.exec(
-        select(HumanTask).where(HumanTask.case_id == case.id))}  # fmt: skip
+    steps = {
+        t.step_key.removesuffix(".confirm")
+        for t in session.exec(select(HumanTask).where(HumanTask.case_id == case.id))
+    }
     for event in audit.events_for_case(session, case.id):
         if event.action in ("step_executed", "step_skipped"):
             steps.add(event.detail.split("#")[0].split(":")[0])
@@ -235,7 +260,12 @@ def migrate(
             continue
         case.definition_version = target
         session.add(case)
-        audit.record(session, actor=by, action="case_migrated", case_id=case.id,
-                     detail=f"{name} v{source} → v{target}")  # fmt: skip
+        audit.record(
+            session,
+            actor=by,
+            action="case_migrated",
+            case_id=case.id,
+            detail=f"{name} v{source} → v{target}",
+        )
         moved.append(reference)
     return moved

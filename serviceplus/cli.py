@@ -95,8 +95,11 @@ def retention(period: str | None, dry_run: bool) -> None:
         _fail(f"--older-than: not an ISO 8601 duration: {period}")
     with session_scope() as session:
         report = service.purge(session, older_than=older_than, dry_run=dry_run, actor="retention")
-    click.echo(json.dumps({"dry_run": dry_run, "cases": report.cases,
-                           "files_removed": report.files_removed}))  # fmt: skip
+    click.echo(
+        json.dumps(
+            {"dry_run": dry_run, "cases": report.cases, "files_removed": report.files_removed}
+        )
+    )
 
 
 @main.command("backup")
@@ -152,9 +155,11 @@ def case_start(file: Path, documents: Path | None, username: str) -> None:
         data = cases.parse_case_input(raw)
         files = [_read_document(folder, ref) for ref in data.documents]
         case, created, started = cases.submit(
-            data=data, documents=files, actor=username,
+            data=data,
+            documents=files,
+            actor=username,
             max_upload_bytes=get_settings().max_upload_bytes,
-        )  # fmt: skip
+        )
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         _fail(f"{file}: not valid JSON: {exc}")
     except cases.CaseInputError as exc:

@@ -66,6 +66,8 @@ def seed_demo_cases() -> None:
     for data, kinds in demo_inputs():
         docs = [cases.NewDocument(kind=k, filename=f"{k}.pdf", data=pdf) for k in kinds]
         cases.submit(
-            data=cases.parse_case_input(data), documents=docs, actor="demo",
+            data=cases.parse_case_input(data),
+            documents=docs,
+            actor="demo",
             max_upload_bytes=get_settings().max_upload_bytes,
-        )  # fmt: skip
+        )

@@ -31,19 +31,26 @@ def make_case(kinds=None, org="abh-md", start=True, files=None, example=EXAMPLE,
     kinds = [d["kind"] for d in example["documents"]] if kinds is None else kinds
     data["documents"] = [{"kind": k, "file": f"{k}.pdf"} for k in kinds]
     pdf = blank_pdf()
-    docs = [cases.NewDocument(kind=k, filename=f"{k}.pdf", data=(files or {}).get(k, pdf))
-            for k in kinds]  # fmt: skip
+    docs = [
+        cases.NewDocument(kind=k, filename=f"{k}.pdf", data=(files or {}).get(k, pdf))
+        for k in kinds
+    ]
     if not start:
         with session_scope() as session:
             case, _ = cases.create_case(
-                session=session, data=cases.parse_case_input(data), documents=docs,
-                actor="test", max_upload_bytes=get_settings().max_upload_bytes,
-            )  # fmt: skip
+                session=session,
+                data=cases.parse_case_input(data),
+                documents=docs,
+                actor="test",
+                max_upload_bytes=get_settings().max_upload_bytes,
+            )
         return case
     case, _, started = cases.submit(
-        data=cases.parse_case_input(data), documents=docs, actor="test",
+        data=cases.parse_case_input(data),
+        documents=docs,
+        actor="test",
         max_upload_bytes=get_settings().max_upload_bytes,
-    )  # fmt: skip
+    )
     assert started
     return case
 

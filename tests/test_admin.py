@@ -103,8 +103,10 @@ def test_migration_dry_run_then_migrate_keeps_the_task(v2, login):
     page = client.get("/admin/definitions/s81a/migrate?source=1&target=2").get_data(as_text=True)
     assert case.reference in page and "Geänderte oder neue Schritte: decision" in page
     assert reload(case).definition_version == 1  # the dry run changed nothing
-    client.post("/admin/definitions/s81a/migrate",
-                data={"source": 1, "target": 2, "cases": [case.reference]})  # fmt: skip
+    client.post(
+        "/admin/definitions/s81a/migrate",
+        data={"source": 1, "target": 2, "cases": [case.reference]},
+    )
     assert reload(case).definition_version == 2
     assert open_task_of(case).id == task.id  # kept its task
     assert decide(task, "approve")
@@ -118,22 +120,31 @@ def test_migration_refused_when_a_passed_step_is_missing(v2):
     body = V1.replace("version: 1", "version: 99").replace(fee_step, "")
     body = body.replace("next: fee_notice", "next: completeness")
     with session_scope() as session:
-        session.add(WorkflowDefinition(name="s81a", version=99, title="t", body=body,
-                                       published_by="test"))  # fmt: skip
+        session.add(
+            WorkflowDefinition(name="s81a", version=99, title="t", body=body, published_by="test")
+        )
     with session_scope() as session:
         plan = workflows.migration_plan(session, name="s81a", source=1, target=99)
         check = next(c for c in plan if c.case.id == case.id)
         assert not check.can_move and "fee_notice" in check.reason
-        moved = workflows.migrate(session, name="s81a", source=1, target=99,
-                                  references=[case.reference], by="admin")  # fmt: skip
+        moved = workflows.migrate(
+            session, name="s81a", source=1, target=99, references=[case.reference], by="admin"
+        )
     assert moved == [] and reload(case).definition_version == 1
 
 
 def test_user_created_and_deactivated_returns_tasks(login):
     client = login("admin")
-    response = client.post("/admin/users", data={
-        "username": "neu.magdeburg", "full_name": "Nina Neu", "organisation": "abh-md",
-        "role": "clerk", "password": "ein-langes-passwort"})  # fmt: skip
+    response = client.post(
+        "/admin/users",
+        data={
+            "username": "neu.magdeburg",
+            "full_name": "Nina Neu",
+            "organisation": "abh-md",
+            "role": "clerk",
+            "password": "ein-langes-passwort",
+        },
+    )
     assert response.status_code == 302
     case = make_case(example=BLUE_CARD)
     drive(case)
@@ -159,9 +170,16 @@ def test_user_created_and_deactivated_returns_tasks(login):
 
 
 def test_short_password_is_refused(login):
-    response = login("admin").post("/admin/users", data={
-        "username": "kurz", "full_name": "K", "organisation": "abh-md", "role": "clerk",
-        "password": "kurz"})  # fmt: skip
+    response = login("admin").post(
+        "/admin/users",
+        data={
+            "username": "kurz",
+            "full_name": "K",
+            "organisation": "abh-md",
+            "role": "clerk",
+            "password": "kurz",
+        },
+    )
     assert (
         "mindestens 12 Zeichen" in login("admin").get("/admin/users").get_data(as_text=True)
         or response.status_code == 200

@@ -40,8 +40,11 @@ def test_blue_card_case_suspends_at_decision_and_approval_completes_it():
     assert case.reference in text and case.applicant_name in text
     # Every automatic step ran exactly once, though the flow ran three times.
     assert executions(case) == {
-        "intake#1": 1, "fee_notice#1": 1, "completeness#1": 1, "preapproval#1": 1,
-    }  # fmt: skip
+        "intake#1": 1,
+        "fee_notice#1": 1,
+        "completeness#1": 1,
+        "preapproval#1": 1,
+    }
 
 
 def test_letter_is_pdf_a():

@@ -14,24 +14,76 @@ from serviceplus.settings import get_settings
 
 ROWS = {
     "organisation": [{"id": 1, "slug": "abh-x", "name": "ABH X", "kind": "abh", "address": ""}],
-    "user": [{"id": 1, "username": "u", "full_name": "U", "password_hash": "h", "role": "clerk",
-              "organisation_id": 1, "active": True}],
-    "workflowdefinition": [{"id": 1, "name": "s81a", "version": 1, "title": "t", "body": "b",
-                            "published_at": datetime(2026, 1, 1, tzinfo=UTC),
-                            "published_by": "system", "active": True}],
-    "case": [{"id": 1, "reference": "ABH-X-2026-000001", "submission_key": "k",
-              "organisation_id": 1, "applicant_name": "A", "applicant_birth_date": date(1990, 1, 1),
-              "applicant_nationality": "n", "employer_name": "E", "employer_address": "X",
-              "residence_purpose": "18a", "facts": {"gross_annual_salary_eur": 50000},
-              "status": "waiting", "definition_name": "s81a", "definition_version": 1,
-              "created_by": "t", "created_at": datetime(2026, 1, 2, tzinfo=UTC)}],
-    "human_task": [{"id": 1, "case_id": 1, "step_key": "decision", "attempt": 1, "title": "D",
-                    "organisation_id": 1, "role": "clerk", "status": "claimed", "form": {},
-                    "flow_run_id": "x", "assignee": "u",
-                    "created_at": datetime(2026, 1, 3, tzinfo=UTC)}],
-    "audit_event": [{"id": 1, "at": datetime(2026, 1, 2, tzinfo=UTC), "actor": "t",
-                     "action": "case_created", "case_id": 1, "detail": "d"}],
-}  # fmt: skip
+    "user": [
+        {
+            "id": 1,
+            "username": "u",
+            "full_name": "U",
+            "password_hash": "h",
+            "role": "clerk",
+            "organisation_id": 1,
+            "active": True,
+        }
+    ],
+    "workflowdefinition": [
+        {
+            "id": 1,
+            "name": "s81a",
+            "version": 1,
+            "title": "t",
+            "body": "b",
+            "published_at": datetime(2026, 1, 1, tzinfo=UTC),
+            "published_by": "system",
+            "active": True,
+        }
+    ],
+    "case": [
+        {
+            "id": 1,
+            "reference": "ABH-X-2026-000001",
+            "submission_key": "k",
+            "organisation_id": 1,
+            "applicant_name": "A",
+            "applicant_birth_date": date(1990, 1, 1),
+            "applicant_nationality": "n",
+            "employer_name": "E",
+            "employer_address": "X",
+            "residence_purpose": "18a",
+            "facts": {"gross_annual_salary_eur": 50000},
+            "status": "waiting",
+            "definition_name": "s81a",
+            "definition_version": 1,
+            "created_by": "t",
+            "created_at": datetime(2026, 1, 2, tzinfo=UTC),
+        }
+    ],
+    "human_task": [
+        {
+            "id": 1,
+            "case_id": 1,
+            "step_key": "decision",
+            "attempt": 1,
+            "title": "D",
+            "organisation_id": 1,
+            "role": "clerk",
+            "status": "claimed",
+            "form": {},
+            "flow_run_id": "x",
+            "assignee": "u",
+            "created_at": datetime(2026, 1, 3, tzinfo=UTC),
+        }
+    ],
+    "audit_event": [
+        {
+            "id": 1,
+            "at": datetime(2026, 1, 2, tzinfo=UTC),
+            "actor": "t",
+            "action": "case_created",
+            "case_id": 1,
+            "detail": "d",
+        }
+    ],
+}
 
 
 @pytest.fixture

@@ -17,24 +17,45 @@ NOW = clock.now()
 
 def _case(session, org, n, created, closed=None, step="decision", status="waiting"):
     case = Case(
-        reference=f"MON-{org.id}-{n}", submission_key=f"mon-{org.id}-{n}", organisation_id=org.id,
-        applicant_name=f"A{n}", applicant_birth_date=date(1990, 1, 1), applicant_nationality="x",
-        employer_name="E", employer_address="X", residence_purpose="18a", status=status,
-        current_step=step, definition_name="s81a", definition_version=1, created_by="t",
-        created_at=created, closed_at=closed,
-    )  # fmt: skip
+        reference=f"MON-{org.id}-{n}",
+        submission_key=f"mon-{org.id}-{n}",
+        organisation_id=org.id,
+        applicant_name=f"A{n}",
+        applicant_birth_date=date(1990, 1, 1),
+        applicant_nationality="x",
+        employer_name="E",
+        employer_address="X",
+        residence_purpose="18a",
+        status=status,
+        current_step=step,
+        definition_name="s81a",
+        definition_version=1,
+        created_by="t",
+        created_at=created,
+        closed_at=closed,
+    )
     session.add(case)
     session.flush()
     return case
 
 
 def _task(session, case, step, created, due, completed=None, org_id=None, role="clerk"):
-    session.add(HumanTask(
-        case_id=case.id, step_key=step, attempt=1, title=step, role=role,
-        organisation_id=org_id or case.organisation_id, flow_run_id="-", created_at=created,
-        due_at=due, completed_at=completed, status="completed" if completed else "open",
-        completed_by="x" if completed else None,
-    ))  # fmt: skip
+    session.add(
+        HumanTask(
+            case_id=case.id,
+            step_key=step,
+            attempt=1,
+            title=step,
+            role=role,
+            organisation_id=org_id or case.organisation_id,
+            flow_run_id="-",
+            created_at=created,
+            due_at=due,
+            completed_at=completed,
+            status="completed" if completed else "open",
+            completed_by="x" if completed else None,
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +67,15 @@ def org(database):
         session.add(org)
         session.flush()
         password_hash = accounts.hash_password("demo")
-        session.add(User(username="koord.mon", full_name="K", role=Role.coordinator,
-                         organisation_id=org.id, password_hash=password_hash))  # fmt: skip
+        session.add(
+            User(
+                username="koord.mon",
+                full_name="K",
+                role=Role.coordinator,
+                organisation_id=org.id,
+                password_hash=password_hash,
+            )
+        )
         ba = accounts.get_organisation(session, "ba")
         c1 = _case(session, org, 1, NOW - 20 * d)
         c2 = _case(session, org, 2, NOW - 10 * d, step="ba_approval")
@@ -56,8 +84,15 @@ def org(database):
         c4 = _case(session, org, 4, NOW - 40 * d, closed=NOW - 20 * d, **done)
         # Completed in time (2 days, due after 14), late (10 days, due after 7), in time (4 days).
         _task(session, c3, "decision", NOW - 10 * d, NOW + 4 * d, completed=NOW - 8 * d)
-        _task(session, c3, "ba_approval", NOW - 20 * d, NOW - 13 * d, completed=NOW - 10 * d,
-              org_id=ba.id)  # fmt: skip
+        _task(
+            session,
+            c3,
+            "ba_approval",
+            NOW - 20 * d,
+            NOW - 13 * d,
+            completed=NOW - 10 * d,
+            org_id=ba.id,
+        )
         _task(session, c4, "decision", NOW - 30 * d, NOW - 16 * d, completed=NOW - 26 * d)
         # Open: one overdue at the BA, one in time at the authority.
         _task(session, c2, "ba_approval", NOW - 9 * d, NOW - 2 * d, org_id=ba.id)
@@ -80,12 +115,14 @@ def test_cases_by_step_and_open_tasks(org):
 def test_deadline_compliance(org):
     with session_scope() as session:
         assert monitoring.compliance(session, org, NOW, 30) == [
-            ("ba_approval", 1, 0.0), ("decision", 2, 100.0),
-        ]  # fmt: skip
+            ("ba_approval", 1, 0.0),
+            ("decision", 2, 100.0),
+        ]
         # The decision of c4, 26 days ago, falls out of a 14-day window.
         assert monitoring.compliance(session, org, NOW, 14) == [
-            ("ba_approval", 1, 0.0), ("decision", 1, 100.0),
-        ]  # fmt: skip
+            ("ba_approval", 1, 0.0),
+            ("decision", 1, 100.0),
+        ]
 
 
 def test_cycle_times(org):

@@ -71,8 +71,13 @@ def ids(app):
         view = SavedView(organisation_id=task.organisation_id, owner="sb.magdeburg", name="v")
         session.add(view)
         session.flush()
-        return {"task": task.id, "ref": case.reference, "doc": doc.id, "letter": letter.id,
-                "view": view.id}  # fmt: skip
+        return {
+            "task": task.id,
+            "ref": case.reference,
+            "doc": doc.id,
+            "letter": letter.id,
+            "view": view.id,
+        }
 
 
 def test_every_route_is_in_the_table(app):

@@ -62,21 +62,30 @@ def test_complete_file_approved_through_recognition_and_ba():
 
 
 def test_incomplete_then_completed_after_one_round():
-    case = make_case(kinds=["passport", "power_of_attorney", "employment_contract"],
-                     facts={"anabin_equivalent": True})  # fmt: skip
+    case = make_case(
+        kinds=["passport", "power_of_attorney", "employment_contract"],
+        facts={"anabin_equivalent": True},
+    )
     assert drive(case) == "Suspended"
     assert reload(case).file_complete_at is None  # the clock has not started
     with session_scope() as session:
         for kind in ("employer_declaration", "qualification"):
-            add_document(session, case=reload(case), actor="sb.magdeburg",
-                         doc=NewDocument(kind, f"{kind}.pdf", blank_pdf()))  # fmt: skip
+            add_document(
+                session,
+                case=reload(case),
+                actor="sb.magdeburg",
+                doc=NewDocument(kind, f"{kind}.pdf", blank_pdf()),
+            )
     assert advance(case, "await_documents", "sb.magdeburg", "received") == "Suspended"
     assert reload(case).file_complete_at is not None
     assert advance(case, "ba_approval", "ba", "approve") == "Suspended"
     assert approve_decision(case) == "Completed"
     assert [s for s, _, _ in sequence(case)] == [
-        "await_documents", "ba_approval", "decision", "decision.confirm",
-    ]  # fmt: skip
+        "await_documents",
+        "ba_approval",
+        "decision",
+        "decision.confirm",
+    ]
     assert letters(case) == ["fee_notice", "missing_documents", "preapproval", "receipt"]
 
 
@@ -145,8 +154,9 @@ def test_refusal_with_reasons_in_the_letter():
 
 
 def test_blue_card_below_threshold_is_incomplete_with_reason():
-    case = make_case(example=BLUE_CARD,
-                     facts={**BLUE_CARD["facts"], "gross_annual_salary_eur": 40000})  # fmt: skip
+    case = make_case(
+        example=BLUE_CARD, facts={**BLUE_CARD["facts"], "gross_annual_salary_eur": 40000}
+    )
     drive(case)
     assert open_task_of(case).step_key == "await_documents"
     text = letter_text(case, "missing_documents")
@@ -167,5 +177,7 @@ def test_overdue_decision_escalates_to_coordinator():
     assert report.deadlines >= 1
     task = open_task_of(case)
     assert (task.step_key, task.role, task.escalated_at is not None) == (
-        "decision", "coordinator", True,
-    )  # fmt: skip
+        "decision",
+        "coordinator",
+        True,
+    )

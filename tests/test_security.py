@@ -78,8 +78,12 @@ def test_refuses_default_secret_outside_demo_mode(monkeypatch):
 
 def test_web_process_refuses_to_start_without_secret(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "SERVICEPLUS_DATA_DIR": str(tmp_path), "HOME": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", "import webui; webui.create_app()"],
-                            env=env, capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", "import webui; webui.create_app()"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0
     assert "SERVICEPLUS_SECRET_KEY must be set" in result.stderr
 
@@ -188,13 +192,15 @@ def test_retention_deletes_personal_data_of_old_closed_cases():
         )
     later = clock.now() + timedelta(days=3 * 365 + 1)
     with session_scope() as session:
-        dry = retention.purge(session, older_than=timedelta(days=1095), dry_run=True,
-                              actor="test", now=later)  # fmt: skip
+        dry = retention.purge(
+            session, older_than=timedelta(days=1095), dry_run=True, actor="test", now=later
+        )
     assert case.reference in dry.cases
     assert reload(case).applicant_name == case.applicant_name  # dry run changed nothing
     with session_scope() as session:
-        report = retention.purge(session, older_than=timedelta(days=1095), dry_run=False,
-                                 actor="test", now=later)  # fmt: skip
+        report = retention.purge(
+            session, older_than=timedelta(days=1095), dry_run=False, actor="test", now=later
+        )
     assert case.reference in report.cases
     gone = reload(case)
     assert (gone.applicant_name, gone.facts, gone.outcome) == ("[gelöscht]", {}, "approved")
@@ -212,15 +218,22 @@ json_values = st.recursive(
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
     ),
     max_leaves=12,
-)  # fmt: skip
+)
 case_like = st.fixed_dictionaries(
     {},
     optional={
         key: json_values | st.just(BLUE_CARD[key])
-        for key in ("organisation", "residence_purpose", "applicant", "employer", "facts",
-                    "planned_entry", "documents")
+        for key in (
+            "organisation",
+            "residence_purpose",
+            "applicant",
+            "employer",
+            "facts",
+            "planned_entry",
+            "documents",
+        )
     },
-)  # fmt: skip
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -231,8 +244,13 @@ def test_random_case_json_is_refused_cleanly_or_accepted_whole(data):
         parsed = cases.parse_case_input(data)
         parsed = parsed.model_copy(update={"documents": [], "submission_key": str(uuid.uuid4())})
         with session_scope() as session:
-            cases.create_case(session=session, data=parsed, documents=[], actor="hypothesis",
-                              max_upload_bytes=1000)  # fmt: skip
+            cases.create_case(
+                session=session,
+                data=parsed,
+                documents=[],
+                actor="hypothesis",
+                max_upload_bytes=1000,
+            )
     except cases.CaseInputError as exc:
         assert exc.messages and all(isinstance(m, str) for m in exc.messages)
         assert _counts() == before  # no partial rows
@@ -283,7 +301,8 @@ def test_cli_names_the_field_and_exits_non_zero(tmp_path):
     bad.write_text(json.dumps({**BLUE_CARD, "applicant": {"name": "X"}}), encoding="utf-8")
     result = subprocess.run(
         [str(Path(sys.executable).parent / "serviceplus"), "case", "start", str(bad)],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     assert "applicant.birth_date: Field required" in result.stderr

@@ -15,9 +15,14 @@ from serviceplus.stack import Stack
 
 CLI = str(Path(sys.executable).parent / "serviceplus")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +78,21 @@ def test_cli_case_runs_to_completion_on_the_worker(stack, tmp_path):
     task = wait_for(lambda: task_of(stack, reference), 120, "the decision task")
     assert (task["step"], task["options"]) == ("decision", ["approve", "reject"])
 
-    done = cli(stack, "task", "complete", str(task["id"]), "--decision", "approve",
-               "--as", "sb.magdeburg")  # fmt: skip
+    done = cli(
+        stack, "task", "complete", str(task["id"]), "--decision", "approve", "--as", "sb.magdeburg"
+    )
     assert done["resumed"] is True
     check = wait_for(lambda: task_of(stack, reference, "decision.confirm"), 120, "confirmation")
-    done = cli(stack, "task", "complete", str(check["id"]), "--decision", "confirm",
-               "--as", "sb2.magdeburg")  # fmt: skip
+    done = cli(
+        stack,
+        "task",
+        "complete",
+        str(check["id"]),
+        "--decision",
+        "confirm",
+        "--as",
+        "sb2.magdeburg",
+    )
     assert done["resumed"] is True
 
     def completed():

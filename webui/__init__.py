@@ -42,8 +42,11 @@ def create_app(config: dict | None = None) -> Flask:
     @app.get("/")
     @login_required
     def index():
-        home = {Role.clerk: "inbox.index", Role.coordinator: "monitor.index",
-                Role.admin: "admin.index"}  # fmt: skip
+        home = {
+            Role.clerk: "inbox.index",
+            Role.coordinator: "monitor.index",
+            Role.admin: "admin.index",
+        }
         return redirect(url_for(home.get(current_user.row.role, "inbox.index")))
 
     limit_mb = settings.max_upload_bytes // (1024 * 1024)
@@ -51,9 +54,13 @@ def create_app(config: dict | None = None) -> Flask:
         (403, "Kein Zugriff", "Sie haben keinen Zugriff auf diese Seite."),
         (404, "Nicht gefunden", "Die angeforderte Seite gibt es nicht."),
         (413, "Datei zu groß", f"Eine Datei darf höchstens {limit_mb} MB groß sein."),
-        (429, "Zu viele Versuche", "Zu viele fehlgeschlagene Anmeldeversuche. Bitte warten "
-                                   "Sie eine Minute und versuchen Sie es dann erneut."),
-    ]:  # fmt: skip
+        (
+            429,
+            "Zu viele Versuche",
+            "Zu viele fehlgeschlagene Anmeldeversuche. Bitte warten "
+            "Sie eine Minute und versuchen Sie es dann erneut.",
+        ),
+    ]:
         app.register_error_handler(status, _error_page(status, title, message))
 
     return app

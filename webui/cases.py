@@ -88,8 +88,11 @@ def new():
             errors = exc.messages
         else:
             if not started:
-                flash("Der Fall ist gespeichert und wird gestartet, sobald die "
-                      "Prozesssteuerung erreichbar ist.", "warning")  # fmt: skip
+                flash(
+                    "Der Fall ist gespeichert und wird gestartet, sobald die "
+                    "Prozesssteuerung erreichbar ist.",
+                    "warning",
+                )
             flash(f"Der Fall {case.reference} wurde angelegt.", "success")
             return redirect(url_for("cases.detail", reference=case.reference))
     status = 400 if request.method == "POST" else 200
@@ -170,8 +173,13 @@ def upload(reference: str):
         return redirect(back)
     cases.add_document(session, case=case, doc=doc, actor=current_user.row.username)
     detail = f"{kinds[doc.kind]}: {cases.safe_filename(doc.filename)}"
-    audit.record(session, actor=current_user.row.username, action="document_added",
-                 case_id=case.id, detail=detail)  # fmt: skip
+    audit.record(
+        session,
+        actor=current_user.row.username,
+        action="document_added",
+        case_id=case.id,
+        detail=detail,
+    )
     session.commit()
     flash("Die Unterlage wurde hinzugefügt.", "success")
     return redirect(back)
@@ -197,8 +205,14 @@ def _visible_document_or_404(case: Case, document_id: int) -> Document:
 def document(reference: str, document_id: int):
     case = get_case_or_404(reference)
     doc = _visible_document_or_404(case, document_id)
-    return _send_audited(case, "document_downloaded", doc.original_name,
-                         doc.storage_path, doc.media_type, doc.original_name)  # fmt: skip
+    return _send_audited(
+        case,
+        "document_downloaded",
+        doc.original_name,
+        doc.storage_path,
+        doc.media_type,
+        doc.original_name,
+    )
 
 
 @bp.get("/<reference>/documents/<int:document_id>/preview")
@@ -207,8 +221,15 @@ def preview(reference: str, document_id: int):
     """The document inline, for the preview frame on the task page."""
     case = get_case_or_404(reference)
     doc = _visible_document_or_404(case, document_id)
-    return _send_audited(case, "document_viewed", doc.original_name, doc.storage_path,
-                         doc.media_type, doc.original_name, inline=True)  # fmt: skip
+    return _send_audited(
+        case,
+        "document_viewed",
+        doc.original_name,
+        doc.storage_path,
+        doc.media_type,
+        doc.original_name,
+        inline=True,
+    )
 
 
 @bp.get("/<reference>/letters/<int:letter_id>")
@@ -223,22 +244,30 @@ def letter(reference: str, letter_id: int):
     ):
         abort(404)
     name = f"{case.reference}-{row.kind}-{row.attempt}.pdf"
-    return _send_audited(case, "letter_downloaded", row.title, row.storage_path,
-                         "application/pdf", name)  # fmt: skip
+    return _send_audited(
+        case, "letter_downloaded", row.title, row.storage_path, "application/pdf", name
+    )
 
 
 def _send_audited(
-    case: Case, action: str, detail: str, path: str, media_type: str, name: str,
+    case: Case,
+    action: str,
+    detail: str,
+    path: str,
+    media_type: str,
+    name: str,
     inline: bool = False,
-):  # fmt: skip
+):
     """Personal data leaves the system: record who downloaded what, then send
     it as an attachment (never rendered inline by the browser)."""
     session = get_db()
-    audit.record(session, actor=current_user.row.username, action=action, case_id=case.id,
-                 detail=detail)  # fmt: skip
+    audit.record(
+        session, actor=current_user.row.username, action=action, case_id=case.id, detail=detail
+    )
     session.commit()
-    response = send_file(storage.resolve(path), mimetype=media_type, as_attachment=not inline,
-                         download_name=name)  # fmt: skip
+    response = send_file(
+        storage.resolve(path), mimetype=media_type, as_attachment=not inline, download_name=name
+    )
     if inline:
         response.headers["X-ServicePLUS-Preview"] = "1"  # may be framed by our own page
     return response

@@ -61,21 +61,31 @@ def render(definition: Definition) -> str:
         (x1, y1), (x2, y2) = pos[source], pos[target]
         ax, ay = x1 + BOX_W / 2, y1 + BOX_H
         bx, by = x2 + BOX_W / 2, y2 if y2 > y1 else y2 + BOX_H
-        parts.append(f'<line x1="{ax}" y1="{ay}" x2="{bx}" y2="{by}" stroke="#333" '
-                     f'marker-end="url(#arrow)"/>')  # fmt: skip
+        parts.append(
+            f'<line x1="{ax}" y1="{ay}" x2="{bx}" y2="{by}" stroke="#333" '
+            f'marker-end="url(#arrow)"/>'
+        )
         if label:
-            parts.append(f'<text x="{(ax + bx) / 2 + 4}" y="{(ay + by) / 2}" font-size="11" '
-                         f'fill="#333">{escape(label)}</text>')  # fmt: skip
+            parts.append(
+                f'<text x="{(ax + bx) / 2 + 4}" y="{(ay + by) / 2}" font-size="11" '
+                f'fill="#333">{escape(label)}</text>'
+            )
     for key, step in definition.steps.items():
         x, y = pos[key]
-        parts.append(f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="6" '
-                     f'fill="{FILL[step.kind]}" stroke="#16406f"/>')  # fmt: skip
-        parts.append(f'<text x="{x + 8}" y="{y + 18}" font-size="12" font-weight="bold" '
-                     f'fill="#1a1a1a">{escape(key)}</text>')  # fmt: skip
+        parts.append(
+            f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="6" '
+            f'fill="{FILL[step.kind]}" stroke="#16406f"/>'
+        )
+        parts.append(
+            f'<text x="{x + 8}" y="{y + 18}" font-size="12" font-weight="bold" '
+            f'fill="#1a1a1a">{escape(key)}</text>'
+        )
         who = {"auto": "automatisch", "end": "Ende"}.get(
             step.kind, f"{step.organisation}/{step.role}"
         )
-        parts.append(f'<text x="{x + 8}" y="{y + 34}" font-size="11" fill="#1a1a1a">'
-                     f"{escape(who)}{' · 4 Augen' if step.four_eyes else ''}</text>")  # fmt: skip
+        parts.append(
+            f'<text x="{x + 8}" y="{y + 34}" font-size="11" fill="#1a1a1a">'
+            f"{escape(who)}{' · 4 Augen' if step.four_eyes else ''}</text>"
+        )
     parts.append("</svg>")
     return "\n".join(parts)

@@ -110,8 +110,9 @@ def save_view():
         return redirect(url_for("inbox.index"))
     session = get_db()
     flt = inbox.InboxFilter.from_args(request.form)
-    view = inbox.save_view(session, user=current_user.row, name=name, flt=flt,
-                           shared=request.form.get("shared") == "1")  # fmt: skip
+    view = inbox.save_view(
+        session, user=current_user.row, name=name, flt=flt, shared=request.form.get("shared") == "1"
+    )
     session.commit()
     flash(f"Ansicht „{view.name}“ gespeichert.", "success")
     return redirect(url_for("inbox.index", saved=view.id))
@@ -262,9 +263,12 @@ def complete(task_id: int):
     session = get_db()
     try:
         pending = tasks.complete(
-            session, task=task, user=current_user.row,
-            decision=form.decision.data, reason=form.reason.data,
-        )  # fmt: skip
+            session,
+            task=task,
+            user=current_user.row,
+            decision=form.decision.data,
+            reason=form.reason.data,
+        )
         session.commit()  # the decision is safe from here on
     except tasks.TaskError as exc:
         session.rollback()

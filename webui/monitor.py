@@ -156,8 +156,12 @@ def cancel(reference: str):
         abort(400)
     session = get_db()
     try:
-        monitoring.cancel(session, case=case, actor=current_user.row.username,
-                          reason=request.form.get("reason", ""))  # fmt: skip
+        monitoring.cancel(
+            session,
+            case=case,
+            actor=current_user.row.username,
+            reason=request.form.get("reason", ""),
+        )
         session.commit()
         flash("Der Fall wurde abgebrochen.", "success")
     except ValueError as exc:
