@@ -33,6 +33,7 @@ format: install
 bench: install debs-run
 	$(BIN)/python -m bench.foundation --write docs/performance.md
 	$(BIN)/python -m bench.pages --write docs/performance.md
+	$(BIN)/python -m bench.throughput --write docs/performance.md
 
 install: $(STAMP)
 
