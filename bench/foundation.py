@@ -10,11 +10,8 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,46 +27,16 @@ os.environ.update(
 for name in ("DATABASE_URL", "PREFECT_API_URL", "SERVICEPLUS_DATABASE_URL"):
     os.environ.pop(name, None)
 
+from bench.common import (  # noqa: E402
+    percentile,
+    replace_section,
+    start_stack,
+    stop_stack,
+    wait_until,
+)
 from serviceplus.settings import apply_prefect_env  # noqa: E402
 
 apply_prefect_env()
-CLI = str(Path(sys.executable).parent / "serviceplus")
-LOGIN = "http://127.0.0.1:5100/login"
-
-
-def serves_login() -> bool:
-    try:
-        with urllib.request.urlopen(LOGIN, timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def start_stack() -> tuple[subprocess.Popen, float]:
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        [CLI, "run"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    while not serves_login():
-        if proc.poll() is not None:
-            raise RuntimeError(f"serviceplus run exited early; see {DATA_DIR}/logs")
-        time.sleep(0.1)
-    return proc, time.monotonic() - started
-
-
-def stop_stack(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, 2)  # Ctrl-C, as a user would
-    proc.wait(timeout=60)
-
-
-def wait_until(check, timeout: float = 180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError
 
 
 def resume_latencies(n: int) -> list[float]:
@@ -113,11 +80,6 @@ def _suspended(flow_run_id: str) -> bool:
     from models.orchestration import flow_run_state
 
     return flow_run_state(flow_run_id) == "Suspended"
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def report(first: float, warm: float, latencies: list[float]) -> str:
@@ -167,15 +129,6 @@ def main() -> None:
     print(text)
     if args.write:
         replace_section(args.write, text)
-
-
-def replace_section(path: Path, section: str) -> None:
-    """Put `section` in place of the section with the same heading (or append it)."""
-    heading = section.splitlines()[0]
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
-    before, found, rest = old.partition(heading)
-    after = rest[rest.find("\n## ") + 1 :] if found and "\n## " in rest else ""
-    path.write_text(before.rstrip() + "\n\n" + section + ("\n" + after if after else ""))
 
 
 if __name__ == "__main__":

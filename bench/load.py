@@ -39,7 +39,7 @@ os.environ.update(
 for name in ("DATABASE_URL", "PREFECT_API_URL", "SERVICEPLUS_DATABASE_URL"):
     os.environ.pop(name, None)
 
-from bench.foundation import CLI, percentile, replace_section  # noqa: E402
+from bench.common import CLI, percentile, replace_section  # noqa: E402
 
 BASE = "http://127.0.0.1:5200"
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -178,7 +178,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="replace this section in a Markdown file")
     args = parser.parse_args()
 
-    from bench.foundation import start_stack, stop_stack
+    from bench.common import start_stack, stop_stack
     from serviceplus.settings import apply_prefect_env
 
     apply_prefect_env()

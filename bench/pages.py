@@ -25,7 +25,7 @@ os.environ.update(
 )
 os.environ.pop("DATABASE_URL", None)
 
-from bench.foundation import percentile, replace_section  # noqa: E402
+from bench.common import percentile, replace_section  # noqa: E402
 
 
 def seed(n: int) -> None:

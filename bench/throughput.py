@@ -26,7 +26,7 @@ os.environ.update(SERVICEPLUS_DATA_DIR=str(DATA_DIR), SERVICEPLUS_DEMO="1",
 for name in ("DATABASE_URL", "PREFECT_API_URL", "SERVICEPLUS_DATABASE_URL"):
     os.environ.pop(name, None)
 
-from bench.foundation import replace_section, wait_until  # noqa: E402
+from bench.common import replace_section, wait_until  # noqa: E402
 from serviceplus.settings import PROJECT_ROOT, apply_prefect_env  # noqa: E402
 
 apply_prefect_env()
@@ -154,7 +154,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="replace this section in a Markdown file")
     args = parser.parse_args()
 
-    from bench.foundation import start_stack, stop_stack
+    from bench.common import start_stack, stop_stack
 
     proc, _ = start_stack()
     try:
