@@ -11,6 +11,7 @@ decision a clerk saved is in its case, and no flow run was resumed more often
 than its tasks were decided.
 
 Usage: .venv/bin/python -m bench.load [--clerks 20] [--seconds 120] [--cases 60] [--write FILE]
+With BENCH_POSTGRES=postgres@127.0.0.1:5432 both databases are fresh PostgreSQL ones.
 """
 
 import argparse
@@ -30,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 DATA_DIR = Path(tempfile.mkdtemp(prefix="serviceplus-bench-load-"))
+PG = os.environ.get("BENCH_POSTGRES")  # e.g. postgres@127.0.0.1:5432: both databases there
 os.environ.update(
     SERVICEPLUS_DATA_DIR=str(DATA_DIR),
     SERVICEPLUS_DEMO="1",
@@ -38,6 +40,15 @@ os.environ.update(
 )
 for name in ("DATABASE_URL", "PREFECT_API_URL", "SERVICEPLUS_DATABASE_URL"):
     os.environ.pop(name, None)
+if PG:
+    import psycopg
+
+    names = [f"serviceplus_load_{os.getpid()}", f"serviceplus_load_{os.getpid()}_prefect"]
+    with psycopg.connect(f"postgresql://{PG}/postgres", autocommit=True) as connection:
+        for db in names:
+            connection.execute(f'CREATE DATABASE "{db}"')
+    os.environ["DATABASE_URL"] = f"postgresql+psycopg://{PG}/{names[0]}"
+    os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"postgresql+asyncpg://{PG}/{names[1]}"
 
 from bench.common import CLI, percentile, replace_section  # noqa: E402
 
@@ -63,6 +74,8 @@ class Clerk:
                 status, text = response.status, response.read().decode()
         except urllib.error.HTTPError as exc:
             status, text = exc.code, exc.read().decode(errors="replace")
+        except (TimeoutError, urllib.error.URLError):
+            status, text = 0, ""  # no answer within 30 s: counted as an error
         with self.lock:
             self.stats.append(
                 (path.split("?")[0].split("/")[1], status, time.perf_counter() - started)
@@ -207,25 +220,31 @@ def main() -> None:
         missing, over = check(clerks)
     finally:
         stop_stack(proc)
-    errors = sum(1 for _, status, _ in stats if status >= 500 or status in (400, 403, 404))
+    statuses = Counter(status for _, status, _ in stats)
+    errors = sum(
+        n for status, n in statuses.items() if status >= 500 or status in (0, 400, 403, 404)
+    )
+    breakdown = ", ".join(f"{s or 'timeout'}: {n}" for s, n in sorted(statuses.items()))
     latencies = [d * 1000 for _, _, d in stats]
     p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
     rate = len(stats) / elapsed
     decided = sum(len(c.decided) for c in clerks)
     text = "\n".join(
         [
-            "## Load: clerks working the inbox",
+            f"## Load: clerks working the inbox ({'PostgreSQL' if PG else 'SQLite'})",
             "",
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m bench.load --clerks "
             f"{args.clerks} --seconds {args.seconds} --cases {args.cases}` on {platform.node()} "
-            f"({os.cpu_count()} cores, SQLite, gunicorn 2 workers × 4 threads, one process worker; "
+            f"({os.cpu_count()} cores, {'PostgreSQL' if PG else 'SQLite'}, gunicorn 2 workers × 4 "
+            "threads, one process worker; "
             "load generator on the same machine over loopback).",
             "",
             "| figure | value |",
             "|---|---|",
             f"| requests | {len(stats)} in {elapsed:.0f} s ({rate:.1f} per second) |",
             f"| latency p50 / p95 | {p50:.0f} / {p95:.0f} ms |",
-            f"| error responses (5xx, 400, 403, 404) | {errors} |",
+            f"| error responses (5xx, 400, 403, 404, no answer in 30 s) | {errors} |",
+            f"| responses by status | {breakdown} |",
             f"| decisions saved by clerks | {decided} |",
             f"| saved decisions missing from their case | {missing} |",
             f"| flow runs resumed more often than decided | {over} |",
