@@ -55,6 +55,7 @@ from bench.common import CLI, percentile, replace_section  # noqa: E402
 BASE = "http://127.0.0.1:5200"
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 TASK_LINK = re.compile(r'href="/tasks/(\d+)"')
+OPTION = re.compile(r'name="decision" type="radio" value="([a-z_]+)"')
 
 
 class Clerk:
@@ -106,7 +107,10 @@ class Clerk:
         _, page = self.request(f"/tasks/{task_id}")
         if f"in Bearbeitung durch {self.username}" not in page:
             return  # a colleague was quicker
-        decision = "confirm" if 'value="confirm"' in page else "approve"
+        options = OPTION.findall(page)
+        if not options or "selbst gemacht" in page:
+            return  # no form for this clerk (e.g. their own proposal, four eyes)
+        decision = options[0]  # approve, or confirm a colleague's proposal
         status, _ = self.request(
             f"/tasks/{task_id}/complete", {"csrf_token": token, "decision": decision}
         )
