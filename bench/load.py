@@ -55,7 +55,7 @@ from bench.common import CLI, percentile, replace_section  # noqa: E402
 BASE = "http://127.0.0.1:5200"
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 TASK_LINK = re.compile(r'href="/tasks/(\d+)"')
-OPTION = re.compile(r'name="decision" type="radio" value="([a-z_]+)"')
+OPTION = re.compile(r'name="decision"[^>]*type="radio" value="([a-z_]+)"')
 
 
 class Clerk:
