@@ -9,18 +9,19 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUN_DEBS    := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
 TEST_DEBS   := $(RUN_DEBS) chromium postgresql
 
-.PHONY: run test lint format bench install debs-run debs-test pg-up clean
+.PHONY: run test lint format bench bench-all install debs-run debs-test pg-up clean
 
 run: install debs-run
 	SERVICEPLUS_DEMO=1 $(BIN)/serviceplus run
 
 # The whole suite twice: on SQLite (the embedded default), then with the app
 # database and the Prefect server on PostgreSQL (127.0.0.1:5432, user postgres).
+# The benchmark smoke runs start their own stacks, so once is enough.
 test: install debs-test pg-up
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
-	SERVICEPLUS_TEST_DATABASE=postgresql $(BIN)/pytest
+	SERVICEPLUS_TEST_DATABASE=postgresql $(BIN)/pytest --ignore=tests/test_bench.py
 
 lint: install
 	$(BIN)/ruff check .
@@ -30,10 +31,17 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The figures of docs/performance.md: `make bench` the everyday set,
+# `make bench-all` also 100,000 tasks and the knob sweep (PostgreSQL rows).
 bench: install debs-run
 	$(BIN)/python -m bench.foundation --write docs/performance.md
-	$(BIN)/python -m bench.pages --write docs/performance.md
+	$(BIN)/python -m bench.pages --tasks 10000 --write docs/performance.md
 	$(BIN)/python -m bench.throughput --write docs/performance.md
+	$(BIN)/python -m bench.profile --write docs/performance.md
+
+bench-all: bench debs-test pg-up
+	$(BIN)/python -m bench.pages --tasks 100000 --write docs/performance.md
+	$(BIN)/python -m bench.knobs --write docs/performance.md
 
 install: $(STAMP)
 

@@ -1,6 +1,7 @@
 """Helpers the benchmark scripts share. Importing this has no side effects:
 each script sets its own environment (data directory, ports) first."""
 
+import atexit
 import os
 import subprocess
 import sys
@@ -36,6 +37,112 @@ def serves_login() -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+def prepare(prefix: str, web_port: int, prefect_port: int) -> Path:
+    """Environment for a benchmark stack: a temporary data directory, its own
+    ports, and with BENCH_POSTGRES=user@host:port fresh PostgreSQL databases
+    for the app and the Prefect server. Call before anything imports prefect."""
+    import tempfile
+
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ.update(SERVICEPLUS_DATA_DIR=str(data_dir), SERVICEPLUS_DEMO="1",
+                      SERVICEPLUS_WEB_PORT=str(web_port),
+                      SERVICEPLUS_PREFECT_PORT=str(prefect_port))  # fmt: skip
+    for name in ("DATABASE_URL", "PREFECT_API_URL", "SERVICEPLUS_DATABASE_URL"):
+        os.environ.pop(name, None)
+    postgres = os.environ.get("BENCH_POSTGRES")
+    if postgres:
+        import psycopg
+
+        base = data_dir.name.replace("-", "_")
+        admin = f"postgresql://{postgres}/postgres"
+        with psycopg.connect(admin, autocommit=True) as connection:
+            for db in (f"{base}_app", f"{base}_prefect"):
+                connection.execute(f'CREATE DATABASE "{db}"')
+        atexit.register(_drop_databases, admin, [f"{base}_app", f"{base}_prefect"])
+        os.environ["DATABASE_URL"] = f"postgresql+psycopg://{postgres}/{base}_app"
+        os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = (
+            f"postgresql+asyncpg://{postgres}/{base}_prefect"
+        )
+    from serviceplus.settings import apply_prefect_env
+
+    apply_prefect_env()
+    return data_dir
+
+
+def _drop_databases(admin: str, names: list[str]) -> None:
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as connection:
+        for db in names:
+            connection.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+def database_label() -> str:
+    return "PostgreSQL" if os.environ.get("BENCH_POSTGRES") else "SQLite"
+
+
+def cases_to_first_task(n: int) -> float:
+    """Seconds from creating `n` cases (one after the other) until each has
+    its first human task."""
+    from sqlmodel import func, select
+
+    from models.db import session_scope
+    from models.tables import HumanTask
+    from tests.helpers import BLUE_CARD, make_case
+
+    with session_scope() as session:
+        before = session.exec(select(func.count()).select_from(HumanTask)).one()
+    started = time.monotonic()
+    for _ in range(n):
+        make_case(example=BLUE_CARD)
+
+    def all_waiting():
+        with session_scope() as session:
+            return session.exec(select(func.count()).select_from(HumanTask)).one() >= before + n
+
+    wait_until(all_waiting, timeout=1800)
+    return time.monotonic() - started
+
+
+def resume_latencies(n: int) -> list[float]:
+    """Seconds from a decision's completion to the case's next state (here:
+    the four-eyes confirmation task opened by the resumed flow), one case
+    after the other."""
+    from sqlmodel import select
+
+    from models import accounts, tasks
+    from models.db import session_scope
+    from models.orchestration import flow_run_state
+    from models.tables import HumanTask, TaskStatus
+    from tests.helpers import BLUE_CARD, make_case
+
+    created = [make_case(example=BLUE_CARD) for _ in range(n)]
+
+    def task_at(case, step):
+        with session_scope() as session:
+            query = select(HumanTask).where(
+                HumanTask.case_id == case.id,
+                HumanTask.step_key == step,
+                HumanTask.status == TaskStatus.open,
+            )
+            return session.exec(query).first()
+
+    latencies = []
+    for case in created:
+        task = wait_until(lambda c=case: task_at(c, "decision"))
+        wait_until(lambda t=task: flow_run_state(t.flow_run_id) == "Suspended")
+        started = time.monotonic()
+        with session_scope() as session:
+            user = accounts.get_user(session, "sb.magdeburg")
+            pending = tasks.complete(session, task=task, user=user, decision="approve")
+        with session_scope() as session:
+            session.add(pending)
+            assert tasks.deliver(session, pending)
+        wait_until(lambda c=case: task_at(c, "decision.confirm"))
+        latencies.append(time.monotonic() - started)
+    return latencies
 
 
 def start_stack() -> tuple[subprocess.Popen, float]:

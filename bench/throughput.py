@@ -7,29 +7,29 @@ work pool and worker; the ratio of the two. Also milliseconds and bytes per
 letter, and the resident memory of server, worker and web processes at rest
 and after the runs.
 
-Usage: .venv/bin/python -m bench.throughput [--cases 20] [--write FILE]
-Knobs for operators: PREFECT_WORKER_QUERY_SECONDS (default 1 here), and the
-worker's --limit (10, in serviceplus/stack.py).
+Usage: .venv/bin/python -m bench.throughput [--cases 100] [--write FILE]
+Knobs (see bench/knobs.py): PREFECT_WORKER_QUERY_SECONDS, SERVICEPLUS_WORKER_LIMIT,
+BENCH_POSTGRES=user@host:port for PostgreSQL.
 """
 
 import argparse
 import os
 import platform
-import tempfile
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-DATA_DIR = Path(tempfile.mkdtemp(prefix="serviceplus-bench-throughput-"))
-os.environ.update(SERVICEPLUS_DATA_DIR=str(DATA_DIR), SERVICEPLUS_DEMO="1",
-                  SERVICEPLUS_WEB_PORT="5300", SERVICEPLUS_PREFECT_PORT="4500")  # fmt: skip
-for name in ("DATABASE_URL", "PREFECT_API_URL", "SERVICEPLUS_DATABASE_URL"):
-    os.environ.pop(name, None)
-
-from bench.common import replace_section, wait_until  # noqa: E402
-from serviceplus.settings import PROJECT_ROOT, apply_prefect_env  # noqa: E402
-
-apply_prefect_env()
+from bench.common import (
+    cases_to_first_task,
+    database_label,
+    prepare,
+    replace_section,
+    start_stack,
+    stop_stack,
+    wait_until,
+)
+from serviceplus.settings import PROJECT_ROOT, get_settings
 
 
 def _tree_rss_mb(root: int) -> float:
@@ -76,32 +76,14 @@ def memory(run_pid: int) -> dict[str, float]:
     return parts
 
 
-def our_cases(n: int) -> float:
-    from sqlmodel import func, select
-
-    from models.db import session_scope
-    from models.tables import HumanTask
-    from tests.helpers import BLUE_CARD, make_case
-
-    with session_scope() as session:
-        before = session.exec(select(func.count()).select_from(HumanTask)).one()
-    started = time.monotonic()
-    for _ in range(n):
-        make_case(example=BLUE_CARD)
-
-    def all_waiting():
-        with session_scope() as session:
-            return session.exec(select(func.count()).select_from(HumanTask)).one() >= before + n
-
-    wait_until(all_waiting, timeout=1800)
-    return time.monotonic() - started
-
-
-def bare_runs(n: int) -> float:
+def bare_runs(n: int, *, direct: bool) -> float:
+    """Seconds for `n` runs of the bare flow to reach their suspend. `direct`
+    starts the engine as our deployments do (prefect.yaml); otherwise with
+    Prefect's default (a workspace supervisor process first)."""
     from prefect import get_client
     from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
+        DeploymentFilter,
+        DeploymentFilterId,
         FlowRunFilter,
         FlowRunFilterStateName,
     )
@@ -112,17 +94,23 @@ def bare_runs(n: int) -> float:
     source = bare_flow.from_source(
         source=str(PROJECT_ROOT), entrypoint="bench/bare_flow.py:bare_flow"
     )
-    source.deploy(name="bare", work_pool_name="cases", print_next_steps=False)
+    name = "direct" if direct else "default"
+    engine = {"command": f"{sys.executable} -m prefect.engine"} if direct else {}
+    deployment_id = source.deploy(
+        name=name, work_pool_name="cases", job_variables=engine, print_next_steps=False
+    )
     started = time.monotonic()
     for i in range(n):
-        run_deployment("bare-flow/bare", parameters={"number": i}, timeout=0, as_subflow=False)
-    flows = FlowFilter(name=FlowFilterName(any_=["bare-flow"]))
+        run_deployment(f"bare-flow/{name}", parameters={"number": i}, timeout=0, as_subflow=False)
+    ours = DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
     suspended = FlowRunFilter(state=dict(name=FlowRunFilterStateName(any_=["Suspended"])))
 
     def all_suspended():
         with get_client(sync_client=True) as client:
-            return len(client.read_flow_runs(flow_filter=flows, flow_run_filter=suspended,
-                                             limit=n + 10)) >= n  # fmt: skip
+            runs = client.read_flow_runs(
+                deployment_filter=ours, flow_run_filter=suspended, limit=n + 10
+            )
+            return len(runs) >= n
 
     wait_until(all_suspended, timeout=1800)
     return time.monotonic() - started
@@ -150,18 +138,18 @@ def letters(count: int = 10) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=20)
+    parser.add_argument("--cases", type=int, default=100)
     parser.add_argument("--write", type=Path, help="replace this section in a Markdown file")
     args = parser.parse_args()
 
-    from bench.common import start_stack, stop_stack
-
+    prepare("serviceplus-bench-throughput-", web_port=5300, prefect_port=4500)
     proc, _ = start_stack()
     try:
         time.sleep(15)  # let the demo cases reach their first human step
         at_rest = memory(proc.pid)
-        ours = our_cases(args.cases)
-        bare = bare_runs(args.cases)
+        ours = cases_to_first_task(args.cases)
+        bare = bare_runs(args.cases, direct=True)
+        bare_default = bare_runs(args.cases, direct=False)
         after = memory(proc.pid)
         letter_ms, letter_bytes = letters()
     finally:
@@ -173,6 +161,8 @@ def main() -> None:
         f"| bare Prefect flow (8 tasks + 1 suspend): {n} runs | {bare:.1f} s, "
         f"{60 * n / bare:.1f} per minute |",
         f"| overhead: case flow / bare Prefect (time) | {ours / bare:.2f} |",
+        f"| bare Prefect flow, Prefect's default process start (workspace supervisor): "
+        f"{n} runs | {bare_default:.1f} s, {60 * n / bare_default:.1f} per minute |",
         f"| letter (pre-approval, PDF/A-3b, warm) | {letter_ms:.0f} ms, "
         f"{letter_bytes / 1024:.0f} KiB |",
     ]
@@ -183,10 +173,12 @@ def main() -> None:
         "## Throughput against bare Prefect, letters, memory",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m bench.throughput "
-        f"--cases {n}` on {platform.node()} ({os.cpu_count()} cores, SQLite, one process "
-        "worker with --limit 10 polling every second; both kinds of run on the same worker, "
-        "one after the other). Memory is the resident set of each part's process tree "
-        "(the worker's includes its flow-run subprocesses at that moment).",
+        f"--cases {n}` on {platform.node()} ({os.cpu_count()} cores, {database_label()}, "
+        f"one process worker with --limit {get_settings().worker_limit} polling every "
+        f"{os.environ.get('PREFECT_WORKER_QUERY_SECONDS', '1')} s; all kinds of run on the "
+        "same worker, one after the other; the engine started directly unless noted). "
+        "Memory is the resident set of each part's process tree (the worker's includes its "
+        "flow-run subprocesses at that moment).",
         "",
         "| figure | value |",
         "|---|---|",

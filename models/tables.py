@@ -129,12 +129,17 @@ class Document(SQLModel, table=True):
     uploaded_at: datetime = ts_field(default_factory=utcnow, nullable=False)
 
 
+ACTIVE_SQL = "status IN ('open', 'claimed')"
+UNDATED_SQL = "due_at IS NULL"
+
+
 class HumanTask(SQLModel, table=True):
     __tablename__ = "human_task"
     __table_args__ = (
         sa.UniqueConstraint("case_id", "step_key", "attempt"),
-        # The inbox query: open tasks of one organisation and role by due date.
         sa.Index("ix_human_task_queue", "organisation_id", "role", "status", "due_at"),
+        # The inbox query walks this index in due order and stops after a page.
+        sa.Index("ix_human_task_inbox", "organisation_id", "role", "active", "undated", "due_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
@@ -163,6 +168,14 @@ class HumanTask(SQLModel, table=True):
     escalated_at: datetime | None = ts_field(default=None)
     priority: int = 0  # 0 normal, 1 high
     delegated_by: str | None = Field(default=None, max_length=80)  # who can take it back
+    # Computed by the database (migration 0006) so the inbox can sort by an
+    # index: "open or claimed" and "no due date" (sorted last).
+    active: bool | None = Field(
+        default=None, sa_column=Column(sa.Boolean, sa.Computed(ACTIVE_SQL), nullable=True)
+    )
+    undated: bool | None = Field(
+        default=None, sa_column=Column(sa.Boolean, sa.Computed(UNDATED_SQL), nullable=True)
+    )
 
 
 class PendingResume(SQLModel, table=True):

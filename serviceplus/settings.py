@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     prefect_api_url: str = ""
     deployment: str = "case-flow/s81a-v1"
     work_pool: str = "cases"
+    worker_limit: int = 10  # flow runs one worker executes at once (see docs/performance.md)
     max_upload_bytes: int = 20 * 1024 * 1024
     secure_cookies: bool = False  # set when served over HTTPS
     login_limit: str = "5 per minute"  # failed logins per address and user name

@@ -25,6 +25,7 @@ def stack_env(settings: Settings) -> dict[str, str]:
     env.update(
         {
             "SERVICEPLUS_ROOT": str(PROJECT_ROOT),
+            "SERVICEPLUS_PYTHON": sys.executable,
             "SERVICEPLUS_DATA_DIR": str(settings.data_dir),
             "SERVICEPLUS_DATABASE_URL": settings.database_url,
             "SERVICEPLUS_STORAGE_DIR": str(settings.storage_dir),
@@ -126,7 +127,7 @@ class Stack:
                 "--pool",
                 self.settings.work_pool,
                 "--limit",
-                "10",
+                str(self.settings.worker_limit),
                 "--type",
                 "process",
             ],

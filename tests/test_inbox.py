@@ -138,6 +138,30 @@ def test_inbox_filters_and_order():
         assert inbox.queue_for(session, user("sb.halle"), inbox.InboxFilter(q="zebra")).total == 0
 
 
+def test_inbox_sorts_undated_last_and_shows_only_active_tasks():
+    employer = {"name": "Sortierprobe GmbH", "address": "Magdeburg"}
+    first, second, third = (make_case(example=BLUE_CARD, employer=employer) for _ in range(3))
+    for case in (first, second, third):
+        drive(case)
+    with session_scope() as session:
+        mine = {c.id: session.get(HumanTask, open_task_of(c).id) for c in (first, second, third)}
+        mine[first.id].due_at = None  # a step without a deadline
+        mine[second.id].status = TaskStatus.claimed
+        mine[third.id].status = TaskStatus.cancelled
+    me = user("sb.magdeburg")
+    with session_scope() as session:
+        page = inbox.queue_for(session, me, inbox.InboxFilter(q="sortierprobe"))
+        assert [c.id for _, c in page.rows] == [second.id, first.id]  # undated last
+        assert page.total == 2
+        # Without a case filter the count skips the join; it must still agree.
+        active = select(func.count()).where(
+            HumanTask.organisation_id == me.organisation_id,
+            HumanTask.role == me.role,
+            HumanTask.status.in_([TaskStatus.open, TaskStatus.claimed]),
+        )
+        assert inbox.queue_for(session, me).total == session.exec(active).one()
+
+
 def test_saved_views_shared_within_organisation():
     with session_scope() as session:
         me = get_user(session, "sb.magdeburg")

@@ -1,0 +1,143 @@
+"""Benchmark: where one flow-run process spends its time, sampled by py-spy.
+
+Starts a Prefect server without a worker (port 4700, temporary data
+directory), creates one case, and runs the process a worker would start for
+it (`python -m prefect.engine`, as prefect.yaml configures) under
+`py-spy record --gil` twice: the case start up to its first human task, and
+the re-execution after the decision up to the next task. Reports the wall
+time of each process and its samples holding the GIL (Python on the CPU)
+grouped by phase.
+
+Usage: .venv/bin/python -m bench.profile [--write FILE]
+"""
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.common import prepare, replace_section
+from serviceplus.settings import PROJECT_ROOT
+
+RATE = 250  # samples per second
+# First match wins: (label, substrings that must all be in the stack).
+PHASES = [
+    ("WeasyPrint import (first letter in the process)", ("weasyprint", "_find_and_load")),
+    ("letters: rendering PDF/A", ("weasyprint",)),
+    ("flow module import", ("load_flow", "_find_and_load")),
+    ("reading the deployment, pull step", ("load_flow",)),
+    ("our code: steps, app database", ("flows/",)),
+    ("interpreter start, `import prefect`, engine import", ("_find_and_load",)),
+    ("Prefect engine: states, task runs, cached results, API calls", ("prefect/",)),
+]
+
+
+def phase_of(stack: str) -> str:
+    for label, parts in PHASES:
+        if all(part in stack for part in parts):
+            return label
+    return "other (interpreter, libraries)"
+
+
+def profile_engine(flow_run_id: str, env: dict[str, str], out: Path) -> tuple[float, Counter]:
+    started = time.monotonic()
+    spy = Path(sys.executable).parent / "py-spy"
+    command = [str(spy), "record", "--gil", "-r", str(RATE), "-f", "raw", "-o", str(out),
+               "--", sys.executable, "-m", "prefect.engine"]  # fmt: skip
+    subprocess.run(command, env=dict(env, PREFECT__FLOW_RUN_ID=flow_run_id), cwd=PROJECT_ROOT,
+                   check=True, capture_output=True)  # fmt: skip
+    wall = time.monotonic() - started
+    phases: Counter = Counter()
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        phases[phase_of(stack)] += int(count)
+    return wall, phases
+
+
+def open_task(case_id: int):
+    from sqlmodel import select
+
+    from models.db import session_scope
+    from models.tables import HumanTask, TaskStatus
+
+    with session_scope() as session:
+        query = select(HumanTask).where(
+            HumanTask.case_id == case_id, HumanTask.status == TaskStatus.open
+        )
+        return session.exec(query).one()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", type=Path, help="replace this section in a Markdown file")
+    args = parser.parse_args()
+
+    prepare("serviceplus-bench-profile-", web_port=5500, prefect_port=4700)
+    from models import accounts, tasks, workflows
+    from models.db import migrate, session_scope
+    from serviceplus.settings import get_settings
+    from serviceplus.stack import Stack
+    from tests.helpers import BLUE_CARD, make_case
+
+    migrate()
+    with session_scope() as session:
+        accounts.seed_demo_accounts(session)
+        workflows.install_shipped(session)
+    stack = Stack(get_settings(), web=False)
+    samples = Path(tempfile.mkdtemp(prefix="serviceplus-bench-profile-samples-"))
+    try:
+        stack.start_server()
+        stack.deploy()  # no worker: this script plays its part
+        case = make_case(example=BLUE_CARD)
+        start = profile_engine(case.flow_run_id, stack.env, samples / "start.txt")
+        task = open_task(case.id)
+        with session_scope() as session:
+            user = accounts.get_user(session, "sb.magdeburg")
+            pending = tasks.complete(session, task=task, user=user, decision="approve")
+        with session_scope() as session:
+            session.add(pending)
+            assert tasks.deliver(session, pending)
+        resume = profile_engine(case.flow_run_id, stack.env, samples / "resume.txt")
+        assert open_task(case.id).step_key == "decision.confirm"
+    finally:
+        stack.stop()
+    text = report(start, resume)
+    print(text)
+    if args.write:
+        replace_section(args.write, text)
+
+
+def report(start: tuple[float, Counter], resume: tuple[float, Counter]) -> str:
+    labels = [label for label, _ in PHASES] + ["other (interpreter, libraries)"]
+    rows = [
+        f"| {label} | {start[1][label] / RATE:.2f} s | {resume[1][label] / RATE:.2f} s |"
+        for label in labels
+        if start[1][label] or resume[1][label]
+    ]
+    total = [sum(part[1].values()) / RATE for part in (start, resume)]
+    return "\n".join([
+        "## Profile: one flow-run process",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m bench.profile` on "
+        f"{platform.node()} ({os.cpu_count()} cores, SQLite): `py-spy record --gil` at {RATE} "
+        "Hz of the engine process a worker starts, for a Blue Card case from creation to its "
+        "first human task (start) and from the decision to the four-eyes task (resume). "
+        "Sampling slows the process somewhat; compare the rows, not the absolute sums.",
+        "",
+        "| phase | start | resume |",
+        "|---|---|---|",
+        *rows,
+        f"| **Python on the CPU, total** | {total[0]:.2f} s | {total[1]:.2f} s |",
+        f"| wall time of the process | {start[0]:.2f} s | {resume[0]:.2f} s |",
+        "",
+    ])  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

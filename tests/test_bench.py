@@ -1,0 +1,44 @@
+"""Smoke runs of the benchmark scripts with tiny sizes: each must run end to
+end against its own real stack and write its section. Figures are not
+checked here (docs/performance.md holds them)."""
+
+import subprocess
+import sys
+
+from serviceplus.settings import PROJECT_ROOT
+
+
+def run_bench(module: str, tmp_path, *args: str) -> str:
+    out = tmp_path / "performance.md"
+    env_free = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    subprocess.run(
+        [sys.executable, "-m", module, *args, "--write", str(out)],
+        cwd=PROJECT_ROOT,
+        env=env_free,
+        check=True,
+        timeout=600,
+        capture_output=True,
+    )
+    return out.read_text()
+
+
+def test_pages_bench_writes_its_section(tmp_path):
+    text = run_bench("bench.pages", tmp_path, "--tasks", "300", "--requests", "25")
+    assert "## Inbox and monitoring with 300 cases" in text
+    assert "| inbox: first page, by due date |" in text
+
+
+def test_throughput_bench_writes_its_section(tmp_path):
+    text = run_bench("bench.throughput", tmp_path, "--cases", "2")
+    assert "| case flow: 2 cases to their first human task |" in text
+    assert "| overhead: case flow / bare Prefect (time) |" in text
+    assert "memory worker: at rest / after the runs" in text
+
+
+def test_foundation_and_knobs_benches_write_their_sections(tmp_path):
+    text = run_bench("bench.foundation", tmp_path, "--cases", "1")
+    assert "decision saved -> next task opened" in text
+    text = run_bench("bench.knobs", tmp_path, "--cases", "1", "--resumes", "1", "--settings", "1")
+    assert "## Knobs: query interval, worker limit, database" in text
+    assert "| 1 s | 10 | SQLite |" in text
+    assert "## Foundation: start-up and resume latency" in text  # kept, not replaced
