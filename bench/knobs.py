@@ -29,6 +29,7 @@ SETTINGS = [
     (1, 10, "SQLite"),
     (1, 2, "SQLite"),
     (1, 4, "SQLite"),
+    (0.5, 4, "SQLite"),
     (5, 4, "SQLite"),
     (10, 4, "SQLite"),
     (1, 4, "PostgreSQL"),
@@ -37,7 +38,7 @@ SETTINGS = [
 POSTGRES = os.environ.get("BENCH_POSTGRES", "postgres@127.0.0.1:5432")
 
 
-def measure_one(cases: int, resumes: int) -> dict:
+def measure_one(cases: int, resumes: int, settle: float) -> dict:
     """In this process: one stack with the knobs from the environment."""
     from bench.common import (
         cases_to_first_task,
@@ -50,7 +51,7 @@ def measure_one(cases: int, resumes: int) -> dict:
     prepare("serviceplus-bench-knobs-", web_port=5400, prefect_port=4600)
     proc, _ = start_stack()
     try:
-        time.sleep(10)  # let the demo cases reach their first human step
+        time.sleep(settle)  # let the demo cases reach their first human step
         seconds = cases_to_first_task(cases)
         latencies = resume_latencies(resumes)
     finally:
@@ -62,14 +63,16 @@ def measure_one(cases: int, resumes: int) -> dict:
     }
 
 
-def measure(query: int, limit: int, database: str, cases: int, resumes: int) -> dict:
+def measure(
+    query: float, limit: int, database: str, cases: int, resumes: int, settle: float
+) -> dict:
     env = dict(os.environ, PREFECT_WORKER_QUERY_SECONDS=str(query),
                SERVICEPLUS_WORKER_LIMIT=str(limit))  # fmt: skip
     env.pop("BENCH_POSTGRES", None)
     if database == "PostgreSQL":
         env["BENCH_POSTGRES"] = POSTGRES
-    command = [sys.executable, "-m", "bench.knobs", "--one",
-               "--cases", str(cases), "--resumes", str(resumes)]  # fmt: skip
+    sizes = ["--cases", str(cases), "--resumes", str(resumes), "--settle", str(settle)]
+    command = [sys.executable, "-m", "bench.knobs", "--one", *sizes]
     out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -101,17 +104,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=30)
     parser.add_argument("--resumes", type=int, default=10)
-    parser.add_argument("--settings", type=int, default=len(SETTINGS),
-                        help="measure only the first K settings of the list")  # fmt: skip
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=10,
+        help="seconds for the demo cases to reach a person before measuring",
+    )
+    parser.add_argument(
+        "--settings",
+        type=int,
+        default=len(SETTINGS),
+        help="measure only the first K settings of the list",
+    )
     parser.add_argument("--write", type=Path, help="replace this section in a Markdown file")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure_one(args.cases, args.resumes)))
+        print(json.dumps(measure_one(args.cases, args.resumes, args.settle)))
         return
     results = []
     for setting in SETTINGS[: args.settings]:
-        results.append((setting, measure(*setting, args.cases, args.resumes)))
+        results.append((setting, measure(*setting, args.cases, args.resumes, args.settle)))
         print(setting, results[-1][1], flush=True)
     text = report(results, args.cases, args.resumes)
     print(text)

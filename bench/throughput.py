@@ -139,13 +139,19 @@ def letters(count: int = 10) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=100)
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=15,
+        help="seconds for the demo cases to reach a person before measuring",
+    )
     parser.add_argument("--write", type=Path, help="replace this section in a Markdown file")
     args = parser.parse_args()
 
     prepare("serviceplus-bench-throughput-", web_port=5300, prefect_port=4500)
     proc, _ = start_stack()
     try:
-        time.sleep(15)  # let the demo cases reach their first human step
+        time.sleep(args.settle)  # let the demo cases reach their first human step
         at_rest = memory(proc.pid)
         ours = cases_to_first_task(args.cases)
         bare = bare_runs(args.cases, direct=True)

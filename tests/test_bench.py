@@ -29,7 +29,7 @@ def test_pages_bench_writes_its_section(tmp_path):
 
 
 def test_throughput_bench_writes_its_section(tmp_path):
-    text = run_bench("bench.throughput", tmp_path, "--cases", "2")
+    text = run_bench("bench.throughput", tmp_path, "--cases", "2", "--settle", "0")
     assert "| case flow: 2 cases to their first human task |" in text
     assert "| overhead: case flow / bare Prefect (time) |" in text
     assert "memory worker: at rest / after the runs" in text
@@ -38,7 +38,18 @@ def test_throughput_bench_writes_its_section(tmp_path):
 def test_foundation_and_knobs_benches_write_their_sections(tmp_path):
     text = run_bench("bench.foundation", tmp_path, "--cases", "1")
     assert "decision saved -> next task opened" in text
-    text = run_bench("bench.knobs", tmp_path, "--cases", "1", "--resumes", "1", "--settings", "1")
+    text = run_bench(
+        "bench.knobs",
+        tmp_path,
+        "--cases",
+        "1",
+        "--resumes",
+        "1",
+        "--settings",
+        "1",
+        "--settle",
+        "0",
+    )
     assert "## Knobs: query interval, worker limit, database" in text
     assert "| 1 s | 10 | SQLite |" in text
     assert "## Foundation: start-up and resume latency" in text  # kept, not replaced
