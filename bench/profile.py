@@ -26,23 +26,34 @@ from bench.common import prepare, replace_section
 from serviceplus.settings import PROJECT_ROOT
 
 RATE = 250  # samples per second
-# First match wins: (label, substrings that must all be in the stack).
-PHASES = [
-    ("WeasyPrint import (first letter in the process)", ("weasyprint", "_find_and_load")),
-    ("letters: rendering PDF/A", ("weasyprint",)),
-    ("flow module import", ("load_flow", "_find_and_load")),
-    ("reading the deployment, pull step", ("load_flow",)),
-    ("our code: steps, app database", ("flows/",)),
-    ("interpreter start, `import prefect`, engine import", ("_find_and_load",)),
-    ("Prefect engine: states, task runs, cached results, API calls", ("prefect/",)),
+IMPORT_PHASES = [  # first match wins, for samples inside an import
+    ("import WeasyPrint (first letter in the process)", "weasyprint"),
+    ("import the flow module (flows, models, SQLModel)", "load_flow"),
+    ("imports inside steps (pypdf, Pillow ...)", "(flows/"),
 ]
+CODE_PHASES = [  # by the innermost frame that is one of these
+    ("letters: rendering PDF/A", "weasyprint"),
+    ("our code: steps, app database (with SQLAlchemy)", "(flows/"),
+    ("our code: steps, app database (with SQLAlchemy)", "(models/"),
+    ("Prefect: engine, states, task runs, results, API calls", "(prefect/"),
+]
+PRELUDE = "interpreter start, `import prefect` and the engine"
+NATIVE = "no Python frame (interpreter start-up and shut-down, C code)"
+OTHER = "other (libraries outside the above)"
+LABELS = [*(label for label, _ in IMPORT_PHASES), PRELUDE, *dict(CODE_PHASES), NATIVE, OTHER]
 
 
 def phase_of(stack: str) -> str:
-    for label, parts in PHASES:
-        if all(part in stack for part in parts):
-            return label
-    return "other (interpreter, libraries)"
+    if not stack.strip():
+        return NATIVE
+    frames = stack.split(";")
+    if any("_find_and_load" in frame for frame in frames):
+        return next((label for label, mark in IMPORT_PHASES if mark in stack), PRELUDE)
+    for frame in reversed(frames):
+        for label, mark in CODE_PHASES:
+            if mark in frame:
+                return label
+    return OTHER
 
 
 def profile_engine(flow_run_id: str, env: dict[str, str], out: Path) -> tuple[float, Counter]:
@@ -114,10 +125,9 @@ def main() -> None:
 
 
 def report(start: tuple[float, Counter], resume: tuple[float, Counter]) -> str:
-    labels = [label for label, _ in PHASES] + ["other (interpreter, libraries)"]
     rows = [
         f"| {label} | {start[1][label] / RATE:.2f} s | {resume[1][label] / RATE:.2f} s |"
-        for label in labels
+        for label in LABELS
         if start[1][label] or resume[1][label]
     ]
     total = [sum(part[1].values()) / RATE for part in (start, resume)]
