@@ -14,7 +14,11 @@ from serviceplus.settings import apply_prefect_env, get_settings
 @click.group()
 def main() -> None:
     """ServicePLUS: case workflows for skilled-worker immigration (§ 81a AufenthG)."""
-    apply_prefect_env()
+    try:
+        apply_prefect_env()
+    except ValueError as error:  # pydantic's ValidationError: a setting is missing or wrong
+        message = "; ".join(e["msg"] for e in getattr(error, "errors", lambda: [])())
+        raise click.ClickException(f"settings: {message or error}") from None
 
 
 @main.command()

@@ -88,6 +88,15 @@ def test_web_process_refuses_to_start_without_secret(tmp_path):
     assert "SERVICEPLUS_SECRET_KEY must be set" in result.stderr
 
 
+def test_cli_names_the_missing_secret_without_a_traceback(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "SERVICEPLUS_DATA_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    cli = Path(sys.executable).parent / "serviceplus"
+    result = subprocess.run([cli, "cases"], env=env, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "settings: Value error, SERVICEPLUS_SECRET_KEY must be set" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_audit_log_is_append_only(database):
     case = make_case(example=BLUE_CARD, start=False)
     with get_engine().connect() as connection:
