@@ -106,10 +106,11 @@ def cases_to_first_task(n: int) -> float:
     return time.monotonic() - started
 
 
-def resume_latencies(n: int) -> list[float]:
-    """Seconds from a decision's completion to the case's next state (here:
-    the four-eyes confirmation task opened by the resumed flow), one case
-    after the other."""
+def resume_latencies(n: int, gap: float = 0) -> list[float]:
+    """Seconds from a decision's completion (saved, resume sent) to the case's
+    next state (here: the four-eyes confirmation task opened by the resumed
+    flow), one case after the other: the next decision `gap` seconds after
+    the previous run suspended."""
     from sqlmodel import select
 
     from models import accounts, tasks
@@ -129,10 +130,13 @@ def resume_latencies(n: int) -> list[float]:
             )
             return session.exec(query).first()
 
+    # Every case waits at its decision before the first is timed: otherwise a
+    # resumed run queues behind the starts of the others.
+    waiting = [wait_until(lambda c=case: task_at(c, "decision"), 1800) for case in created]
+    for task in waiting:
+        wait_until(lambda t=task: flow_run_state(t.flow_run_id) == "Suspended", 1800)
     latencies = []
-    for case in created:
-        task = wait_until(lambda c=case: task_at(c, "decision"))
-        wait_until(lambda t=task: flow_run_state(t.flow_run_id) == "Suspended")
+    for case, task in zip(created, waiting, strict=True):
         started = time.monotonic()
         with session_scope() as session:
             user = accounts.get_user(session, "sb.magdeburg")
@@ -142,6 +146,11 @@ def resume_latencies(n: int) -> list[float]:
             assert tasks.deliver(session, pending)
         wait_until(lambda c=case: task_at(c, "decision.confirm"))
         latencies.append(time.monotonic() - started)
+        # Untimed. With gap 0 the next decision meets the end of this run
+        # (its process exits, the worker reports): on SQLite the resume call
+        # then waits about 2 s for the Prefect server's single writer.
+        wait_until(lambda t=task: flow_run_state(t.flow_run_id) == "Suspended")
+        time.sleep(gap)
     return latencies
 
 

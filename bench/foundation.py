@@ -22,9 +22,10 @@ from bench.common import (
     start_stack,
     stop_stack,
 )
+from serviceplus.settings import get_settings
 
 
-def report(first: float, warm: float, latencies: list[float]) -> str:
+def report(first: float, warm: float, latencies: list[float], gap: float) -> str:
     import prefect
 
     rows = [
@@ -43,9 +44,11 @@ def report(first: float, warm: float, latencies: list[float]) -> str:
             "## Foundation: start-up and resume latency",
             "",
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m bench.foundation "
-            f"--cases {len(latencies)}` on {platform.node()} ({os.cpu_count()} cores, "
-            f"Python {platform.python_version()}, Prefect {prefect.__version__}, "
-            f"{database_label()}).",
+            f"--cases {len(latencies)} --gap {gap:g}` on {platform.node()} ({os.cpu_count()} "
+            f"cores, Python {platform.python_version()}, Prefect {prefect.__version__}, "
+            f"{database_label()}, worker limit {get_settings().worker_limit}). Resume latency: "
+            f"one decision at a time, each {gap:g} s after the previous run suspended; "
+            "the knob table below measures them back to back.",
             "",
             "| figure | value |",
             "|---|---|",
@@ -58,6 +61,9 @@ def report(first: float, warm: float, latencies: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=50, help="cases for the resume latency")
+    parser.add_argument(
+        "--gap", type=float, default=3, help="seconds between a suspend and the next decision"
+    )
     parser.add_argument("--write", type=Path, help="replace this section in a Markdown file")
     args = parser.parse_args()
 
@@ -66,10 +72,10 @@ def main() -> None:
     stop_stack(proc)
     proc, warm = start_stack()
     try:
-        latencies = resume_latencies(args.cases)
+        latencies = resume_latencies(args.cases, args.gap)
     finally:
         stop_stack(proc)
-    text = report(first, warm, latencies)
+    text = report(first, warm, latencies, args.gap)
     print(text)
     if args.write:
         replace_section(args.write, text)

@@ -90,7 +90,8 @@ def report(results: list[tuple[tuple, dict]], cases: int, resumes: int) -> str:
         f"{cases} --resumes {resumes}` on {platform.node()} ({os.cpu_count()} cores). Each row "
         "is a fresh `serviceplus run` with one process worker: throughput is "
         f"{cases} cases from creation to their first human task; resume latency is a decision "
-        "saved until the next task is open, one case after the other.",
+        "saved until the next task is open, back to back (the next decision as soon as the "
+        "previous run suspended).",
         "",
         "| `PREFECT_WORKER_QUERY_SECONDS` | `SERVICEPLUS_WORKER_LIMIT` | databases "
         "| cases per minute | resume p50 | resume p95 |",

@@ -26,7 +26,10 @@ class Settings(BaseSettings):
     prefect_api_url: str = ""
     deployment: str = "case-flow/s81a-v1"
     work_pool: str = "cases"
-    worker_limit: int = 10  # flow runs one worker executes at once (see docs/performance.md)
+    # Flow runs the worker executes at once: each is a CPU-bound process while
+    # it starts, so more than two per core only queue for the CPU
+    # (bench/knobs.py; docs/performance.md).
+    worker_limit: int = 2 * (os.cpu_count() or 1)
     max_upload_bytes: int = 20 * 1024 * 1024
     secure_cookies: bool = False  # set when served over HTTPS
     login_limit: str = "5 per minute"  # failed logins per address and user name

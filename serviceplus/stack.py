@@ -25,7 +25,8 @@ def stack_env(settings: Settings) -> dict[str, str]:
     env.update(
         {
             "SERVICEPLUS_ROOT": str(PROJECT_ROOT),
-            "SERVICEPLUS_PYTHON": sys.executable,
+            # The deployments start `python -m prefect.engine` (prefect.yaml).
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
             "SERVICEPLUS_DATA_DIR": str(settings.data_dir),
             "SERVICEPLUS_DATABASE_URL": settings.database_url,
             "SERVICEPLUS_STORAGE_DIR": str(settings.storage_dir),
