@@ -113,11 +113,10 @@ def resume_latencies(n: int, gap: float = 0) -> list[float]:
     the previous run suspended."""
     from sqlmodel import select
 
-    from models import accounts, tasks
     from models.db import session_scope
     from models.orchestration import flow_run_state
     from models.tables import HumanTask, TaskStatus
-    from tests.helpers import BLUE_CARD, make_case
+    from tests.helpers import BLUE_CARD, decide, make_case
 
     created = [make_case(example=BLUE_CARD) for _ in range(n)]
 
@@ -138,12 +137,7 @@ def resume_latencies(n: int, gap: float = 0) -> list[float]:
     latencies = []
     for case, task in zip(created, waiting, strict=True):
         started = time.monotonic()
-        with session_scope() as session:
-            user = accounts.get_user(session, "sb.magdeburg")
-            pending = tasks.complete(session, task=task, user=user, decision="approve")
-        with session_scope() as session:
-            session.add(pending)
-            assert tasks.deliver(session, pending)
+        assert decide(task, "approve")
         wait_until(lambda c=case: task_at(c, "decision.confirm"))
         latencies.append(time.monotonic() - started)
         # Untimed. With gap 0 the next decision meets the end of this run

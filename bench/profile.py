@@ -71,30 +71,17 @@ def profile_engine(flow_run_id: str, env: dict[str, str], out: Path) -> tuple[fl
     return wall, phases
 
 
-def open_task(case_id: int):
-    from sqlmodel import select
-
-    from models.db import session_scope
-    from models.tables import HumanTask, TaskStatus
-
-    with session_scope() as session:
-        query = select(HumanTask).where(
-            HumanTask.case_id == case_id, HumanTask.status == TaskStatus.open
-        )
-        return session.exec(query).one()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", type=Path, help="replace this section in a Markdown file")
     args = parser.parse_args()
 
     prepare("serviceplus-bench-profile-", web_port=5500, prefect_port=4700)
-    from models import accounts, tasks, workflows
+    from models import accounts, workflows
     from models.db import migrate, session_scope
     from serviceplus.settings import get_settings
     from serviceplus.stack import Stack
-    from tests.helpers import BLUE_CARD, make_case
+    from tests.helpers import BLUE_CARD, decide, make_case, open_task_of
 
     migrate()
     with session_scope() as session:
@@ -107,15 +94,9 @@ def main() -> None:
         stack.deploy()  # no worker: this script plays its part
         case = make_case(example=BLUE_CARD)
         start = profile_engine(case.flow_run_id, stack.env, samples / "start.txt")
-        task = open_task(case.id)
-        with session_scope() as session:
-            user = accounts.get_user(session, "sb.magdeburg")
-            pending = tasks.complete(session, task=task, user=user, decision="approve")
-        with session_scope() as session:
-            session.add(pending)
-            assert tasks.deliver(session, pending)
+        assert decide(open_task_of(case), "approve")
         resume = profile_engine(case.flow_run_id, stack.env, samples / "resume.txt")
-        assert open_task(case.id).step_key == "decision.confirm"
+        assert open_task_of(case).step_key == "decision.confirm"
     finally:
         stack.stop()
     text = report(start, resume)

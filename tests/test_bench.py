@@ -53,3 +53,9 @@ def test_foundation_and_knobs_benches_write_their_sections(tmp_path):
     assert "## Knobs: query interval, worker limit, database" in text
     assert "| 1 s | 10 | SQLite |" in text
     assert "## Foundation: start-up and resume latency" in text  # kept, not replaced
+
+
+def test_profile_bench_writes_its_section(tmp_path):
+    text = run_bench("bench.profile", tmp_path)
+    assert "## Profile: one flow-run process" in text
+    assert "| interpreter start, `import prefect` and the engine |" in text
