@@ -86,10 +86,10 @@ def database_label() -> str:
 def cases_to_first_task(n: int) -> float:
     """Seconds from creating `n` cases (one after the other) until each has
     its first human task."""
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.tables import HumanTask
     from sqlmodel import func, select
 
-    from models.db import session_scope
-    from models.tables import HumanTask
     from tests.helpers import BLUE_CARD, make_case
 
     with session_scope() as session:
@@ -111,11 +111,11 @@ def resume_latencies(n: int, gap: float = 0) -> list[float]:
     next state (here: the four-eyes confirmation task opened by the resumed
     flow), one case after the other: the next decision `gap` seconds after
     the previous run suspended."""
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services.orchestration import flow_run_state
+    from serviceplus.models.tables import HumanTask, TaskStatus
     from sqlmodel import select
 
-    from models.db import session_scope
-    from models.orchestration import flow_run_state
-    from models.tables import HumanTask, TaskStatus
     from tests.helpers import BLUE_CARD, decide, make_case
 
     created = [make_case(example=BLUE_CARD) for _ in range(n)]

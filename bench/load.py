@@ -124,9 +124,10 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def prepare(cases: int, clerks: int) -> None:
-    from models import accounts
-    from models.db import session_scope
-    from models.tables import Role
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services import accounts
+    from serviceplus.models.tables import Role
+
     from serviceplus.demo import EXAMPLES
 
     with session_scope() as session:
@@ -159,10 +160,9 @@ def check(clerks: list[Clerk]) -> tuple[int, int]:
     from uuid import UUID
 
     from prefect import get_client
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.tables import Case, HumanTask, TaskStatus
     from sqlmodel import select
-
-    from models.db import session_scope
-    from models.tables import Case, HumanTask, TaskStatus
 
     missing = 0
     with session_scope() as session:

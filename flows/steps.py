@@ -9,15 +9,15 @@ returns the outcome that picks the route (or None for `next`).
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from serviceplus.flows.letters import write_letter
+from serviceplus.models import clock
+from serviceplus.models.conditions import Context, evaluate
+from serviceplus.models.definition import Definition, Step
+from serviceplus.models.services import storage
+from serviceplus.models.services.cases import documents_of
+from serviceplus.models.services.completeness import CompletenessResult, check_documents
+from serviceplus.models.tables import Case
 from sqlmodel import Session
-
-from flows.letters import write_letter
-from models import clock, storage
-from models.cases import documents_of
-from models.completeness import CompletenessResult, check_documents
-from models.conditions import Context, evaluate
-from models.definition import Definition, Step
-from models.tables import Case
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,12 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from serviceplus.models import clock
 from sqlmodel import JSON, Column, Field, SQLModel
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()  # the one clock (models/clock.py)
 
 
 class UTCDateTime(sa.TypeDecorator):

@@ -4,11 +4,12 @@ retry on the real Prefect server."""
 from datetime import date, timedelta
 
 import pytest
+from serviceplus.models import clock
+from serviceplus.models.db import session_scope
+from serviceplus.models.services import accounts, monitoring, storage
+from serviceplus.models.tables import Case, Document, HumanTask, Organisation, Role, User
 from sqlmodel import select
 
-from models import accounts, clock, monitoring, storage
-from models.db import session_scope
-from models.tables import Case, Document, HumanTask, Organisation, Role, User
 from tests.helpers import BLUE_CARD, drive, executions, make_case, open_task_of, reload
 
 pytestmark = pytest.mark.usefixtures("inprocess_deployment")

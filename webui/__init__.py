@@ -2,10 +2,10 @@
 
 from flask import Flask, redirect, render_template, url_for
 from flask_login import current_user, login_required
+from serviceplus.models.tables import Role
+from serviceplus.webui.extensions import csrf, limiter, login_manager
 
-from models.tables import Role
 from serviceplus.settings import apply_prefect_env, get_settings
-from webui.extensions import csrf, limiter, login_manager
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -30,7 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
     limiter.init_app(app)
     app.after_request(security_headers)
 
-    from webui import admin, auth, cases, db, inbox, monitor
+    from serviceplus.webui import admin, auth, cases, db, inbox, monitor
 
     db.init_app(app)
     app.register_blueprint(auth.bp)

@@ -10,7 +10,6 @@ from typing import Sequence, Union
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import models.tables
 
 
 # revision identifiers, used by Alembic.
@@ -38,7 +37,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('published_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('published_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('published_by', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
@@ -65,8 +64,8 @@ def upgrade() -> None:
     sa.Column('definition_version', sa.Integer(), nullable=False),
     sa.Column('flow_run_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
     sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
-    sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('closed_at', models.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisation.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('reference'),
@@ -93,7 +92,7 @@ def upgrade() -> None:
 
     op.create_table('audit_event',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
     sa.Column('action', sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=True),
@@ -114,7 +113,7 @@ def upgrade() -> None:
     sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('storage_path', sqlmodel.sql.sqltypes.AutoString(length=400), nullable=False),
     sa.Column('uploaded_by', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
-    sa.Column('uploaded_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('uploaded_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['case.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -133,14 +132,14 @@ def upgrade() -> None:
     sa.Column('form', sa.JSON(), nullable=False),
     sa.Column('flow_run_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.Column('assignee', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True),
-    sa.Column('due_at', models.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('due_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('decision', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
     sa.Column('reason', sa.Text(), nullable=True),
     sa.Column('completed_by', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True),
-    sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('claimed_at', models.tables.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('completed_at', models.tables.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('cancelled_at', models.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('claimed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('cancelled_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['case.id'], ),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisation.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -160,7 +159,7 @@ def upgrade() -> None:
     sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('storage_path', sqlmodel.sql.sqltypes.AutoString(length=400), nullable=False),
     sa.Column('size', sa.Integer(), nullable=False),
-    sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['case.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('case_id', 'kind', 'step_key', 'attempt')
@@ -173,8 +172,8 @@ def upgrade() -> None:
     sa.Column('task_id', sa.Integer(), nullable=False),
     sa.Column('flow_run_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.Column('run_input', sa.JSON(), nullable=False),
-    sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('delivered_at', models.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['task_id'], ['human_task.id'], ),

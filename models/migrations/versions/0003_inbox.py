@@ -10,7 +10,6 @@ from typing import Sequence, Union
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import models.tables
 
 
 # revision identifiers, used by Alembic.
@@ -30,7 +29,7 @@ def upgrade() -> None:
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
     sa.Column('params', sa.JSON(), nullable=False),
     sa.Column('shared', sa.Boolean(), nullable=False),
-    sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisation.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -43,7 +42,7 @@ def upgrade() -> None:
     sa.Column('task_id', sa.Integer(), nullable=True),
     sa.Column('author', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['case.id'], ),
     sa.ForeignKeyConstraint(['task_id'], ['human_task.id'], ),
     sa.PrimaryKeyConstraint('id')

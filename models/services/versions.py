@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import sqlalchemy as sa
+from serviceplus.models import clock
+from serviceplus.models.definition import Definition, DefinitionError, parse_definition
+from serviceplus.models.services import audit
+from serviceplus.models.tables import Case, CaseStatus, HumanTask, Organisation, WorkflowDefinition
 from sqlmodel import Session, select
 
-from models import audit, clock
-from models.definition import Definition, DefinitionError, parse_definition
-from models.tables import Case, CaseStatus, HumanTask, Organisation, WorkflowDefinition
 from serviceplus.settings import PROJECT_ROOT
 
 SHIPPED_DIR = PROJECT_ROOT / "flows" / "definitions"

@@ -4,10 +4,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from serviceplus.models import clock
+from serviceplus.models.tables import Case, HumanTask, SavedView, TaskStatus, User
 from sqlmodel import Session, or_, select
-
-from models import clock
-from models.tables import Case, HumanTask, SavedView, TaskStatus, User
 
 PAGE_SIZE = 50
 ACTIVE = (TaskStatus.open, TaskStatus.claimed)

@@ -3,10 +3,9 @@
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from serviceplus.models.services import audit
+from serviceplus.models.tables import HumanTask, Organisation, Role, TaskStatus, User
 from sqlmodel import Session, select
-
-from models import audit
-from models.tables import HumanTask, Organisation, Role, TaskStatus, User
 
 _hasher = PasswordHasher()
 

@@ -10,10 +10,18 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
+from serviceplus.models import clock
+from serviceplus.models.services import audit, storage
+from serviceplus.models.tables import (
+    Case,
+    CaseStatus,
+    Comment,
+    Document,
+    HumanTask,
+    Letter,
+    PendingResume,
+)
 from sqlmodel import Session, select
-
-from models import audit, clock, storage
-from models.tables import Case, CaseStatus, Comment, Document, HumanTask, Letter, PendingResume
 
 DELETED = "[gelöscht]"
 

@@ -1,9 +1,8 @@
 """Comments on a case, written from its tasks."""
 
+from serviceplus.models.services import audit
+from serviceplus.models.tables import Comment, HumanTask
 from sqlmodel import Session, select
-
-from models import audit
-from models.tables import Comment, HumanTask
 
 MAX_LENGTH = 5000
 

@@ -1,8 +1,7 @@
 """The audit log: append-only records of who did what, when."""
 
+from serviceplus.models.tables import AuditEvent
 from sqlmodel import Session, select
-
-from models.tables import AuditEvent
 
 
 def record(session: Session, *, actor: str, action: str, case_id: int | None, detail: str = ""):
