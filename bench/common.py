@@ -86,17 +86,17 @@ def database_label() -> str:
 def cases_to_first_task(n: int) -> float:
     """Seconds from creating `n` cases (one after the other) until each has
     its first human task."""
-    from serviceplus.models.db import session_scope
-    from serviceplus.models.tables import HumanTask
     from sqlmodel import func, select
 
-    from tests.helpers import BLUE_CARD, make_case
+    from serviceplus.demo import submit_example
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.tables import HumanTask
 
     with session_scope() as session:
         before = session.exec(select(func.count()).select_from(HumanTask)).one()
     started = time.monotonic()
     for _ in range(n):
-        make_case(example=BLUE_CARD)
+        submit_example()
 
     def all_waiting():
         with session_scope() as session:
@@ -111,14 +111,15 @@ def resume_latencies(n: int, gap: float = 0) -> list[float]:
     next state (here: the four-eyes confirmation task opened by the resumed
     flow), one case after the other: the next decision `gap` seconds after
     the previous run suspended."""
-    from serviceplus.models.db import session_scope
-    from serviceplus.models.services.orchestration import flow_run_state
-    from serviceplus.models.tables import HumanTask, TaskStatus
     from sqlmodel import select
 
-    from tests.helpers import BLUE_CARD, decide, make_case
+    from serviceplus.demo import submit_example
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services.human_tasks import decide_and_resume
+    from serviceplus.models.services.orchestration import flow_run_state
+    from serviceplus.models.tables import HumanTask, TaskStatus
 
-    created = [make_case(example=BLUE_CARD) for _ in range(n)]
+    created = [submit_example() for _ in range(n)]
 
     def task_at(case, step):
         with session_scope() as session:
@@ -137,7 +138,7 @@ def resume_latencies(n: int, gap: float = 0) -> list[float]:
     latencies = []
     for case, task in zip(created, waiting, strict=True):
         started = time.monotonic()
-        assert decide(task, "approve")
+        assert decide_and_resume(task_id=task.id, username="sb.magdeburg", decision="approve")
         wait_until(lambda c=case: task_at(c, "decision.confirm"))
         latencies.append(time.monotonic() - started)
         # Untimed. With gap 0 the next decision meets the end of this run
@@ -174,3 +175,16 @@ def replace_section(path: Path, section: str) -> None:
     before, found, rest = old.partition(heading)
     after = rest[rest.find("\n## ") + 1 :] if found and "\n## " in rest else ""
     path.write_text(before.rstrip() + "\n\n" + section + ("\n" + after if after else ""))
+
+
+def open_task(case):
+    """The case's one open or claimed human task."""
+    from sqlmodel import select
+
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services.human_tasks import ACTIVE
+    from serviceplus.models.tables import HumanTask
+
+    with session_scope() as session:
+        query = select(HumanTask).where(HumanTask.case_id == case.id, HumanTask.status.in_(ACTIVE))
+        return session.exec(query).one()

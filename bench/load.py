@@ -124,11 +124,10 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def prepare(cases: int, clerks: int) -> None:
+    from serviceplus.demo import EXAMPLES
     from serviceplus.models.db import session_scope
     from serviceplus.models.services import accounts
     from serviceplus.models.tables import Role
-
-    from serviceplus.demo import EXAMPLES
 
     with session_scope() as session:
         for i in range(clerks):
@@ -160,9 +159,10 @@ def check(clerks: list[Clerk]) -> tuple[int, int]:
     from uuid import UUID
 
     from prefect import get_client
+    from sqlmodel import select
+
     from serviceplus.models.db import session_scope
     from serviceplus.models.tables import Case, HumanTask, TaskStatus
-    from sqlmodel import select
 
     missing = 0
     with session_scope() as session:

@@ -30,6 +30,7 @@ from bench.common import percentile, replace_section  # noqa: E402
 
 def seed(n: int) -> None:
     import sqlalchemy as sa
+
     from serviceplus.models.db import migrate, session_scope
     from serviceplus.models.services import accounts, versions
     from serviceplus.models.tables import Case, HumanTask

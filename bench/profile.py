@@ -77,12 +77,13 @@ def main() -> None:
     args = parser.parse_args()
 
     prepare("serviceplus-bench-profile-", web_port=5500, prefect_port=4700)
+    from bench.common import open_task
+    from serviceplus.demo import submit_example
     from serviceplus.models.db import migrate, session_scope
     from serviceplus.models.services import accounts, versions
-
+    from serviceplus.models.services.human_tasks import decide_and_resume
     from serviceplus.settings import get_settings
     from serviceplus.stack import Stack
-    from tests.helpers import BLUE_CARD, decide, make_case, open_task_of
 
     migrate()
     with session_scope() as session:
@@ -93,11 +94,12 @@ def main() -> None:
     try:
         stack.start_server()
         stack.deploy()  # no worker: this script plays its part
-        case = make_case(example=BLUE_CARD)
+        case = submit_example()
         start = profile_engine(case.flow_run_id, stack.env, samples / "start.txt")
-        assert decide(open_task_of(case), "approve")
+        task = open_task(case)
+        assert decide_and_resume(task_id=task.id, username="sb.magdeburg", decision="approve")
         resume = profile_engine(case.flow_run_id, stack.env, samples / "resume.txt")
-        assert open_task_of(case).step_key == "decision.confirm"
+        assert open_task(case).step_key == "decision.confirm"
     finally:
         stack.stop()
     text = report(start, resume)

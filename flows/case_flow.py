@@ -12,7 +12,9 @@ from prefect.cache_policies import INPUTS, RUN_ID
 from prefect.context import get_run_context
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
+
 from serviceplus.flows.steps import ACTIONS, StepRun, case_context
+from serviceplus.models import contracts
 from serviceplus.models.conditions import evaluate
 from serviceplus.models.db import session_scope
 from serviceplus.models.definition import CONFIRM, Definition
@@ -20,15 +22,11 @@ from serviceplus.models.services import audit, cases, human_tasks, versions
 from serviceplus.models.tables import Case, CaseStatus
 
 MAX_VISITS = 20  # a loop that never reaches a person or an exit fails the run
+MAX_REFUSED_RESUMES = 10  # forged resumes at one step before the run fails
 
 
-class Decision(RunInput):
-    """What a person (or a deadline rule) decided on a human task."""
-
-    outcome: str
-    by: str
-    reason: str = ""
-    task_id: int
+class Decision(contracts.Decision, RunInput):
+    """The resume input as Prefect stores and validates it (models/contracts.py)."""
 
 
 step_task = task(cache_policy=RUN_ID + INPUTS, persist_result=True, retries=0)
@@ -58,7 +56,8 @@ def route(
                 actor="system",
                 action="step_skipped",
                 case_id=case_id,
-                detail=f"{key}: {step.title}",
+                detail=step.title,
+                step_key=key,
             )
             key = step.skip_to or step.next
         return key
@@ -77,7 +76,9 @@ def run_auto_step(case_id: int, step_key: str, attempt: int, reason: str = "") -
             actor="system",
             action="step_executed",
             case_id=case_id,
-            detail=f"{step_key}#{attempt}: {step.title}",
+            detail=step.title,
+            step_key=step_key,
+            attempt=attempt,
         )
         run = StepRun(session, case, step_key, attempt, step, definition, reason)
         return ACTIONS[step.action](run)
@@ -107,17 +108,45 @@ def close_case(case_id: int, step_key: str, outcome: str) -> str:
     return outcome
 
 
-def suspend_key(step_key: str, attempt: int, stage: str = "decide") -> str:
+def suspend_key(step_key: str, attempt: int, stage: str = "decide", round_: int = 0) -> str:
     # Prefect allows only lowercase letters, digits and dashes in input keys.
-    return f"{step_key.replace('_', '-')}-{attempt}-{stage}"
+    key = f"{step_key.replace('_', '-')}-{attempt}-{stage}"
+    return key if round_ == 0 else f"{key}-{round_}"
+
+
+@step_task(task_run_name="check-{step_key}-{attempt}-{stage}-{round_}")
+def decision_is_saved(
+    case_id: int, step_key: str, attempt: int, stage: str, round_: int, decision: dict
+) -> bool:
+    """Whether a resume input is a decision the app saved: anyone holding the
+    Prefect credentials could resume a run with any input."""
+    with session_scope() as session:
+        return human_tasks.accepts_resume(
+            session,
+            case_id=case_id,
+            task_key=human_tasks.confirmation_key(step_key) if stage == "confirm" else step_key,
+            attempt=attempt,
+            decision=contracts.Decision.model_validate(decision),
+        )
 
 
 def wait_for_decision(case_id: int, key: str, attempt: int, stage: str) -> Decision:
-    """Open the task and suspend; on re-execution, the stored decision."""
+    """Open the task and suspend; on re-execution, the stored decision.
+
+    A resume whose input is not the saved decision of this task is refused:
+    the run suspends again under the next key and waits for the real one.
+    """
     open_human_step(case_id, key, attempt, stage)
-    return suspend_flow_run(
-        wait_for_input=Decision, key=suspend_key(key, attempt, stage), timeout=None
-    )
+    for round_ in range(MAX_REFUSED_RESUMES + 1):
+        decision = suspend_flow_run(
+            wait_for_input=Decision, key=suspend_key(key, attempt, stage, round_), timeout=None
+        )
+        if decision_is_saved(case_id, key, attempt, stage, round_, decision.model_dump()):
+            return decision
+        get_run_logger().warning(
+            "refused a resume of %s#%s (%s) that matches no saved decision", key, attempt, stage
+        )
+    raise RuntimeError(f"{MAX_REFUSED_RESUMES} refused resumes at {key}#{attempt}")
 
 
 def mark_failed(flow, flow_run, state) -> None:

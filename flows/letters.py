@@ -5,11 +5,12 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlmodel import Session, select
+
 from serviceplus.models import clock
 from serviceplus.models.definition import Definition
 from serviceplus.models.services import audit, storage
 from serviceplus.models.tables import Case, Letter, Organisation
-from sqlmodel import Session, select
 
 TEMPLATES = Path(__file__).parent / "templates" / "letters"
 TITLES = {

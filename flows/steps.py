@@ -9,6 +9,8 @@ returns the outcome that picks the route (or None for `next`).
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlmodel import Session
+
 from serviceplus.flows.letters import write_letter
 from serviceplus.models import clock
 from serviceplus.models.conditions import Context, evaluate
@@ -17,7 +19,6 @@ from serviceplus.models.services import storage
 from serviceplus.models.services.cases import documents_of
 from serviceplus.models.services.completeness import CompletenessResult, check_documents
 from serviceplus.models.tables import Case
-from sqlmodel import Session
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The scheduled sweeper flow (deployment `sweeper` in prefect.yaml)."""
 
 from prefect import flow, get_run_logger
+
 from serviceplus.models.services.sweeper import sweep
 
 

@@ -10,21 +10,10 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
 from serviceplus.models.conditions import Condition, Context, evaluate
 from serviceplus.models.tables import Role
 
-# The step library's actions (implemented in flows/steps.py; a test keeps
-# both lists equal) and the letter templates in flows/templates/letters/.
-AUTO_ACTIONS = {"send_letter", "check_completeness"}
-LETTER_TEMPLATES = {
-    "receipt",
-    "fee_notice",
-    "missing_documents",
-    "deemed_approval",
-    "partial_recognition",
-    "preapproval",
-    "refusal",
-}
 CONFIRM, SEND_BACK = "confirm", "send_back"
 
 
@@ -204,10 +193,22 @@ def _semantic_problems(d: Definition, organisations: set[str] | None):
     yield from _graph_problems(d)
 
 
+def step_library() -> tuple[set[str], set[str]]:
+    """The actions and letters a definition may name, read from the step
+    library itself (ACTIONS in flows/steps.py, TITLES in flows/letters.py):
+    one registry, no copy to keep equal. Imported here, not at the top,
+    because the step library uses this module's types."""
+    from serviceplus.flows.letters import TITLES
+    from serviceplus.flows.steps import ACTIONS
+
+    return set(ACTIONS), set(TITLES)
+
+
 def _step_problems(step: Step, d: Definition, organisations: set[str] | None):
-    if step.kind == "auto" and step.action not in AUTO_ACTIONS:
+    actions, letters = step_library()
+    if step.kind == "auto" and step.action not in actions:
         yield ("action",), f"unknown action {step.action!r}"
-    if step.action == "send_letter" and step.letter not in LETTER_TEMPLATES:
+    if step.action == "send_letter" and step.letter not in letters:
         yield ("letter",), f"unknown letter template {step.letter!r}"
     if step.kind == "human":
         yield from _human_step_problems(step, organisations)

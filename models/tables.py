@@ -9,8 +9,9 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from serviceplus.models import clock
 from sqlmodel import JSON, Column, Field, SQLModel
+
+from serviceplus.models import clock
 
 
 def utcnow() -> datetime:
@@ -215,6 +216,8 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=60)
     case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
     detail: str = Field(default="", sa_type=sa.Text)
+    step_key: str | None = Field(default=None, max_length=80)  # for step events
+    attempt: int | None = None
 
 
 class Comment(SQLModel, table=True):

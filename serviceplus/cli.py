@@ -242,26 +242,14 @@ def task() -> None:
 @click.option("--as", "username", required=True, help="The user who decides.")
 def task_complete(task_id: int, decision: str, reason: str, username: str) -> None:
     """Complete TASK_ID with a decision and resume the case's flow."""
-    from serviceplus.models.db import session_scope
-    from serviceplus.models.services import accounts, human_tasks
-    from serviceplus.models.tables import HumanTask
+    from serviceplus.models.services import human_tasks
 
-    with session_scope() as session:
-        user = accounts.get_user(session, username)
-        found = session.get(HumanTask, task_id)
-        if user is None or not user.active:
-            _fail(f"no active user {username}")
-        if found is None or not human_tasks.can_act(user, found):
-            _fail(f"no task {task_id} for {username}")
-        try:
-            pending = human_tasks.complete(
-                session, task=found, user=user, decision=decision, reason=reason
-            )
-        except human_tasks.TaskError as exc:
-            _fail(str(exc))
-    with session_scope() as session:
-        session.add(pending)
-        resumed = human_tasks.deliver(session, pending)
+    try:
+        resumed = human_tasks.decide_and_resume(
+            task_id=task_id, username=username, decision=decision, reason=reason
+        )
+    except human_tasks.TaskError as exc:
+        _fail(str(exc))
     click.echo(json.dumps({"task_id": task_id, "decision": decision, "resumed": resumed}))
 
 

@@ -2,6 +2,7 @@
 
 import io
 import json
+import uuid
 
 from pypdf import PdfWriter
 from sqlmodel import select
@@ -71,3 +72,22 @@ def seed_demo_cases() -> None:
             actor="demo",
             max_upload_bytes=get_settings().max_upload_bytes,
         )
+
+
+def submit_example(name: str = "case-18g.json", organisation: str = "abh-md") -> Case:
+    """File one new case from an example in docs/examples (blank PDFs for its
+    documents) and start its flow run, as a clerk would; for benchmarks."""
+    data = {**_example(name), "organisation": organisation}
+    kinds = [d["kind"] for d in data["documents"]]
+    data["submission_key"] = f"example-{uuid.uuid4()}"
+    pdf = blank_pdf()
+    case, _created, _started = cases.submit(
+        data=cases.parse_case_input(data),
+        documents=[
+            cases.NewDocument(kind=k, filename=d["file"], data=pdf)
+            for k, d in zip(kinds, data["documents"], strict=True)
+        ],
+        actor="bench",
+        max_upload_bytes=get_settings().max_upload_bytes,
+    )
+    return case

@@ -1,6 +1,7 @@
 """Typed settings, read from the environment (see docs/operations.md)."""
 
 import os
+import secrets
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +34,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 20 * 1024 * 1024
     secure_cookies: bool = False  # set when served over HTTPS
     login_limit: str = "5 per minute"  # failed logins per address and user name
+    # "user:password" for the Prefect API (server and clients). Empty: one is
+    # generated on first use and kept in the data directory.
+    prefect_auth: str = ""
     retention: timedelta = timedelta(days=3 * 365)  # closed cases keep personal data this long
 
     @model_validator(mode="after")
@@ -50,7 +54,12 @@ class Settings(BaseSettings):
             or os.environ.get("PREFECT_API_URL", "")
             or f"http://127.0.0.1:{self.prefect_port}/api"
         )
-        if self.secret_key == DEV_SECRET and not self.demo and not os.environ.get("TESTING"):
+        self.prefect_auth = (
+            self.prefect_auth
+            or os.environ.get("PREFECT_API_AUTH_STRING", "")
+            or _stored_secret(self.data_dir / "prefect-auth", prefix="serviceplus:")
+        )
+        if self.secret_key == DEV_SECRET and not self.demo:
             raise ValueError(
                 "SERVICEPLUS_SECRET_KEY must be set outside demo mode (SERVICEPLUS_DEMO=1)"
             )
@@ -73,10 +82,33 @@ class Settings(BaseSettings):
             # repeated after a resume only if every worker sees the results.
             "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(self.prefect_home / "results"),
             "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+            # Nobody else on the machine may resume or cancel a case's run
+            # behind the app's back (docs/security.md).
+            "PREFECT_API_AUTH_STRING": self.prefect_auth,
+            "PREFECT_SERVER_API_AUTH_STRING": self.prefect_auth,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "DO_NOT_TRACK": "1",
             "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
         }
+
+
+def _stored_secret(path: Path, prefix: str = "") -> str:
+    """A random secret kept in `path` (created once, readable by its owner only)."""
+    if not path.exists():
+        # Written aside, then linked: of two processes starting at once, one
+        # wins and both read the same complete secret.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(prefix + secrets.token_urlsafe(24))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
 
 
 @lru_cache

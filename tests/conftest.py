@@ -17,7 +17,6 @@ def _free_port() -> int:
 DATA_DIR = Path(tempfile.mkdtemp(prefix="serviceplus-test-"))
 os.environ.update(
     {
-        "TESTING": "1",
         "SERVICEPLUS_DEMO": "1",
         "SERVICEPLUS_DATA_DIR": str(DATA_DIR),
         "SERVICEPLUS_PREFECT_PORT": str(_free_port()),
@@ -50,9 +49,9 @@ from serviceplus.settings import apply_prefect_env, get_settings  # noqa: E402
 apply_prefect_env()
 
 import pytest  # noqa: E402
+
 from serviceplus.models.db import migrate, session_scope  # noqa: E402
 from serviceplus.models.services import accounts, versions  # noqa: E402
-
 from serviceplus.stack import Stack  # noqa: E402
 
 
@@ -84,6 +83,7 @@ def _drop_pg_databases() -> None:
     if not PG_DATABASES:
         return
     import psycopg
+
     from serviceplus.models.db import get_engine
 
     get_engine().dispose()

@@ -10,13 +10,12 @@ from collections import Counter
 from uuid import UUID
 
 from pypdf import PdfReader
-from serviceplus.models.db import session_scope
-from serviceplus.models.services import audit, cases, human_tasks, storage
-from serviceplus.models.services.accounts import get_user
-from serviceplus.models.tables import Case, HumanTask, Letter
 from sqlmodel import select
 
 from serviceplus.demo import EXAMPLES, blank_pdf
+from serviceplus.models.db import session_scope
+from serviceplus.models.services import audit, cases, human_tasks, storage
+from serviceplus.models.tables import Case, HumanTask, Letter
 from serviceplus.settings import get_settings
 
 EXAMPLE = json.loads((EXAMPLES / "case-18a.json").read_text(encoding="utf-8"))
@@ -61,6 +60,7 @@ def drive(case: Case) -> str:
     from prefect import get_client
     from prefect.exceptions import Pause
     from prefect.flow_engine import run_flow
+
     from serviceplus.flows.case_flow import case_flow
 
     with session_scope() as session:
@@ -95,14 +95,9 @@ def tasks_of(case: Case) -> list[HumanTask]:
 
 def decide(task: HumanTask, decision: str, reason: str = "", username="sb.magdeburg") -> bool:
     """Complete the task as `username` and resume its flow run; True if resumed."""
-    with session_scope() as session:
-        user = get_user(session, username)
-        pending = human_tasks.complete(
-            session, task=task, user=user, decision=decision, reason=reason
-        )
-    with session_scope() as session:
-        session.add(pending)
-        return human_tasks.deliver(session, pending)
+    return human_tasks.decide_and_resume(
+        task_id=task.id, username=username, decision=decision, reason=reason
+    )
 
 
 def advance(case: Case, step: str, username: str, decision: str, reason: str = "") -> str:
@@ -127,4 +122,4 @@ def letter_text(case: Case, kind: str) -> str:
 def executions(case: Case) -> Counter:
     with session_scope() as session:
         events = audit.events_for_case(session, case.id)
-    return Counter(e.detail.split(":")[0] for e in events if e.action == "step_executed")
+    return Counter(f"{e.step_key}#{e.attempt}" for e in events if e.action == "step_executed")

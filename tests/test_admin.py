@@ -2,12 +2,12 @@
 pinning, diff, migration of running cases, user accounts."""
 
 import pytest
+from sqlmodel import select
+
 from serviceplus.models.db import session_scope
 from serviceplus.models.definition import DefinitionError
 from serviceplus.models.services import accounts, versions
 from serviceplus.models.tables import TaskStatus, User, WorkflowDefinition
-from sqlmodel import select
-
 from tests.helpers import BLUE_CARD, advance, decide, drive, make_case, open_task_of, reload
 
 pytestmark = pytest.mark.usefixtures("inprocess_deployment")

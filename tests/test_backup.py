@@ -47,7 +47,6 @@ def restored_env(data_dir: Path) -> dict[str, str]:
     env.update(
         SERVICEPLUS_DATA_DIR=str(data_dir),
         SERVICEPLUS_DEMO="1",
-        TESTING="1",
         SERVICEPLUS_PREFECT_PORT=str(port),
         SERVICEPLUS_DEPLOYMENT="case-flow/inprocess",
     )

@@ -5,9 +5,9 @@ import io
 
 import pytest
 from pypdf import PdfReader
+
 from serviceplus.models.services import human_tasks, storage
 from serviceplus.models.tables import CaseStatus, TaskStatus
-
 from tests.helpers import (
     BLUE_CARD,
     advance,
@@ -90,3 +90,48 @@ def test_second_completion_of_same_task_is_refused():
     decide(task, "approve")
     with pytest.raises(human_tasks.TaskError, match="bereits erledigt"):
         decide(task, "reject", reason="zu spät", username="sb2.magdeburg")
+
+
+def test_prefect_api_refuses_requests_without_credentials():
+    import urllib.error
+    import urllib.request
+
+    from serviceplus.settings import get_settings
+
+    url = f"{get_settings().prefect_api_url}/flow_runs/filter"
+    request = urllib.request.Request(url, data=b"{}", method="POST")
+    request.add_header("Content-Type", "application/json")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 401
+
+
+def test_forged_resume_is_refused_and_the_run_waits_for_the_saved_decision():
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.client.schemas.responses import SetStateStatus
+
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services import audit
+
+    case = make_case(example=BLUE_CARD)
+    assert drive(case) == "Suspended"
+    task = open_task_of(case)
+    forged = {"outcome": "approve", "by": "mallory", "reason": "", "task_id": task.id}
+    with get_client(sync_client=True) as client:
+        answer = client.resume_flow_run(UUID(task.flow_run_id), run_input=forged)
+    assert answer.status == SetStateStatus.ACCEPT  # Prefect itself cannot tell
+
+    assert drive(case) == "Suspended"  # the flow refused it and waits again
+    assert open_task_of(case).id == task.id
+    assert reload(case).status == CaseStatus.waiting
+    with session_scope() as session:
+        refused = [
+            e for e in audit.events_for_case(session, case.id) if e.action == "resume_refused"
+        ]
+    assert [(e.step_key, e.detail) for e in refused] == [("decision", "approve von mallory")]
+
+    # The real decision, saved by the app, still moves the case on.
+    assert advance(case, "decision", "sb.magdeburg", "approve") == "Suspended"
+    assert open_task_of(case).step_key == "decision.confirm"

@@ -3,9 +3,9 @@
 import io
 
 from PIL import Image
-from serviceplus.models.services.completeness import check_documents, is_readable, sniff_media_type
 
 from serviceplus.demo import blank_pdf
+from serviceplus.models.services.completeness import check_documents, is_readable, sniff_media_type
 
 
 def png() -> bytes:

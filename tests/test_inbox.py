@@ -6,14 +6,14 @@ from datetime import timedelta
 from uuid import UUID
 
 import pytest
+from sqlmodel import func, select
+
 from serviceplus.models import clock
 from serviceplus.models.db import session_scope
 from serviceplus.models.services import assignment, comments, human_tasks, inbox
 from serviceplus.models.services.accounts import get_user
 from serviceplus.models.services.cases import visible_documents
 from serviceplus.models.tables import Case, HumanTask, PendingResume, TaskStatus
-from sqlmodel import func, select
-
 from tests.helpers import BLUE_CARD, drive, make_case, open_task_of
 
 pytestmark = pytest.mark.usefixtures("inprocess_deployment")

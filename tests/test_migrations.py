@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from serviceplus.models.db import alembic_config, engine_for
 
+from serviceplus.models.db import alembic_config, engine_for
 from serviceplus.settings import get_settings
 
 ROWS = {

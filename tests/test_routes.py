@@ -3,10 +3,10 @@ who gets 403 or 404. A route missing from ROUTES fails the suite, so no
 new page can go without an access decision."""
 
 import pytest
-from serviceplus.models.db import session_scope
-from serviceplus.models.tables import Document, HumanTask, Letter, SavedView
 from sqlmodel import select
 
+from serviceplus.models.db import session_scope
+from serviceplus.models.tables import Document, HumanTask, Letter, SavedView
 from tests.helpers import BLUE_CARD, drive, make_case
 
 pytestmark = pytest.mark.usefixtures("inprocess_deployment")

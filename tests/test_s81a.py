@@ -4,13 +4,13 @@ the sequence of tasks and the letters each branch produces."""
 from datetime import timedelta
 
 import pytest
+
+from serviceplus.demo import blank_pdf
 from serviceplus.models import clock
 from serviceplus.models.db import session_scope
 from serviceplus.models.services import human_tasks
 from serviceplus.models.services.cases import NewDocument, add_document
 from serviceplus.models.services.sweeper import sweep
-
-from serviceplus.demo import blank_pdf
 from tests.helpers import (
     BLUE_CARD,
     EXAMPLE,

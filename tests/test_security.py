@@ -13,13 +13,13 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlmodel import func, select
+
+from serviceplus.demo import blank_pdf
 from serviceplus.models import clock
 from serviceplus.models.db import get_engine, session_scope
 from serviceplus.models.services import cases, retention, storage
 from serviceplus.models.tables import AuditEvent, Case, Document, Letter
-from sqlmodel import func, select
-
-from serviceplus.demo import blank_pdf
 from serviceplus.settings import Settings
 from tests.helpers import BLUE_CARD, advance, drive, make_case, reload
 
@@ -70,8 +70,7 @@ def test_login_lockout_after_failed_attempts_in_german(app):
         limiter.reset()
 
 
-def test_refuses_default_secret_outside_demo_mode(monkeypatch):
-    monkeypatch.delenv("TESTING")
+def test_refuses_default_secret_outside_demo_mode():
     with pytest.raises(ValueError, match="SERVICEPLUS_SECRET_KEY must be set"):
         Settings(demo=False)
     assert Settings(demo=False, secret_key="a-real-secret").secret_key == "a-real-secret"

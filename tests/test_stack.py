@@ -260,9 +260,10 @@ def test_browser_admin_pages_are_accessible(stack):
 def test_decision_saved_while_prefect_is_down_continues_by_itself(
     stack, prefect_server, login, tmp_path
 ):
+    from sqlmodel import select
+
     from serviceplus.models.db import session_scope
     from serviceplus.models.tables import PendingResume
-    from sqlmodel import select
 
     reference = start_example_case(stack, tmp_path, "stack-outage")
     task = wait_for(lambda: task_of(stack, reference), 120, "the decision task")
@@ -305,10 +306,11 @@ def test_killed_run_is_recovered_with_exactly_one_letter_each(stack, tmp_path):
     import os
     import signal
 
+    from sqlmodel import select
+
     from serviceplus.models.db import session_scope
     from serviceplus.models.services.cases import get_by_reference
     from serviceplus.models.tables import HumanTask, Letter
-    from sqlmodel import select
 
     def letters(case_id):
         with session_scope() as session:

@@ -5,11 +5,11 @@ import re
 import uuid
 
 import pytest
-from serviceplus.models.db import session_scope
-from serviceplus.models.tables import Case, Document, HumanTask, Letter, TaskStatus
 from sqlmodel import func, select
 
 from serviceplus.demo import blank_pdf
+from serviceplus.models.db import session_scope
+from serviceplus.models.tables import Case, Document, HumanTask, Letter, TaskStatus
 from tests.helpers import BLUE_CARD, drive, make_case, open_task_of, reload
 
 pytestmark = pytest.mark.usefixtures("inprocess_deployment")

@@ -2,10 +2,10 @@
 
 from flask import Flask, redirect, render_template, url_for
 from flask_login import current_user, login_required
-from serviceplus.models.tables import Role
-from serviceplus.webui.extensions import csrf, limiter, login_manager
 
+from serviceplus.models.tables import Role
 from serviceplus.settings import apply_prefect_env, get_settings
+from serviceplus.webui.extensions import csrf, limiter, login_manager
 
 
 def create_app(config: dict | None = None) -> Flask:

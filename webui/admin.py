@@ -4,32 +4,22 @@ diagram, migration of running cases) and user accounts."""
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import Markup
+from sqlmodel import select
+
 from serviceplus.models.definition import DefinitionError
 from serviceplus.models.services import accounts, versions
 from serviceplus.models.tables import Organisation, Role, User, WorkflowDefinition
 from serviceplus.webui import diagram
 from serviceplus.webui.auth import roles_required
 from serviceplus.webui.db import get_db
-from serviceplus.webui.inbox import CsrfForm
-from sqlmodel import select
+from serviceplus.webui.forms import CsrfForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 admin_only = roles_required(Role.admin)
 
 
 def _version_or_404(name: str, version: int) -> WorkflowDefinition:
-    row = (
-        get_db()
-        .exec(
-            select(WorkflowDefinition).where(
-                WorkflowDefinition.name == name, WorkflowDefinition.version == version
-            )
-        )
-        .first()
-    )
-    if row is None:
-        abort(404)
-    return row
+    return versions.load_row(get_db(), name, version) or abort(404)
 
 
 def _csrf_or_400() -> None:

@@ -5,14 +5,14 @@ from functools import wraps
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
-from serviceplus.models.services import accounts
-from serviceplus.models.tables import Organisation, Role, User
-from serviceplus.webui.db import get_db
-from serviceplus.webui.extensions import limiter, login_manager
 from wtforms import PasswordField, StringField
 from wtforms.validators import InputRequired
 
+from serviceplus.models.services import accounts
+from serviceplus.models.tables import Organisation, Role, User
 from serviceplus.settings import get_settings
+from serviceplus.webui.db import get_db
+from serviceplus.webui.extensions import limiter, login_manager
 
 bp = Blueprint("auth", __name__)
 

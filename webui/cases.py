@@ -6,14 +6,14 @@ import uuid
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from serviceplus.models.services import audit, cases, comments, human_tasks, storage, versions
-from serviceplus.models.tables import Case, Document, Letter, Role
-from serviceplus.webui.auth import roles_required
-from serviceplus.webui.db import get_db
 from wtforms import DateField, HiddenField, SelectChoice, SelectField, StringField
 from wtforms.validators import InputRequired, Optional
 
+from serviceplus.models.services import audit, cases, comments, human_tasks, storage, versions
+from serviceplus.models.tables import Case, Document, Letter, Role
 from serviceplus.settings import get_settings
+from serviceplus.webui.auth import roles_required
+from serviceplus.webui.db import get_db
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 CASE_ROLES = (Role.clerk, Role.coordinator)
@@ -56,8 +56,7 @@ def get_case_or_404(reference: str) -> Case:
 def _document_kinds() -> dict[str, str]:
     """Document kinds a new case may have (the active definition's)."""
     session = get_db()
-    row = versions.active_row(session, cases.DEFINITION_NAME)
-    return versions.load(session, row.name, row.version).documents
+    return versions.active_definition(session, cases.DEFINITION_NAME)[1].documents
 
 
 @bp.get("/")

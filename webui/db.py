@@ -1,8 +1,9 @@
 """One database session per request, closed when the request ends."""
 
 from flask import Flask, g
-from serviceplus.models.db import get_engine
 from sqlmodel import Session
+
+from serviceplus.models.db import get_engine
 
 
 def get_db() -> Session:

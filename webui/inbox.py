@@ -6,19 +6,25 @@ from datetime import datetime
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from serviceplus.models import clock
-from serviceplus.models.services import assignment, audit, cases, comments, human_tasks, inbox
-from serviceplus.models.tables import Case, HumanTask, Role, SavedView, TaskStatus
-from serviceplus.webui.auth import roles_required
-from serviceplus.webui.db import get_db
 from wtforms import RadioField, SelectChoice, TextAreaField
 from wtforms.validators import InputRequired
 
+from serviceplus.models import clock
+from serviceplus.models.services import (
+    assignment,
+    audit,
+    cases,
+    comments,
+    human_tasks,
+    inbox,
+    versions,
+)
+from serviceplus.models.tables import Case, HumanTask, Role, SavedView, TaskStatus
+from serviceplus.webui.auth import roles_required
+from serviceplus.webui.db import get_db
+from serviceplus.webui.forms import CsrfForm
+
 bp = Blueprint("inbox", __name__)
-
-
-class CsrfForm(FlaskForm):
-    """Only the CSRF token, for buttons that post."""
 
 
 class DecisionForm(FlaskForm):
@@ -69,6 +75,7 @@ def index():
     flt = inbox.InboxFilter.from_args(request.args)
     page_no = request.args.get("page", "1")
     page = inbox.queue_for(session, user, flt, int(page_no) if page_no.isdigit() else 1)
+    _row, definition = versions.active_definition(session, cases.DEFINITION_NAME)
     return render_template(
         "inbox/index.html",
         page=page,
@@ -76,6 +83,7 @@ def index():
         views=inbox.views_for(session, user),
         colleagues=assignment.colleagues(session, user),
         purposes=cases.PURPOSES,
+        step_choices=inbox.step_choices(definition),
         csrf_form=CsrfForm(),
     )
 
@@ -262,23 +270,17 @@ def complete(task_id: int):
     form.decision.choices = decision_choices(task)
     if not form.validate_on_submit():
         return _render_task(task, case, form, status=400)
-    session = get_db()
     try:
-        pending = human_tasks.complete(
-            session,
-            task=task,
-            user=current_user.row,
+        resumed = human_tasks.decide_and_resume(
+            task_id=task.id,
+            username=current_user.row.username,
             decision=form.decision.data,
             reason=form.reason.data,
         )
-        session.commit()  # the decision is safe from here on
     except human_tasks.TaskError as exc:
-        session.rollback()
         flash(str(exc), "error")
-        session.refresh(task)
+        get_db().refresh(task)
         return _render_task(task, case, form, status=409)
-    resumed = human_tasks.deliver(session, pending)
-    session.commit()
     if resumed:
         flash("Ihre Entscheidung ist gespeichert. Der Fall wird fortgesetzt.", "success")
     else:

@@ -6,12 +6,13 @@ import io
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+
 from serviceplus.models import clock
-from serviceplus.models.services import cases, monitoring, orchestration
+from serviceplus.models.services import cases, monitoring, orchestration, runs
 from serviceplus.models.tables import Case, Role
 from serviceplus.webui.auth import roles_required
 from serviceplus.webui.db import get_db
-from serviceplus.webui.inbox import CsrfForm
+from serviceplus.webui.forms import CsrfForm
 
 bp = Blueprint("monitor", __name__, url_prefix="/monitor")
 
@@ -140,7 +141,7 @@ def retry(reference: str):
     if not CsrfForm().validate_on_submit():
         abort(400)
     session = get_db()
-    if monitoring.retry(session, case=case, actor=current_user.row.username):
+    if runs.retry(session, case=case, actor=current_user.row.username):
         session.commit()
         flash("Der Fall wird ab dem fehlgeschlagenen Schritt fortgesetzt.", "success")
     else:
@@ -156,7 +157,7 @@ def cancel(reference: str):
         abort(400)
     session = get_db()
     try:
-        monitoring.cancel(
+        runs.cancel(
             session,
             case=case,
             actor=current_user.row.username,

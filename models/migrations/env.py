@@ -1,9 +1,10 @@
 """Alembic environment: our SQLModel metadata, the URL from the settings."""
 
-import serviceplus.models.tables  # noqa: F401  (registers the tables)
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
+
+import serviceplus.models.tables  # noqa: F401  (registers the tables)
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -3,9 +3,10 @@
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from sqlmodel import Session, select
+
 from serviceplus.models.services import audit
 from serviceplus.models.tables import HumanTask, Organisation, Role, TaskStatus, User
-from sqlmodel import Session, select
 
 _hasher = PasswordHasher()
 

@@ -3,11 +3,12 @@ priority, and the same for several tasks at once. Every change is
 conditional on the task still being as the user saw it."""
 
 import sqlalchemy as sa
+from sqlmodel import Session, select
+
 from serviceplus.models import clock
 from serviceplus.models.services import audit
 from serviceplus.models.services.human_tasks import ACTIVE, TaskError, can_act
 from serviceplus.models.tables import HumanTask, TaskStatus, User
-from sqlmodel import Session, select
 
 
 def claim(session: Session, *, task: HumanTask, user: User) -> None:

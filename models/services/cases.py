@@ -8,9 +8,11 @@ from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlmodel import Session, select
+
 from serviceplus.models import clock
 from serviceplus.models.db import session_scope
-from serviceplus.models.services import audit, orchestration, storage, versions
+from serviceplus.models.services import audit, human_tasks, orchestration, storage, versions
 from serviceplus.models.services.accounts import get_organisation
 from serviceplus.models.services.completeness import is_readable, sniff_media_type
 from serviceplus.models.tables import (
@@ -22,7 +24,6 @@ from serviceplus.models.tables import (
     Organisation,
     User,
 )
-from sqlmodel import Session, select
 
 log = logging.getLogger(__name__)
 
@@ -215,8 +216,7 @@ def create_case(
     if existing is not None:
         return existing, False
     org = get_organisation(session, data.organisation)
-    definition_row = versions.active_row(session, DEFINITION_NAME)
-    definition = versions.load(session, definition_row.name, definition_row.version)
+    definition_row, definition = versions.active_definition(session, DEFINITION_NAME)
     problems = (
         []
         if org
@@ -378,7 +378,7 @@ def visible_documents(session: Session, user: User, case: Case) -> list[Document
             HumanTask.case_id == case.id, HumanTask.organisation_id == user.organisation_id
         )
     ).all()
-    steps = [definition.steps[key.removesuffix(".confirm")] for key in keys]
+    steps = [definition.steps[human_tasks.step_of(key)] for key in keys]
     kinds = {kind for step in steps for kind in step.documents}
     return [d for d in documents if d.kind in kinds]
 

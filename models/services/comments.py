@@ -1,8 +1,9 @@
 """Comments on a case, written from its tasks."""
 
+from sqlmodel import Session, select
+
 from serviceplus.models.services import audit
 from serviceplus.models.tables import Comment, HumanTask
-from sqlmodel import Session, select
 
 MAX_LENGTH = 5000
 

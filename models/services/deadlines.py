@@ -5,10 +5,11 @@ to another role. Run by the sweeper; `now` comes from the one clock."""
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlmodel import Session, select
+
 from serviceplus.models.definition import OnTimeout
 from serviceplus.models.services import audit, human_tasks, versions
 from serviceplus.models.tables import Case, HumanTask, PendingResume
-from sqlmodel import Session, select
 
 
 def overdue(session: Session, now: datetime) -> list[HumanTask]:
@@ -49,7 +50,7 @@ def apply(session: Session, now: datetime) -> tuple[list[PendingResume], int]:
 def _rule_for(session: Session, task: HumanTask) -> OnTimeout | None:
     case = session.get(Case, task.case_id)
     definition = versions.load(session, case.definition_name, case.definition_version)
-    step = definition.steps.get(task.step_key.removesuffix(".confirm"))
+    step = definition.steps.get(human_tasks.step_of(task.step_key))
     return step.on_timeout if step else None
 
 

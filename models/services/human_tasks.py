@@ -4,10 +4,14 @@ import logging
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlmodel import Session, select
+
 from serviceplus.models import clock
+from serviceplus.models.contracts import Decision
+from serviceplus.models.db import session_scope
 from serviceplus.models.definition import CONFIRM, SEND_BACK, Step
 from serviceplus.models.services import audit, orchestration
-from serviceplus.models.services.accounts import get_organisation
+from serviceplus.models.services.accounts import get_organisation, get_user
 from serviceplus.models.tables import (
     Case,
     CaseStatus,
@@ -17,7 +21,6 @@ from serviceplus.models.tables import (
     TaskStatus,
     User,
 )
-from sqlmodel import Session, select
 
 log = logging.getLogger(__name__)
 ACTIVE = (TaskStatus.open, TaskStatus.claimed)
@@ -102,8 +105,21 @@ def open_confirmation(
     )
 
 
+CONFIRMATION_SUFFIX = ".confirm"
+
+
 def confirmation_key(step_key: str) -> str:
-    return f"{step_key}.confirm"
+    """The task key of the four-eyes confirmation of `step_key`."""
+    return f"{step_key}{CONFIRMATION_SUFFIX}"
+
+
+def step_of(task_key: str) -> str:
+    """The definition step a task belongs to (a confirmation belongs to its step)."""
+    return task_key.removesuffix(CONFIRMATION_SUFFIX)
+
+
+def is_confirmation(task_key: str) -> bool:
+    return task_key.endswith(CONFIRMATION_SUFFIX)
 
 
 def _organisation_id(session: Session, case: Case, organisation: str) -> int:
@@ -198,7 +214,7 @@ def record(
     pending = PendingResume(
         task_id=task.id,
         flow_run_id=task.flow_run_id,
-        run_input={"outcome": decision, "by": actor, "reason": reason, "task_id": task.id},
+        run_input=Decision(outcome=decision, by=actor, reason=reason, task_id=task.id).model_dump(),
     )
     session.add(pending)
     session.execute(
@@ -213,6 +229,58 @@ def record(
     )
     session.flush()
     return pending
+
+
+def accepts_resume(
+    session: Session, *, case_id: int, task_key: str, attempt: int, decision: Decision
+) -> bool:
+    """Whether `decision` is what the app saved for the task (case, key,
+    attempt): the flow goes on only with that. A mismatch is audited."""
+    task = session.exec(
+        select(HumanTask).where(
+            HumanTask.case_id == case_id,
+            HumanTask.step_key == task_key,
+            HumanTask.attempt == attempt,
+        )
+    ).first()
+    saved = (
+        task is not None
+        and task.status == TaskStatus.completed
+        and task.id == decision.task_id
+        and task.decision == decision.outcome
+        and task.completed_by == decision.by
+    )
+    if not saved:
+        audit.record(
+            session,
+            actor="system",
+            action="resume_refused",
+            case_id=case_id,
+            detail=f"{decision.outcome} von {decision.by}",
+            step_key=task_key,
+            attempt=attempt,
+        )
+    return saved
+
+
+def decide_and_resume(*, task_id: int, username: str, decision: str, reason: str = "") -> bool:
+    """A person's decision, end to end: saved and committed first, then the
+    flow run resumed. True if Prefect took the resume now; False if the
+    sweeper delivers it later. Raises TaskError (German) and saves nothing
+    when the decision is not allowed.
+
+    It opens its own sessions, unlike other services, because the decision
+    must be committed before Prefect is called: once saved it is never lost.
+    """
+    with session_scope() as session:
+        user = get_user(session, username)
+        task = session.get(HumanTask, task_id)
+        if user is None or not user.active or task is None:
+            raise TaskError("Diese Aufgabe ist nicht an Sie gerichtet.")
+        pending = complete(session, task=task, user=user, decision=decision, reason=reason)
+    with session_scope() as session:
+        session.add(pending)
+        return deliver(session, pending)
 
 
 def deliver(session: Session, pending: PendingResume) -> bool:

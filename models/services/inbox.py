@@ -4,12 +4,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from serviceplus.models import clock
-from serviceplus.models.tables import Case, HumanTask, SavedView, TaskStatus, User
 from sqlmodel import Session, or_, select
 
+from serviceplus.models import clock
+from serviceplus.models.definition import Definition
+from serviceplus.models.services.human_tasks import confirmation_key
+from serviceplus.models.tables import Case, HumanTask, SavedView, TaskStatus, User
+
 PAGE_SIZE = 50
-ACTIVE = (TaskStatus.open, TaskStatus.claimed)
 
 
 @dataclass(frozen=True)
@@ -135,3 +137,14 @@ def delete_view(session: Session, *, user: User, view_id: int) -> bool:
         return False
     session.delete(view)
     return True
+
+
+def step_choices(definition: Definition) -> list[tuple[str, str]]:
+    """The inbox's step filter: each human step, and its four-eyes confirmation."""
+    choices = []
+    for key, step in definition.steps.items():
+        if step.kind == "human":
+            choices.append((key, step.title))
+            if step.four_eyes:
+                choices.append((confirmation_key(key), f"Bestätigung (Vier Augen): {step.title}"))
+    return choices

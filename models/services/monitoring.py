@@ -7,10 +7,11 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlmodel import Session, select
+
 from serviceplus.models import clock
 from serviceplus.models.services import audit, human_tasks, orchestration
 from serviceplus.models.tables import Case, CaseStatus, HumanTask, Organisation, TaskStatus
-from sqlmodel import Session, select
 
 ACTIVE_CASE = (CaseStatus.running, CaseStatus.waiting, CaseStatus.failed)
 
@@ -142,7 +143,7 @@ def timeline(session: Session, case: Case) -> list[dict]:
         if event.action == "step_executed":
             rows.append(
                 {
-                    "step": event.detail,
+                    "step": f"{event.step_key}#{event.attempt}: {event.detail}",
                     "start": event.at,
                     "end": event.at,
                     "actor": "automatisch",
@@ -182,40 +183,6 @@ def incidents(session: Session, org_slug: str) -> list[dict]:
             }
         )
     return rows
-
-
-def retry(session: Session, *, case: Case, actor: str) -> bool:
-    if case.status != CaseStatus.failed or not orchestration.retry_flow_run(case.flow_run_id):
-        return False
-    case.status = CaseStatus.running
-    session.add(case)
-    audit.record(
-        session,
-        actor=actor,
-        action="flow_retried",
-        case_id=case.id,
-        detail=f"Schritt {case.current_step}",
-    )
-    return True
-
-
-def cancel(session: Session, *, case: Case, actor: str, reason: str) -> None:
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValueError("Bitte geben Sie einen Grund für den Abbruch an.")
-    if case.status in (CaseStatus.completed, CaseStatus.cancelled):
-        raise ValueError("Der Fall ist bereits abgeschlossen.")
-    if case.flow_run_id:
-        orchestration.cancel_flow_run(case.flow_run_id, reason)
-    now = clock.now()
-    session.execute(
-        sa.update(HumanTask)
-        .where(HumanTask.case_id == case.id, HumanTask.status.in_(human_tasks.ACTIVE))
-        .values(status=TaskStatus.cancelled, cancelled_at=now)
-    )
-    case.status, case.outcome, case.closed_at = CaseStatus.cancelled, "cancelled", now
-    session.add(case)
-    audit.record(session, actor=actor, action="case_cancelled", case_id=case.id, detail=reason)
 
 
 def case_list(session: Session, org_id: int, status: str = "", q: str = "", limit: int = 200):

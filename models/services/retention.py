@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
+from sqlmodel import Session, select
+
 from serviceplus.models import clock
 from serviceplus.models.services import audit, storage
 from serviceplus.models.tables import (
@@ -21,7 +23,6 @@ from serviceplus.models.tables import (
     Letter,
     PendingResume,
 )
-from sqlmodel import Session, select
 
 DELETED = "[gelöscht]"
 

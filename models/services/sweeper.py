@@ -56,8 +56,9 @@ def _retry_crashed(session) -> int:
     """A run whose process died (not one whose code failed) is scheduled again;
     completed steps come back from the cache. At most MAX_CRASH_RETRIES per
     case, then it stays an incident for the coordinator."""
-    from serviceplus.models.tables import AuditEvent, Case
     from sqlmodel import func, select
+
+    from serviceplus.models.tables import AuditEvent, Case
 
     retried = 0
     for run in orchestration.crashed_case_runs():

@@ -6,12 +6,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import sqlalchemy as sa
+from sqlmodel import Session, select
+
 from serviceplus.models import clock
 from serviceplus.models.definition import Definition, DefinitionError, parse_definition
 from serviceplus.models.services import audit
+from serviceplus.models.services.human_tasks import step_of
 from serviceplus.models.tables import Case, CaseStatus, HumanTask, Organisation, WorkflowDefinition
-from sqlmodel import Session, select
-
 from serviceplus.settings import PROJECT_ROOT
 
 SHIPPED_DIR = PROJECT_ROOT / "flows" / "definitions"
@@ -136,6 +137,14 @@ def active_row(session: Session, name: str) -> WorkflowDefinition | None:
     return session.exec(query).first()
 
 
+def active_definition(session: Session, name: str) -> tuple[WorkflowDefinition, Definition]:
+    """The version new cases of `name` follow, as stored row and parsed definition."""
+    row = active_row(session, name)
+    if row is None:
+        raise LookupError(f"no active definition {name}")
+    return row, _parsed(row.body)
+
+
 def load(session: Session, name: str, version: int) -> Definition:
     row = load_row(session, name, version)
     if row is None:
@@ -206,12 +215,12 @@ class MigrationCheck:
 def _visited_steps(session: Session, case: Case) -> set[str]:
     """Steps the flow has passed: a re-execution replays them on the new version."""
     steps = {
-        t.step_key.removesuffix(".confirm")
+        step_of(t.step_key)
         for t in session.exec(select(HumanTask).where(HumanTask.case_id == case.id))
     }
     for event in audit.events_for_case(session, case.id):
         if event.action in ("step_executed", "step_skipped"):
-            steps.add(event.detail.split("#")[0].split(":")[0])
+            steps.add(event.step_key)
     return steps
 
 

@@ -1,0 +1,43 @@
+"""Commands on a case's flow run that coordinators give from monitoring:
+retry a failed run, cancel a case. Figures live in monitoring.py."""
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from serviceplus.models import clock
+from serviceplus.models.services import audit, human_tasks, orchestration
+from serviceplus.models.tables import Case, CaseStatus, HumanTask, TaskStatus
+
+
+def retry(session: Session, *, case: Case, actor: str) -> bool:
+    if case.status != CaseStatus.failed or not orchestration.retry_flow_run(case.flow_run_id):
+        return False
+    case.status = CaseStatus.running
+    session.add(case)
+    audit.record(
+        session,
+        actor=actor,
+        action="flow_retried",
+        case_id=case.id,
+        detail=f"Schritt {case.current_step}",
+    )
+    return True
+
+
+def cancel(session: Session, *, case: Case, actor: str, reason: str) -> None:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValueError("Bitte geben Sie einen Grund für den Abbruch an.")
+    if case.status in (CaseStatus.completed, CaseStatus.cancelled):
+        raise ValueError("Der Fall ist bereits abgeschlossen.")
+    if case.flow_run_id:
+        orchestration.cancel_flow_run(case.flow_run_id, reason)
+    now = clock.now()
+    session.execute(
+        sa.update(HumanTask)
+        .where(HumanTask.case_id == case.id, HumanTask.status.in_(human_tasks.ACTIVE))
+        .values(status=TaskStatus.cancelled, cancelled_at=now)
+    )
+    case.status, case.outcome, case.closed_at = CaseStatus.cancelled, "cancelled", now
+    session.add(case)
+    audit.record(session, actor=actor, action="case_cancelled", case_id=case.id, detail=reason)
