@@ -5,6 +5,7 @@ from flask_login import current_user, login_required
 
 from models.tables import Role
 from serviceplus.settings import apply_prefect_env, get_settings
+from webui import labels
 from webui.extensions import csrf, limiter, login_manager
 
 
@@ -29,6 +30,9 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     limiter.init_app(app)
     app.after_request(security_headers)
+    app.add_template_global(labels.case_status)
+    app.add_template_global(labels.task_status)
+    app.add_template_global(list(labels.CASE_STATUS.items()), "case_status_choices")
 
     from webui import admin, auth, cases, db, inbox, monitor
 
