@@ -1,9 +1,13 @@
 """Security review, issue 19: escalated tasks, the definition diagram,
 downloads, one validation for web and CLI, and German status labels."""
 
-import pytest
+import xml.etree.ElementTree as ET
 
-from models import monitoring
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from models import monitoring, workflows
 from models.db import session_scope
 from models.tables import Case, CaseStatus, TaskStatus
 from tests.helpers import BLUE_CARD, drive, make_case
@@ -35,3 +39,52 @@ def test_cancelled_case_shows_its_status(login):
     assert "<td>abgebrochen</td>" in page  # the task's status, not "cancelled"
     listing = login("sb.magdeburg").get("/cases/").get_data(as_text=True)
     assert "<td>abgebrochen" in listing
+
+
+# --- 8: the definition diagram escapes what the draft says ---------------------
+
+XSS_TITLE = 'x" onmouseover="alert(1)'
+
+
+def _shipped_definition():
+    with session_scope() as session:
+        row = workflows.active_row(session, "s81a")
+        return workflows.load(session, row.name, row.version)
+
+
+def _attributes(svg: str) -> list[tuple[str, str]]:
+    return [(k, v) for el in ET.fromstring(svg).iter() for k, v in el.attrib.items()]
+
+
+def test_diagram_escapes_the_title_in_attributes():
+    from webui import diagram
+
+    svg = diagram.render(_shipped_definition().model_copy(update={"title": XSS_TITLE}))
+    assert "onmouseover" not in {name for name, _ in _attributes(svg)}
+    assert ("aria-label", f"Ablauf {XSS_TITLE}") in _attributes(svg)
+
+
+xml_text = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(title=xml_text)
+def test_diagram_is_well_formed_for_any_title(title):
+    from webui import diagram
+
+    definition = _shipped_definition()
+    svg = diagram.render(definition.model_copy(update={"title": title}))
+    root = ET.fromstring(svg)  # raises on anything that breaks out of a value
+    assert root.attrib["aria-label"] == f"Ablauf {title}"
+    assert {el.tag.split("}")[-1] for el in root.iter()} <= {
+        "svg",
+        "defs",
+        "marker",
+        "path",
+        "line",
+        "text",
+        "rect",
+    }
