@@ -2,15 +2,17 @@
 downloads, one validation for web and CLI, and German status labels."""
 
 import xml.etree.ElementTree as ET
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models import monitoring, workflows
+from models import clock, monitoring, workflows
 from models.db import session_scope
-from models.tables import Case, CaseStatus, TaskStatus
-from tests.helpers import BLUE_CARD, drive, make_case
+from models.sweeper import sweep
+from models.tables import Case, CaseStatus, HumanTask, TaskStatus
+from tests.helpers import BLUE_CARD, drive, make_case, open_task_of
 
 pytestmark = pytest.mark.usefixtures("inprocess_deployment")
 
@@ -88,3 +90,42 @@ def test_diagram_is_well_formed_for_any_title(title):
         "text",
         "rect",
     }
+
+
+# --- 4: an escalated task can be finished by the role it was escalated to -------
+
+
+def test_escalated_task_is_claimed_and_completed_by_the_coordinator(login):
+    case = make_case(example=BLUE_CARD)
+    drive(case)
+    sweep(now=clock.now() + timedelta(days=15))  # past the decision's P2W
+    task = open_task_of(case)
+    assert (task.step_key, task.role) == ("decision", "coordinator")
+    clerk = login("sb.magdeburg")  # the task is no longer the clerks'
+    assert clerk.post(f"/tasks/{task.id}/claim").status_code == 403
+    refused = clerk.post(f"/tasks/{task.id}/complete", data={"decision": "approve"})
+    assert refused.status_code == 403
+    coordinator = login("koordination")
+    assert "Entscheidung speichern" in coordinator.get(f"/tasks/{task.id}").get_data(as_text=True)
+    assert coordinator.post(f"/tasks/{task.id}/claim").status_code == 302
+    assert open_task_of(case).assignee == "koordination"
+    done = coordinator.post(f"/tasks/{task.id}/complete", data={"decision": "approve"})
+    assert done.status_code == 302
+    with session_scope() as session:
+        row = session.get(HumanTask, task.id)
+        assert (row.status, row.decision, row.completed_by) == (
+            TaskStatus.completed,
+            "approve",
+            "koordination",
+        )
+
+
+def test_coordinator_cannot_act_on_a_clerks_task(login):
+    case = make_case(example=BLUE_CARD)
+    drive(case)
+    task = open_task_of(case)
+    coordinator = login("koordination")
+    assert coordinator.post(f"/tasks/{task.id}/claim").status_code == 403
+    refused = coordinator.post(f"/tasks/{task.id}/complete", data={"decision": "approve"})
+    assert refused.status_code == 403
+    assert open_task_of(case).status == TaskStatus.open
