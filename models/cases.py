@@ -132,12 +132,27 @@ def _problem(err: dict) -> Problem:
     )
 
 
+# Control characters (C0, DEL, C1) and the bidi marks, embeddings, overrides
+# and isolates: "rechnung\u202egpj.exe" displays as "rechnungexe.jpg".
+UNSAFE_NAME_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+EXTENSIONS = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
+
+
 def safe_filename(name: str) -> str:
     """The last path part (browsers may send a whole path), without control
-    characters, at most 120 characters; never used as a storage path."""
+    and bidi characters, at most 120 characters; never used as a storage path."""
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip(". ")
+    name = UNSAFE_NAME_CHARS.sub("", name).strip(". ")
     return name[-120:] or "dokument"
+
+
+def download_name(name: str, media_type: str) -> str:
+    """The name a file is served under: safe, and with the extension of its
+    checked content type, so that "bild.html" holding a PNG is saved as
+    "bild.png" and never opens as a web page or a program."""
+    stem = safe_filename(name)
+    stem = stem.rsplit(".", 1)[0].strip(". ") if "." in stem else stem
+    return (stem or "dokument") + EXTENSIONS.get(media_type, ".bin")
 
 
 def check_new_documents(

@@ -1,17 +1,21 @@
 """Security review, issue 19: escalated tasks, the definition diagram,
 downloads, one validation for web and CLI, and German status labels."""
 
+import io
+import unicodedata
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlmodel import select
 
-from models import clock, monitoring, workflows
+from models import cases, clock, monitoring, workflows
 from models.db import session_scope
 from models.sweeper import sweep
-from models.tables import Case, CaseStatus, HumanTask, TaskStatus
+from models.tables import Case, CaseStatus, Document, HumanTask, TaskStatus
+from serviceplus.demo import blank_pdf
 from tests.helpers import BLUE_CARD, drive, make_case, open_task_of
 
 pytestmark = pytest.mark.usefixtures("inprocess_deployment")
@@ -129,3 +133,80 @@ def test_coordinator_cannot_act_on_a_clerks_task(login):
     refused = coordinator.post(f"/tasks/{task.id}/complete", data={"decision": "approve"})
     assert refused.status_code == 403
     assert open_task_of(case).status == TaskStatus.open
+
+
+# --- 9: downloads under a safe name with the extension of the checked type ------
+
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f"
+
+
+def png_with_html() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, format="PNG")
+    return buffer.getvalue() + b"<html><script>alert(1)</script></html>"
+
+
+@pytest.fixture(scope="module")
+def own_case(inprocess_deployment):
+    return make_case(example=BLUE_CARD, start=False)
+
+
+def upload(client, case, name: str, data: bytes) -> Document:
+    response = client.post(
+        f"/cases/{case.reference}/documents",
+        data={"kind": "attachment", "file": (io.BytesIO(data), name)},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302
+    with session_scope() as session:
+        query = select(Document).where(Document.case_id == case.id).order_by(Document.id.desc())
+        return session.exec(query).first()
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "served_as", "media_type"),
+    [
+        ("bild.html", png_with_html(), "bild.png", "image/png"),
+        ("setup.exe", blank_pdf(), "setup.pdf", "application/pdf"),
+        ("rechnung\u202egpj.exe", blank_pdf(), "rechnunggpj.pdf", "application/pdf"),
+        ("\u2066foto\u2069.jpeg.html", png_with_html(), "foto.jpeg.png", "image/png"),
+    ],
+)
+def test_downloads_carry_the_extension_of_the_checked_type(
+    login, own_case, name, data, served_as, media_type
+):
+    client = login("sb.magdeburg")
+    doc = upload(client, own_case, name, data)
+    assert not set(doc.original_name) & set(BIDI)
+    url = f"/cases/{own_case.reference}/documents/{doc.id}"
+    with client.get(url) as response:
+        assert response.mimetype == media_type
+        assert response.headers["Content-Disposition"] == f"attachment; filename={served_as}"
+    with client.get(f"{url}/preview") as response:
+        assert response.headers["Content-Disposition"] == f"inline; filename={served_as}"
+
+
+def test_inline_preview_is_sandboxed_without_scripts(login, own_case):
+    client = login("sb.magdeburg")
+    doc = upload(client, own_case, "mit-skript.pdf", blank_pdf())
+    with client.get(f"/cases/{own_case.reference}/documents/{doc.id}/preview") as response:
+        directives = [d.strip() for d in response.headers["Content-Security-Policy"].split(";")]
+        assert "sandbox" in directives
+        assert "allow-scripts" not in response.headers["Content-Security-Policy"]
+        assert response.headers["Content-Disposition"].startswith("inline; filename=")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.text(max_size=300),
+    media_type=st.sampled_from(["application/pdf", "image/png", "image/jpeg"]),
+)
+def test_download_names_are_always_safe(name, media_type):
+    served = cases.download_name(name, media_type)
+    extension = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
+    assert served.endswith(extension[media_type])
+    assert len(served) > len(extension[media_type]) and len(served) <= 130
+    assert not any(unicodedata.category(c) == "Cc" or c in BIDI for c in served)
+    assert "/" not in served and "\\" not in served and not served.startswith(".")

@@ -83,8 +83,10 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+# An uploaded PDF may carry JavaScript: the preview is a sandbox without
+# allow-scripts (and without allow-same-origin, so it is a foreign origin).
 PREVIEW_CSP = (
-    "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+    "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
 )
 
 
