@@ -69,7 +69,7 @@ def index():
 @bp.route("/new", methods=["GET", "POST"])
 @roles_required(Role.clerk)
 def new():
-    if current_user.organisation.kind != "abh":
+    if not cases.opens_cases(current_user.organisation):
         abort(403)  # cases are opened at a foreigners' authority
     form = CaseForm()
     kinds = _document_kinds()
