@@ -19,11 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import func, select
 
-from models import cases, clock, monitoring, workflows
-from models.db import session_scope
-from models.sweeper import sweep
-from models.tables import Case, CaseStatus, Document, HumanTask, TaskStatus
 from serviceplus.demo import blank_pdf
+from serviceplus.models import clock
+from serviceplus.models.db import session_scope
+from serviceplus.models.services import cases, monitoring, versions
+from serviceplus.models.services.sweeper import sweep
+from serviceplus.models.tables import Case, CaseStatus, Document, HumanTask, TaskStatus
 from tests.helpers import BLUE_CARD, drive, make_case, open_task_of
 
 pytestmark = pytest.mark.usefixtures("inprocess_deployment")
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.usefixtures("inprocess_deployment")
 
 
 def test_every_status_has_a_german_label():
-    from webui import labels
+    from serviceplus.webui import labels
 
     for status in CaseStatus:
         assert labels.case_status(status).strip(), status
@@ -62,8 +63,8 @@ XSS_TITLE = 'x" onmouseover="alert(1)'
 
 def _shipped_definition():
     with session_scope() as session:
-        row = workflows.active_row(session, "s81a")
-        return workflows.load(session, row.name, row.version)
+        row = versions.active_row(session, "s81a")
+        return versions.load(session, row.name, row.version)
 
 
 def _attributes(svg: str) -> list[tuple[str, str]]:
@@ -71,7 +72,7 @@ def _attributes(svg: str) -> list[tuple[str, str]]:
 
 
 def test_diagram_escapes_the_title_in_attributes():
-    from webui import diagram
+    from serviceplus.webui import diagram
 
     svg = diagram.render(_shipped_definition().model_copy(update={"title": XSS_TITLE}))
     assert "onmouseover" not in {name for name, _ in _attributes(svg)}
@@ -87,7 +88,7 @@ xml_text = st.text(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(title=xml_text)
 def test_diagram_is_well_formed_for_any_title(title):
-    from webui import diagram
+    from serviceplus.webui import diagram
 
     definition = _shipped_definition()
     svg = diagram.render(definition.model_copy(update={"title": title}))

@@ -3,10 +3,10 @@
 from flask import Flask, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
-from models.tables import Role
+from serviceplus.models.tables import Role
 from serviceplus.settings import apply_prefect_env, get_settings
-from webui import labels
-from webui.extensions import csrf, limiter, login_manager
+from serviceplus.webui import labels
+from serviceplus.webui.extensions import csrf, limiter, login_manager
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -34,7 +34,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.add_template_global(labels.task_status)
     app.add_template_global(list(labels.CASE_STATUS.items()), "case_status_choices")
 
-    from webui import admin, auth, cases, db, inbox, monitor
+    from serviceplus.webui import admin, auth, cases, db, inbox, monitor
 
     db.init_app(app)
     app.register_blueprint(auth.bp)

@@ -8,11 +8,11 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import InputRequired
 
-from models import accounts
-from models.tables import Organisation, Role, User
+from serviceplus.models.services import accounts
+from serviceplus.models.tables import Organisation, Role, User
 from serviceplus.settings import get_settings
-from webui.db import get_db
-from webui.extensions import limiter, login_manager
+from serviceplus.webui.db import get_db
+from serviceplus.webui.extensions import limiter, login_manager
 
 bp = Blueprint("auth", __name__)
 

@@ -9,7 +9,7 @@ from collections import deque
 
 from markupsafe import escape
 
-from models.definition import Definition
+from serviceplus.models.definition import Definition
 
 BOX_W, BOX_H, GAP_X, GAP_Y = 190, 44, 30, 56
 FILL = {"auto": "#e8f0fb", "human": "#fff4d6", "end": "#e3f4e6"}

@@ -1,7 +1,7 @@
 """German labels for case and task statuses, in one place so that no
 template shows a blank or an English status."""
 
-from models.tables import CaseStatus, TaskStatus
+from serviceplus.models.tables import CaseStatus, TaskStatus
 
 CASE_STATUS = {
     CaseStatus.running: "in Bearbeitung",
