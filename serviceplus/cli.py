@@ -154,8 +154,8 @@ def case_start(file: Path, documents: Path | None, username: str) -> None:
     from serviceplus.models.services import cases
 
     folder = documents or file.parent
+    raw = _load_json(file)
     try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
         data = cases.parse_case_input(raw)
         files = [_read_document(folder, ref) for ref in data.documents]
         case, created, started = cases.submit(
@@ -164,24 +164,41 @@ def case_start(file: Path, documents: Path | None, username: str) -> None:
             actor=username,
             max_upload_bytes=get_settings().max_upload_bytes,
         )
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        _fail(f"{file}: not valid JSON: {exc}")
     except cases.CaseInputError as exc:
-        _fail("\n".join(exc.english))
+        _fail("; ".join(exc.english))  # one line, however many problems
     click.echo(
         json.dumps({"reference": case.reference, "created": created, "flow_started": started})
     )
 
 
-def _read_document(folder: Path, ref):
-    from serviceplus.models.services.cases import (
-        CaseInputError,
-        NewDocument,
-        Problem,
-        safe_filename,
-    )
+def _load_json(file: Path) -> object:
+    """The case file's JSON, or one line saying why not (never a traceback)."""
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except RecursionError:  # e.g. 100,000 nested brackets
+        _fail(f"{file}: not valid JSON: nested too deeply")
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, over-long numbers
+        _fail(f"{file}: not valid JSON: {exc}")
+    except OSError as exc:
+        _fail(f"{file}: cannot read: {exc.strerror}")
 
-    path = folder / safe_filename(ref.file)
+
+def _read_document(folder: Path, ref):
+    """The file under the name the case file gives, relative to its folder and
+    never outside it; add_document stores it under the safe name."""
+    from serviceplus.models.services.cases import CaseInputError, NewDocument, Problem
+
+    root = folder.resolve()
+    path = (root / ref.file).resolve()
+    if not path.is_relative_to(root):
+        raise CaseInputError(
+            [
+                Problem(
+                    f"Unterlagen › {ref.file}: liegt außerhalb des Ordners der Falldatei",
+                    f"documents: {ref.file} is outside the case file's folder",
+                )
+            ]
+        )
     if not path.is_file():
         raise CaseInputError(
             [Problem(f"Unterlagen › {ref.file}: nicht gefunden", f"documents: {path} not found")]

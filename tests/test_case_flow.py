@@ -103,6 +103,7 @@ def test_prefect_api_refuses_requests_without_credentials():
     request.add_header("Content-Type", "application/json")
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
+    refused.value.close()  # the error holds the response's socket
     assert refused.value.code == 401
 
 

@@ -5,6 +5,7 @@ from flask_login import current_user, login_required
 
 from serviceplus.models.tables import Role
 from serviceplus.settings import apply_prefect_env, get_settings
+from serviceplus.webui import labels
 from serviceplus.webui.extensions import csrf, limiter, login_manager
 
 
@@ -29,6 +30,9 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     limiter.init_app(app)
     app.after_request(security_headers)
+    app.add_template_global(labels.case_status)
+    app.add_template_global(labels.task_status)
+    app.add_template_global(list(labels.CASE_STATUS.items()), "case_status_choices")
 
     from serviceplus.webui import admin, auth, cases, db, inbox, monitor
 
@@ -79,8 +83,10 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+# An uploaded PDF may carry JavaScript: the preview is a sandbox without
+# allow-scripts (and without allow-same-origin, so it is a foreign origin).
 PREVIEW_CSP = (
-    "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+    "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
 )
 
 

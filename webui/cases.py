@@ -68,7 +68,7 @@ def index():
 @bp.route("/new", methods=["GET", "POST"])
 @roles_required(Role.clerk)
 def new():
-    if current_user.organisation.kind != "abh":
+    if not cases.opens_cases(current_user.organisation):
         abort(403)  # cases are opened at a foreigners' authority
     form = CaseForm()
     kinds = _document_kinds()
@@ -210,14 +210,15 @@ def document(reference: str, document_id: int):
         doc.original_name,
         doc.storage_path,
         doc.media_type,
-        doc.original_name,
+        cases.download_name(doc.original_name, doc.media_type),
     )
 
 
 @bp.get("/<reference>/documents/<int:document_id>/preview")
 @roles_required(*CASE_ROLES)
 def preview(reference: str, document_id: int):
-    """The document inline, for the preview frame on the task page."""
+    """The document inline, for the preview frame on the task page; sandboxed
+    without scripts (see PREVIEW_CSP), so a PDF's JavaScript never runs."""
     case = get_case_or_404(reference)
     doc = _visible_document_or_404(case, document_id)
     return _send_audited(
@@ -226,7 +227,7 @@ def preview(reference: str, document_id: int):
         doc.original_name,
         doc.storage_path,
         doc.media_type,
-        doc.original_name,
+        cases.download_name(doc.original_name, doc.media_type),
         inline=True,
     )
 
@@ -242,7 +243,7 @@ def letter(reference: str, letter_id: int):
         or case.organisation_id != current_user.row.organisation_id
     ):
         abort(404)
-    name = f"{case.reference}-{row.kind}-{row.attempt}.pdf"
+    name = cases.download_name(f"{case.reference}-{row.kind}-{row.attempt}", "application/pdf")
     return _send_audited(
         case, "letter_downloaded", row.title, row.storage_path, "application/pdf", name
     )
@@ -258,7 +259,7 @@ def _send_audited(
     inline: bool = False,
 ):
     """Personal data leaves the system: record who downloaded what, then send
-    it as an attachment (never rendered inline by the browser)."""
+    it as an attachment; only the preview is inline, and sandboxed."""
     session = get_db()
     audit.record(
         session, actor=current_user.row.username, action=action, case_id=case.id, detail=detail

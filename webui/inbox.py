@@ -25,6 +25,9 @@ from serviceplus.webui.db import get_db
 from serviceplus.webui.forms import CsrfForm
 
 bp = Blueprint("inbox", __name__)
+# Roles that may act on a task at all; which task exactly is human_tasks.can_act
+# (same organisation and role). An escalated task has the coordinator's role.
+TASK_ROLES = (Role.clerk, Role.coordinator)
 
 
 class DecisionForm(FlaskForm):
@@ -46,6 +49,15 @@ def get_task_or_404(task_id: int) -> tuple[HumanTask, Case]:
     if task is None or task.organisation_id != current_user.row.organisation_id:
         abort(404)
     return task, session.get(Case, task.case_id)
+
+
+def get_actionable_task_or_403(task_id: int) -> tuple[HumanTask, Case]:
+    """The task, if the user may work on it; others of the organisation may
+    look at it (task_page) but not act: 403."""
+    task, case = get_task_or_404(task_id)
+    if not human_tasks.can_act(current_user.row, task):
+        abort(403)
+    return task, case
 
 
 def days_left(due_at: datetime | None) -> int | None:
@@ -174,7 +186,7 @@ def _render_task(task: HumanTask, case: Case, form: DecisionForm, status: int = 
 
 def _task_action(task_id: int, action, success: str):
     """Run one assignment action from a posted button, then back to the task."""
-    task, _case = get_task_or_404(task_id)
+    task, _case = get_actionable_task_or_403(task_id)
     if not CsrfForm().validate_on_submit():
         abort(400)
     session = get_db()
@@ -189,7 +201,7 @@ def _task_action(task_id: int, action, success: str):
 
 
 @bp.post("/tasks/<int:task_id>/claim")
-@roles_required(Role.clerk)
+@roles_required(*TASK_ROLES)
 def claim(task_id: int):
     return _task_action(
         task_id,
@@ -199,7 +211,7 @@ def claim(task_id: int):
 
 
 @bp.post("/tasks/<int:task_id>/unclaim")
-@roles_required(Role.clerk)
+@roles_required(*TASK_ROLES)
 def unclaim(task_id: int):
     return _task_action(
         task_id,
@@ -209,7 +221,7 @@ def unclaim(task_id: int):
 
 
 @bp.post("/tasks/<int:task_id>/reassign")
-@roles_required(Role.clerk)
+@roles_required(*TASK_ROLES)
 def reassign(task_id: int):
     to = request.form.get("to", "")
     return _task_action(
@@ -220,7 +232,7 @@ def reassign(task_id: int):
 
 
 @bp.post("/tasks/<int:task_id>/delegate")
-@roles_required(Role.clerk)
+@roles_required(*TASK_ROLES)
 def delegate(task_id: int):
     to = request.form.get("to", "")
     return _task_action(
@@ -231,7 +243,7 @@ def delegate(task_id: int):
 
 
 @bp.post("/tasks/<int:task_id>/take-back")
-@roles_required(Role.clerk)
+@roles_required(*TASK_ROLES)
 def take_back(task_id: int):
     return _task_action(
         task_id,
@@ -241,7 +253,7 @@ def take_back(task_id: int):
 
 
 @bp.post("/tasks/<int:task_id>/priority")
-@roles_required(Role.clerk)
+@roles_required(*TASK_ROLES)
 def priority(task_id: int):
     value = 1 if request.form.get("priority") == "1" else 0
     return _task_action(
@@ -263,9 +275,9 @@ def comment(task_id: int):
 
 
 @bp.post("/tasks/<int:task_id>/complete")
-@roles_required(Role.clerk)
+@roles_required(*TASK_ROLES)
 def complete(task_id: int):
-    task, case = get_task_or_404(task_id)
+    task, case = get_actionable_task_or_403(task_id)
     form = DecisionForm()
     form.decision.choices = decision_choices(task)
     if not form.validate_on_submit():

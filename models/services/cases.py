@@ -2,12 +2,14 @@
 
 import hashlib
 import logging
+import math
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 from sqlmodel import Session, select
 
 from serviceplus.models import clock
@@ -36,6 +38,9 @@ PURPOSES = {
 }
 MEDIA_TYPE_NAMES = "PDF, JPEG oder PNG"
 ATTACHMENT, ATTACHMENT_LABEL = "attachment", "Anlage der Sachbearbeitung"
+# Organisation.kind of a foreigners' authority (Ausländerbehörde): the only
+# kind of body at which a case is opened.
+FOREIGNERS_AUTHORITY = "abh"
 
 
 @dataclass(frozen=True)
@@ -55,38 +60,101 @@ class CaseInputError(ValueError):
         self.english = [p.en for p in problems]
 
 
+# Control characters (C0, DEL, C1) hide text, break exports and letters;
+# bidi embeddings, overrides, isolates and marks make a name display as
+# something else ("rechnung\u202egpj.exe" shows as "rechnungexe.jpg").
+CONTROL = "\x00-\x1f\x7f-\x9f"
+BIDI = "\u200e\u200f\u202a-\u202e\u2066-\u2069"
+UNSAFE_TEXT = re.compile(f"[{CONTROL}{BIDI}]")
+EARLIEST, LATEST = date(1900, 1, 1), date(2100, 12, 31)
+FREE_TEXT_MAX = 2000
+
+
+def _clean_text(value: str) -> str:
+    if UNSAFE_TEXT.search(value):
+        raise PydanticCustomError("control_characters", "must not contain control characters")
+    return value
+
+
+def _no_control(value: str) -> str:
+    # File names may carry bidi marks: they are read as given and stored
+    # under safe_filename, which drops them. A NUL can never be opened.
+    if re.search(f"[{CONTROL}]", value):
+        raise PydanticCustomError("control_characters", "must not contain control characters")
+    return value
+
+
+def _plausible_date(value: date) -> date:
+    if not EARLIEST <= value <= LATEST:
+        raise PydanticCustomError(
+            "date_range", f"must be between {EARLIEST.isoformat()} and {LATEST.isoformat()}"
+        )
+    return value
+
+
+def _fact_value(value: Any) -> Any:
+    """Text, a whole number, a finite number or true/false; one error per
+    fact (a union would report one per type it tried)."""
+    if isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise PydanticCustomError("finite_number", "must be a finite number")
+        return value
+    if isinstance(value, str):
+        if len(value) > FREE_TEXT_MAX:
+            raise PydanticCustomError(
+                "string_too_long",
+                "String should have at most {max_length} characters",
+                {"max_length": FREE_TEXT_MAX},
+            )
+        return _clean_text(value)
+    raise PydanticCustomError("fact_type", "must be text, a number or true/false")
+
+
+def Text(max_length: int) -> Any:  # noqa: N802 - used like a type
+    """A one-line text field: not empty, at most max_length, no control or bidi characters."""
+    return Annotated[str, Field(min_length=1, max_length=max_length), AfterValidator(_clean_text)]
+
+
+PlausibleDate = Annotated[date, AfterValidator(_plausible_date)]
+FileName = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_no_control)]
+FactValue = Annotated[Any, AfterValidator(_fact_value)]
+
+
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class Applicant(_Input):
-    name: str = Field(min_length=1, max_length=200)
-    birth_date: date
-    nationality: str = Field(min_length=1, max_length=80)
-    passport_valid_until: date | None = None
+    name: Text(200)
+    birth_date: PlausibleDate
+    nationality: Text(80)
+    passport_valid_until: PlausibleDate | None = None
 
 
 class Employer(_Input):
-    name: str = Field(min_length=1, max_length=200)
-    address: str = Field(min_length=1, max_length=400)
+    name: Text(200)
+    address: Text(400)
 
 
 class DocumentRef(_Input):
-    kind: str = Field(min_length=1, max_length=60)
-    file: str = Field(min_length=1, max_length=255)
+    kind: Text(60)
+    file: FileName
 
 
 class CaseCreate(_Input):
-    """One case as submitted (web form, CLI or JSON import); see docs/cli.md."""
+    """One case as submitted (web form, CLI or JSON import); see docs/cli.md.
+    The only validation of a case: web and CLI both come through here."""
 
-    organisation: str
+    organisation: Text(40)
     residence_purpose: Literal["18a", "18b", "18g", "16d"]
     applicant: Applicant
     employer: Employer
-    planned_entry: date | None = None
-    facts: dict[str, str | int | float | bool] = {}
-    documents: list[DocumentRef] = []
-    submission_key: str | None = Field(default=None, max_length=80)
+    planned_entry: PlausibleDate | None = None
+    facts: dict[Text(80), FactValue] = Field(default={}, max_length=100)
+    documents: list[DocumentRef] = Field(default=[], max_length=100)
+    submission_key: Text(80) | None = None
 
 
 @dataclass
@@ -110,11 +178,18 @@ FIELD_LABELS = {
     "documents": "Unterlagen",
     "kind": "Art",
     "file": "Datei",
+    "facts": "Angaben",
 }
 ERROR_TEXTS = {
     "missing": "fehlt",
     "string_too_short": "darf nicht leer sein",
-    "string_too_long": "ist zu lang",
+    "string_too_long": "ist zu lang (höchstens {max_length} Zeichen)",
+    "too_long": "hat zu viele Einträge (höchstens {max_length})",
+    "control_characters": "enthält unzulässige Steuerzeichen",
+    "date_range": "muss zwischen 1900 und 2100 liegen",
+    "finite_number": "muss eine endliche Zahl sein",
+    "fact_type": "muss ein Text, eine Zahl oder wahr/falsch sein",
+    "dict_type": "muss ein Objekt sein",
     "date_from_datetime_parsing": "ist kein gültiges Datum (JJJJ-MM-TT)",
     "date_parsing": "ist kein gültiges Datum (JJJJ-MM-TT)",
     "date_type": "ist kein gültiges Datum (JJJJ-MM-TT)",
@@ -136,17 +211,28 @@ def parse_case_input(data: object) -> CaseCreate:
 def _problem(err: dict) -> Problem:
     path = " › ".join(FIELD_LABELS.get(str(p), str(p)) for p in err["loc"]) or "Eingabe"
     field = ".".join(str(p) for p in err["loc"]) or "input"
-    return Problem(
-        f"{path}: {ERROR_TEXTS.get(err['type'], 'ist ungültig')}", f"{field}: {err['msg']}"
-    )
+    text = ERROR_TEXTS.get(err["type"], "ist ungültig").format(**err.get("ctx", {}))
+    return Problem(f"{path}: {text}", f"{field}: {err['msg']}")
+
+
+EXTENSIONS = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
 
 
 def safe_filename(name: str) -> str:
     """The last path part (browsers may send a whole path), without control
-    characters, at most 120 characters; never used as a storage path."""
+    and bidi characters, at most 120 characters; never used as a storage path."""
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip(". ")
+    name = UNSAFE_TEXT.sub("", name).strip(". ")
     return name[-120:] or "dokument"
+
+
+def download_name(name: str, media_type: str) -> str:
+    """The name a file is served under: safe, and with the extension of its
+    checked content type, so that "bild.html" holding a PNG is saved as
+    "bild.png" and never opens as a web page or a program."""
+    stem = safe_filename(name)
+    stem = stem.rsplit(".", 1)[0].strip(". ") if "." in stem else stem
+    return (stem or "dokument") + EXTENSIONS.get(media_type, ".bin")
 
 
 def check_new_documents(
@@ -217,16 +303,7 @@ def create_case(
         return existing, False
     org = get_organisation(session, data.organisation)
     definition_row, definition = versions.active_definition(session, DEFINITION_NAME)
-    problems = (
-        []
-        if org
-        else [
-            Problem(
-                f"Behörde: „{data.organisation}“ ist nicht bekannt",
-                f"organisation: unknown {data.organisation!r}",
-            )
-        ]
-    )
+    problems = organisation_problems(org, data.organisation)
     problems += check_new_documents(documents, max_upload_bytes, set(definition.documents))
     if problems:
         raise CaseInputError(problems)
@@ -259,6 +336,24 @@ def create_case(
         detail=f"{case.reference}, {len(documents)} Unterlagen",
     )
     return case, True
+
+
+def opens_cases(org: Organisation) -> bool:
+    """Cases are opened at a foreigners' authority only (web form and CLI)."""
+    return org.kind == FOREIGNERS_AUTHORITY
+
+
+def organisation_problems(org: Organisation | None, slug: str) -> list[Problem]:
+    if org is None:
+        return [Problem(f"Behörde: „{slug}“ ist nicht bekannt", f"organisation: unknown {slug!r}")]
+    if not opens_cases(org):
+        return [
+            Problem(
+                f"Behörde: „{slug}“ ist keine Ausländerbehörde",
+                f"organisation: {slug!r} is not a foreigners' authority",
+            )
+        ]
+    return []
 
 
 def add_document(session: Session, *, case: Case, doc: NewDocument, actor: str) -> Document:

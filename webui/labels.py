@@ -1,0 +1,27 @@
+"""German labels for case and task statuses, in one place so that no
+template shows a blank or an English status."""
+
+from serviceplus.models.tables import CaseStatus, TaskStatus
+
+CASE_STATUS = {
+    CaseStatus.running: "in Bearbeitung",
+    CaseStatus.waiting: "wartet auf Entscheidung",
+    CaseStatus.completed: "abgeschlossen",
+    CaseStatus.failed: "Störung",
+    CaseStatus.cancelled: "abgebrochen",
+}
+TASK_STATUS = {
+    TaskStatus.open: "offen",
+    TaskStatus.claimed: "in Bearbeitung",
+    TaskStatus.completed: "erledigt",
+    TaskStatus.cancelled: "abgebrochen",
+}
+
+
+def case_status(status: str) -> str:
+    # An unknown value (a status added later) shows as itself, never blank.
+    return CASE_STATUS.get(status, status)
+
+
+def task_status(status: str) -> str:
+    return TASK_STATUS.get(status, status)
