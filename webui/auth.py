@@ -13,6 +13,7 @@ from models.tables import Organisation, Role, User
 from serviceplus.settings import get_settings
 from webui.db import get_db
 from webui.extensions import limiter, login_manager
+from webui.redirects import safe_next
 
 bp = Blueprint("auth", __name__)
 
@@ -81,11 +82,7 @@ def login():
         )
         if row is not None:
             login_user(load_user(str(row.id)))
-            target = request.args.get("next", "")
-            # Only local paths: no open redirect to another site.
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("index")
-            return redirect(target)
+            return redirect(safe_next(request.args.get("next"), url_for("index")))
         flash("Benutzername oder Passwort ist falsch.", "error")
     return render_template("auth/login.html", form=form)
 
