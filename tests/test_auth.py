@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from models import accounts
 from models.db import session_scope
-from models.tables import AuditEvent, Role, User
+from models.tables import AuditEvent, HumanTask, Organisation, Role, TaskStatus, User
 from tests.helpers import BLUE_CARD, make_case
 
 PASSWORD = "ein-langes-passwort"
@@ -114,3 +114,74 @@ def test_upload_next_with_a_tab_stays_on_the_site(app):
     )
     assert response.status_code == 302
     assert response.headers["Location"] == f"/cases/{case.reference}"
+
+
+# --- 5. what admins may do ------------------------------------------------------
+
+
+def test_admin_creates_users_only_in_own_organisation(app):
+    admin = logged_in(app, new_user(Role.admin, "abh-md"))
+    page = admin.get("/admin/users").get_data(as_text=True)
+    assert "Ausländerbehörde Halle" not in page and "sb.halle" not in page
+    foreign = f"t.{uuid.uuid4().hex[:10]}"
+    form = {"username": foreign, "full_name": "F", "role": "clerk", "password": PASSWORD}
+    admin.post("/admin/users", data={**form, "organisation": "abh-hal"})
+    assert user_row(foreign) is None
+    admin.post("/admin/users", data=form)
+    with session_scope() as session:
+        created = accounts.get_user(session, foreign)
+        assert session.get(Organisation, created.organisation_id).slug == "abh-md"
+
+
+def test_admin_cannot_change_users_of_another_organisation(app):
+    admin = logged_in(app, new_user(Role.admin, "abh-md"))
+    halle = user_row(new_user(Role.clerk, "abh-hal"))
+    changed = admin.post(f"/admin/users/{halle.id}/role", data={"role": "coordinator"})
+    assert changed.status_code == 404
+    assert admin.post(f"/admin/users/{halle.id}/deactivate").status_code == 404
+    after = user_row(halle.username)
+    assert (after.role, after.active) == (Role.clerk, True)
+
+
+def test_admin_cannot_change_own_role(app):
+    username = new_user(Role.admin)
+    admin = logged_in(app, username)
+    admin.post(f"/admin/users/{user_row(username).id}/role", data={"role": "clerk"})
+    assert user_row(username).role == Role.admin
+    assert "nicht selbst" in admin.get("/admin/users").get_data(as_text=True)
+
+
+def test_admin_reads_no_case_data(app):
+    case = make_case(example=BLUE_CARD, start=False)
+    admin = logged_in(app, new_user(Role.admin))
+    assert admin.get("/inbox").status_code == 403
+    assert admin.get(f"/cases/{case.reference}").status_code == 403
+    assert admin.get("/cases/").status_code == 403
+
+
+# --- 7. role change releases claimed tasks ----------------------------------------
+
+
+def test_role_change_returns_claimed_tasks_to_the_group(app):
+    clerk = new_user(Role.clerk)
+    case = make_case(example=BLUE_CARD, start=False)
+    with session_scope() as session:
+        task = HumanTask(
+            case_id=case.id,
+            step_key="decision",
+            attempt=1,
+            title="Entscheidung",
+            organisation_id=case.organisation_id,
+            role=Role.clerk,
+            status=TaskStatus.claimed,
+            assignee=clerk,
+            flow_run_id="none",
+        )
+        session.add(task)
+    admin = logged_in(app, new_user(Role.admin))
+    admin.post(f"/admin/users/{user_row(clerk).id}/role", data={"role": "coordinator"})
+    assert user_row(clerk).role == Role.coordinator
+    with session_scope() as session:
+        task = session.exec(select(HumanTask).where(HumanTask.id == task.id)).one()
+        assert (task.status, task.assignee) == (TaskStatus.open, None)
+    assert any(clerk in d and "1 Aufgabe(n)" in d for d in audit_details("user_role_changed"))
