@@ -139,6 +139,8 @@ def deactivate_user(session: Session, *, user: User, by: str) -> int:
         raise AccountError("Sie können sich nicht selbst deaktivieren.")
     user.active = False
     session.add(user)
+    session.flush()
+    end_sessions(session, user)
     returned = release_claimed_tasks(session, user)
     audit.record(
         session,
@@ -161,6 +163,8 @@ def set_role(session: Session, *, user: User, role: Role, by: str) -> int:
         return 0
     user.role = role
     session.add(user)
+    session.flush()
+    end_sessions(session, user)  # they log in again with the new role
     returned = release_claimed_tasks(session, user)
     audit.record(
         session,
@@ -170,6 +174,27 @@ def set_role(session: Session, *, user: User, role: Role, by: str) -> int:
         detail=f"{user.username}: {role}; {returned} Aufgabe(n) zurück an die Gruppe",
     )
     return returned
+
+
+def end_sessions(session: Session, user: User) -> None:
+    """Every session of the user ends at its next request (see webui/auth.py).
+    Counted up in the database, so two logouts at once both count."""
+    session.execute(
+        sa.update(User)
+        .where(User.id == user.id)
+        .values(session_generation=User.session_generation + 1)
+    )
+
+
+def set_password(session: Session, *, user: User, password: str, by: str) -> None:
+    """A new password ends every session, also one a thief holds."""
+    if len(password) < 12:
+        raise AccountError("Das Passwort muss mindestens 12 Zeichen lang sein.")
+    user.password_hash = hash_password(password)
+    session.add(user)
+    session.flush()
+    end_sessions(session, user)
+    audit.record(session, actor=by, action="password_changed", case_id=None, detail=user.username)
 
 
 def release_claimed_tasks(session: Session, user: User) -> int:

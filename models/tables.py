@@ -73,6 +73,9 @@ class User(SQLModel, table=True):
     role: Role = Field(sa_type=sa.String(20))
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
     active: bool = True
+    # Stored in each login's session; bumping it ends all of the user's
+    # sessions (logout, password or role change).
+    session_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class WorkflowDefinition(SQLModel, table=True):

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     worker_limit: int = 2 * (os.cpu_count() or 1)
     max_upload_bytes: int = 20 * 1024 * 1024
     secure_cookies: bool = False  # set when served over HTTPS
+    # Sessions end after this long, however busy (ASVS 3.3.2), or when idle.
+    session_absolute_timeout: timedelta = timedelta(hours=8)
+    session_idle_timeout: timedelta = timedelta(minutes=30)
     login_limit: str = "5 per minute"  # failed logins per address and user name
     retention: timedelta = timedelta(days=3 * 365)  # closed cases keep personal data this long
 

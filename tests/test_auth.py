@@ -7,13 +7,15 @@ logouts here never reach the demo users other tests log in as."""
 
 import itertools
 import uuid
+from datetime import timedelta
 
 import pytest
 from sqlmodel import select
 
-from models import accounts
+from models import accounts, clock
 from models.db import session_scope
 from models.tables import AuditEvent, HumanTask, Organisation, Role, TaskStatus, User
+from serviceplus.settings import get_settings
 from tests.helpers import BLUE_CARD, make_case
 
 PASSWORD = "ein-langes-passwort"
@@ -114,6 +116,65 @@ def test_upload_next_with_a_tab_stays_on_the_site(app):
     )
     assert response.status_code == 302
     assert response.headers["Location"] == f"/cases/{case.reference}"
+
+
+# --- 2. sessions ----------------------------------------------------------------
+
+
+def test_logout_ends_a_copied_session(app):
+    client = logged_in(app, new_user())
+    thief = client_from(app)
+    thief.set_cookie("session", client.get_cookie("session").value)
+    assert thief.get("/inbox").status_code == 200
+    client.post("/logout")
+    assert client.get("/inbox").status_code == 302
+    response = thief.get("/inbox")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def _age_session(client, **ages: timedelta) -> None:
+    with client.session_transaction() as session:
+        for key, age in ages.items():
+            session[key] = (clock.now() - age).timestamp()
+
+
+def _expired(client) -> bool:
+    response = client.get("/inbox", follow_redirects=True)
+    return "Ihre Sitzung ist abgelaufen" in response.get_data(as_text=True)
+
+
+def test_idle_session_expires_after_30_minutes(app):
+    assert get_settings().session_idle_timeout == timedelta(minutes=30)
+    client = logged_in(app, new_user())
+    _age_session(client, seen_at=timedelta(minutes=29))
+    assert client.get("/inbox").status_code == 200
+    _age_session(client, seen_at=timedelta(minutes=31))
+    assert _expired(client)
+    assert client.get("/inbox").status_code == 302  # stays logged out
+
+
+def test_session_expires_8_hours_after_login_even_when_busy(app):
+    assert get_settings().session_absolute_timeout == timedelta(hours=8)
+    client = logged_in(app, new_user())
+    _age_session(client, login_at=timedelta(hours=7, minutes=59))
+    assert client.get("/inbox").status_code == 200
+    _age_session(client, login_at=timedelta(hours=8, minutes=1))
+    assert _expired(client)
+
+
+def test_password_change_ends_every_session(app):
+    username = new_user()
+    first, second = logged_in(app, username), logged_in(app, username)
+    with session_scope() as session:
+        user = accounts.get_user(session, username)
+        with pytest.raises(accounts.AccountError, match="mindestens 12 Zeichen"):
+            accounts.set_password(session, user=user, password="kurz", by=username)
+        accounts.set_password(session, user=user, password="ein-neues-passwort", by=username)
+    assert first.get("/inbox").status_code == 302
+    assert second.get("/inbox").status_code == 302
+    assert log_in(client_from(app), username).status_code == 200  # old password
+    assert log_in(client_from(app), username, "ein-neues-passwort").status_code == 302
+    assert any(username in d for d in audit_details("password_changed"))
 
 
 # --- 5. what admins may do ------------------------------------------------------
