@@ -6,6 +6,7 @@ Each test uses its own accounts and client addresses, so lockouts and
 logouts here never reach the demo users other tests log in as."""
 
 import itertools
+import time
 import uuid
 from datetime import timedelta
 
@@ -175,6 +176,70 @@ def test_password_change_ends_every_session(app):
     assert log_in(client_from(app), username).status_code == 200  # old password
     assert log_in(client_from(app), username, "ein-neues-passwort").status_code == 302
     assert any(username in d for d in audit_details("password_changed"))
+
+
+# --- 3. login throttling ----------------------------------------------------------
+
+
+def test_five_failures_lock_the_account_for_that_address_only(app):
+    username = new_user()
+    guesser = client_from(app)
+    for _ in range(5):
+        assert log_in(guesser, username, "falsch").status_code == 200
+    locked = log_in(guesser, username)  # even the right password
+    assert locked.status_code == 429
+    assert "Zu viele fehlgeschlagene Anmeldeversuche" in locked.get_data(as_text=True)
+    assert "Retry-After" in locked.headers
+    # Another account from the same address is not locked out.
+    assert log_in(guesser, new_user()).status_code == 302
+    # The owner, from another address, still gets in.
+    assert log_in(client_from(app), username).status_code == 302
+    assert any(username in d for d in audit_details("login_locked"))
+
+
+def test_lock_delay_doubles_with_each_further_failure_and_is_capped(database):
+    from models import throttle
+
+    username, address = new_user(), "10.19.200.1"
+    start = clock.now()
+    with session_scope() as session:
+        for i in range(5):
+            throttle.record_failure(session, username, address, now=start + timedelta(seconds=i))
+    last = start + timedelta(seconds=4)
+    with session_scope() as session:
+        assert throttle.wait_for(session, username, address, now=last) == timedelta(minutes=1)
+        assert throttle.wait_for(session, "someone.else", address, now=last) == timedelta(0)
+        assert throttle.wait_for(session, username, "10.19.200.2", now=last) == timedelta(0)
+        later = last + timedelta(minutes=1)
+        assert throttle.wait_for(session, username, address, now=later) == timedelta(0)
+        throttle.record_failure(session, username, address, now=later)
+        assert throttle.wait_for(session, username, address, now=later) == timedelta(minutes=2)
+        for _ in range(10):
+            throttle.record_failure(session, username, address, now=later)
+        assert throttle.wait_for(session, username, address, now=later) == timedelta(minutes=15)
+
+
+def test_thirty_failures_from_one_address_refuse_every_user_name(app):
+    address, username = next(_addresses), new_user()
+    for i in range(30):
+        response = log_in(client_from(app, address), f"niemand.{uuid.uuid4().hex[:6]}", "x")
+        assert response.status_code == 200, i
+    refused = log_in(client_from(app, address), username)
+    assert refused.status_code == 429
+    assert "Zu viele fehlgeschlagene Anmeldeversuche" in refused.get_data(as_text=True)
+    assert any(address in d for d in audit_details("login_locked"))
+    assert log_in(client_from(app), username).status_code == 302  # other addresses go on
+
+
+def test_guesses_from_many_addresses_slow_the_account_but_never_lock_it(app, monkeypatch):
+    monkeypatch.setattr(get_settings(), "login_account_limit", 10)
+    monkeypatch.setattr(get_settings(), "login_account_delay", timedelta(seconds=0.5))
+    username = new_user()
+    for _ in range(12):
+        assert log_in(client_from(app), username, "falsch").status_code == 200
+    started = time.monotonic()
+    assert log_in(client_from(app), username).status_code == 302
+    assert time.monotonic() - started >= 0.5
 
 
 # --- 5. what admins may do ------------------------------------------------------

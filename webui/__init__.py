@@ -5,7 +5,7 @@ from flask_login import current_user, login_required
 
 from models.tables import Role
 from serviceplus.settings import apply_prefect_env, get_settings
-from webui.extensions import csrf, limiter, login_manager
+from webui.extensions import csrf, login_manager
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -27,7 +27,6 @@ def create_app(config: dict | None = None) -> Flask:
 
     csrf.init_app(app)
     login_manager.init_app(app)
-    limiter.init_app(app)
     app.after_request(security_headers)
 
     from webui import admin, auth, cases, db, inbox, monitor
@@ -54,12 +53,6 @@ def create_app(config: dict | None = None) -> Flask:
         (403, "Kein Zugriff", "Sie haben keinen Zugriff auf diese Seite."),
         (404, "Nicht gefunden", "Die angeforderte Seite gibt es nicht."),
         (413, "Datei zu groß", f"Eine Datei darf höchstens {limit_mb} MB groß sein."),
-        (
-            429,
-            "Zu viele Versuche",
-            "Zu viele fehlgeschlagene Anmeldeversuche. Bitte warten "
-            "Sie eine Minute und versuchen Sie es dann erneut.",
-        ),
     ]:
         app.register_error_handler(status, _error_page(status, title, message))
 

@@ -1,5 +1,8 @@
 """Login and logout; the logged-in user; role checks."""
 
+import math
+import time
+from datetime import timedelta
 from functools import wraps
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
@@ -8,11 +11,11 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import InputRequired
 
-from models import accounts, clock
+from models import accounts, clock, throttle
 from models.tables import Organisation, Role, User
 from serviceplus.settings import get_settings
 from webui.db import get_db
-from webui.extensions import limiter, login_manager
+from webui.extensions import login_manager
 from webui.redirects import safe_next
 
 bp = Blueprint("auth", __name__)
@@ -89,27 +92,27 @@ class LoginForm(FlaskForm):
     password = PasswordField("Passwort", validators=[InputRequired("Bitte Passwort angeben.")])
 
 
-def _login_key() -> str:
-    return f"{request.remote_addr}|{request.form.get('username', '').strip().lower()}"
-
-
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(
-    lambda: get_settings().login_limit,
-    methods=["POST"],
-    key_func=_login_key,
-    deduct_when=lambda response: response.status_code != 302,  # count failures only
-)
 def login():
     form = LoginForm()
     if form.validate_on_submit():
-        row = accounts.authenticate(
-            get_db(), username=form.username.data.strip(), password=form.password.data
-        )
-        if row is not None:
-            _start_session(row)
-            return redirect(safe_next(request.args.get("next"), url_for("index")))
-        flash("Benutzername oder Passwort ist falsch.", "error")
+        db = get_db()
+        username, address = form.username.data.strip(), request.remote_addr or "unbekannt"
+        wait = throttle.wait_for(db, username, address)
+        if wait:
+            return _too_many_attempts(wait)
+        # Many addresses guessing at one account: slow, never refuse the owner.
+        time.sleep(throttle.slowdown(db, username).total_seconds())
+        row = accounts.authenticate(db, username=username, password=form.password.data)
+        if row is None:
+            throttle.record_failure(db, username, address)
+            db.commit()
+            flash("Benutzername oder Passwort ist falsch.", "error")
+            return render_template("auth/login.html", form=form)
+        throttle.clear(db, username, address)
+        db.commit()
+        _start_session(row)
+        return redirect(safe_next(request.args.get("next"), url_for("index")))
     return render_template("auth/login.html", form=form)
 
 
@@ -118,6 +121,16 @@ def _start_session(row: User) -> None:
     login_user(AppUser(row, get_db().get(Organisation, row.organisation_id)))
     now = clock.now().timestamp()
     session.update(generation=row.session_generation, login_at=now, seen_at=now)
+
+
+def _too_many_attempts(wait: timedelta):
+    minutes = math.ceil(wait.total_seconds() / 60)
+    message = (
+        "Zu viele fehlgeschlagene Anmeldeversuche. Bitte warten Sie "
+        f"{minutes} Minute{'n' if minutes != 1 else ''} und versuchen Sie es dann erneut."
+    )
+    page = render_template("error.html", title="Zu viele Versuche", message=message)
+    return page, 429, {"Retry-After": str(math.ceil(wait.total_seconds()))}
 
 
 @bp.post("/logout")

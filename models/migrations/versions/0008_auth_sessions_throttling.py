@@ -1,4 +1,4 @@
-"""auth: user.session_generation
+"""auth: user.session_generation and the login_attempt table
 
 Revision ID: 0008
 Revises: 0006
@@ -24,8 +24,19 @@ def upgrade() -> None:
         "user",
         sa.Column("session_generation", sa.Integer(), nullable=False, server_default="0"),
     )
+    op.create_table(
+        "login_attempt",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("username", sa.String(length=80), nullable=False),
+        sa.Column("address", sa.String(length=64), nullable=False),
+    )
+    op.create_index("ix_login_attempt_account", "login_attempt", ["username", "address", "at"])
+    op.create_index("ix_login_attempt_address", "login_attempt", ["address", "at"])
+    op.create_index("ix_login_attempt_at", "login_attempt", ["at"])
 
 
 def downgrade() -> None:
+    op.drop_table("login_attempt")
     with op.batch_alter_table("user") as batch_op:
         batch_op.drop_column("session_generation")
