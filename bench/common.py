@@ -88,8 +88,8 @@ def cases_to_first_task(n: int) -> float:
     its first human task."""
     from sqlmodel import func, select
 
-    from models.db import session_scope
-    from models.tables import HumanTask
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.tables import HumanTask
     from tests.helpers import BLUE_CARD, make_case
 
     with session_scope() as session:
@@ -113,9 +113,9 @@ def resume_latencies(n: int, gap: float = 0) -> list[float]:
     the previous run suspended."""
     from sqlmodel import select
 
-    from models.db import session_scope
-    from models.orchestration import flow_run_state
-    from models.tables import HumanTask, TaskStatus
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services.orchestration import flow_run_state
+    from serviceplus.models.tables import HumanTask, TaskStatus
     from tests.helpers import BLUE_CARD, decide, make_case
 
     created = [make_case(example=BLUE_CARD) for _ in range(n)]

@@ -124,10 +124,10 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def prepare(cases: int, clerks: int) -> None:
-    from models import accounts
-    from models.db import session_scope
-    from models.tables import Role
     from serviceplus.demo import EXAMPLES
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services import accounts
+    from serviceplus.models.tables import Role
 
     with session_scope() as session:
         for i in range(clerks):
@@ -161,8 +161,8 @@ def check(clerks: list[Clerk]) -> tuple[int, int]:
     from prefect import get_client
     from sqlmodel import select
 
-    from models.db import session_scope
-    from models.tables import Case, HumanTask, TaskStatus
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.tables import Case, HumanTask, TaskStatus
 
     missing = 0
     with session_scope() as session:

@@ -31,14 +31,14 @@ from bench.common import percentile, replace_section  # noqa: E402
 def seed(n: int) -> None:
     import sqlalchemy as sa
 
-    from models import accounts, workflows
-    from models.db import migrate, session_scope
-    from models.tables import Case, HumanTask
+    from serviceplus.models.db import migrate, session_scope
+    from serviceplus.models.services import accounts, versions
+    from serviceplus.models.tables import Case, HumanTask
 
     migrate()
     with session_scope() as session:
         accounts.seed_demo_accounts(session)
-        workflows.install_shipped(session)
+        versions.install_shipped(session)
         org = accounts.get_organisation(session, "abh-md").id
     now = datetime.now(UTC)
     cases = [
@@ -98,7 +98,7 @@ def seed(n: int) -> None:
 
 
 def measure(url: str, requests: int, username: str) -> list[float]:
-    from webui import create_app
+    from serviceplus.webui import create_app
 
     client = create_app({"WTF_CSRF_ENABLED": False}).test_client()
     client.post("/login", data={"username": username, "password": "demo"})

@@ -77,8 +77,8 @@ def main() -> None:
     args = parser.parse_args()
 
     prepare("serviceplus-bench-profile-", web_port=5500, prefect_port=4700)
-    from models import accounts, workflows
-    from models.db import migrate, session_scope
+    from serviceplus.models.db import migrate, session_scope
+    from serviceplus.models.services import accounts, versions
     from serviceplus.settings import get_settings
     from serviceplus.stack import Stack
     from tests.helpers import BLUE_CARD, decide, make_case, open_task_of
@@ -86,7 +86,7 @@ def main() -> None:
     migrate()
     with session_scope() as session:
         accounts.seed_demo_accounts(session)
-        workflows.install_shipped(session)
+        versions.install_shipped(session)
     stack = Stack(get_settings(), web=False)
     samples = Path(tempfile.mkdtemp(prefix="serviceplus-bench-profile-samples-"))
     try:

@@ -134,10 +134,10 @@ def _create_run(deployment: str, number: int) -> None:
 
 
 def letters(count: int = 10) -> tuple[float, float]:
-    from flows.letters import render_html, render_pdf
-    from models.db import session_scope
-    from models.definition import parse_definition
-    from models.tables import Case, Organisation
+    from serviceplus.flows.letters import render_html, render_pdf
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.definition import parse_definition
+    from serviceplus.models.tables import Case, Organisation
 
     with session_scope() as session:
         case = session.get(Case, 1)

@@ -13,12 +13,12 @@ from prefect.context import get_run_context
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 
-from flows.steps import ACTIONS, StepRun, case_context
-from models import audit, cases, tasks, workflows
-from models.conditions import evaluate
-from models.db import session_scope
-from models.definition import CONFIRM, Definition
-from models.tables import Case, CaseStatus
+from serviceplus.flows.steps import ACTIONS, StepRun, case_context
+from serviceplus.models.conditions import evaluate
+from serviceplus.models.db import session_scope
+from serviceplus.models.definition import CONFIRM, Definition
+from serviceplus.models.services import audit, cases, human_tasks, versions
+from serviceplus.models.tables import Case, CaseStatus
 
 MAX_VISITS = 20  # a loop that never reaches a person or an exit fails the run
 
@@ -37,7 +37,7 @@ step_task = task(cache_policy=RUN_ID + INPUTS, persist_result=True, retries=0)
 
 def _load(session, case_id: int) -> tuple[Case, Definition]:
     case = session.get(Case, case_id)
-    return case, workflows.load(session, case.definition_name, case.definition_version)
+    return case, versions.load(session, case.definition_name, case.definition_version)
 
 
 @step_task(task_run_name="route-{from_key}-{attempt}")
@@ -87,7 +87,7 @@ def run_auto_step(case_id: int, step_key: str, attempt: int, reason: str = "") -
 @step_task(task_run_name="open-{step_key}-{attempt}-{stage}")
 def open_human_step(case_id: int, step_key: str, attempt: int, stage: str) -> int:
     flow_run_id = str(get_run_context().task_run.flow_run_id)
-    opener = tasks.open_confirmation if stage == "confirm" else tasks.open_for_step
+    opener = human_tasks.open_confirmation if stage == "confirm" else human_tasks.open_for_step
     with session_scope() as session:
         case, definition = _load(session, case_id)
         cases.set_step(session, case_id, step_key, CaseStatus.waiting)

@@ -7,9 +7,10 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlmodel import Session, select
 
-from models import audit, clock, storage
-from models.definition import Definition
-from models.tables import Case, Letter, Organisation
+from serviceplus.models import clock
+from serviceplus.models.definition import Definition
+from serviceplus.models.services import audit, storage
+from serviceplus.models.tables import Case, Letter, Organisation
 
 TEMPLATES = Path(__file__).parent / "templates" / "letters"
 TITLES = {

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from flows.letters import write_letter
-from models import clock, storage
-from models.cases import documents_of
-from models.completeness import CompletenessResult, check_documents
-from models.conditions import Context, evaluate
-from models.definition import Definition, Step
-from models.tables import Case
+from serviceplus.flows.letters import write_letter
+from serviceplus.models import clock
+from serviceplus.models.conditions import Context, evaluate
+from serviceplus.models.definition import Definition, Step
+from serviceplus.models.services import storage
+from serviceplus.models.services.cases import documents_of
+from serviceplus.models.services.completeness import CompletenessResult, check_documents
+from serviceplus.models.tables import Case
 
 
 @dataclass(frozen=True)

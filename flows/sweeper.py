@@ -2,7 +2,7 @@
 
 from prefect import flow, get_run_logger
 
-from models.sweeper import sweep
+from serviceplus.models.services.sweeper import sweep
 
 
 @flow(name="sweeper")

@@ -11,8 +11,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from models.conditions import Condition, Context, evaluate
-from models.tables import Role
+from serviceplus.models.conditions import Condition, Context, evaluate
+from serviceplus.models.tables import Role
 
 # The step library's actions (implemented in flows/steps.py; a test keeps
 # both lists equal) and the letter templates in flows/templates/letters/.

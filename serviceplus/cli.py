@@ -25,14 +25,14 @@ def main() -> None:
 def init() -> None:
     """Create or upgrade the database, install the shipped definitions and,
     in demo mode, the demo organisations, users and cases."""
-    from models import accounts, workflows
-    from models.db import migrate, session_scope
+    from serviceplus.models.db import migrate, session_scope
+    from serviceplus.models.services import accounts, versions
 
     migrate()
     with session_scope() as session:
         if get_settings().demo:
             accounts.seed_demo_accounts(session)
-        workflows.install_shipped(session)
+        versions.install_shipped(session)
     click.echo("database ready")
 
 
@@ -74,7 +74,7 @@ def run(no_web: bool) -> None:
 def sweep() -> None:
     """Resume flow runs of saved decisions and start flows of saved cases
     that Prefect could not take at once."""
-    from models.sweeper import sweep as run_sweep
+    from serviceplus.models.services.sweeper import sweep as run_sweep
 
     click.echo(json.dumps(run_sweep().__dict__))
 
@@ -90,8 +90,8 @@ def retention(period: str | None, dry_run: bool) -> None:
     """Delete the personal data of cases closed longer ago than the retention period."""
     from pydantic import TypeAdapter, ValidationError
 
-    from models import retention as service
-    from models.db import session_scope
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services import retention as service
 
     try:
         older_than = TypeAdapter(timedelta).validate_python(period or get_settings().retention)
@@ -151,7 +151,7 @@ def case_start(file: Path, documents: Path | None, username: str) -> None:
     """Create a case from FILE (JSON, see docs/cli.md) and start its flow.
 
     Submitting the same file again returns the existing case."""
-    from models import cases
+    from serviceplus.models.services import cases
 
     folder = documents or file.parent
     try:
@@ -174,7 +174,12 @@ def case_start(file: Path, documents: Path | None, username: str) -> None:
 
 
 def _read_document(folder: Path, ref):
-    from models.cases import CaseInputError, NewDocument, Problem, safe_filename
+    from serviceplus.models.services.cases import (
+        CaseInputError,
+        NewDocument,
+        Problem,
+        safe_filename,
+    )
 
     path = folder / safe_filename(ref.file)
     if not path.is_file():
@@ -189,9 +194,9 @@ def _read_document(folder: Path, ref):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the only format so far).")
 def case_show(reference: str, as_json: bool) -> None:
     """Show one case with its tasks, documents and letters."""
-    from models import cases
-    from models.db import session_scope
     from serviceplus import export
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services import cases
 
     with session_scope() as session:
         found = cases.get_by_reference(session, reference)
@@ -204,8 +209,8 @@ def case_show(reference: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the only format so far).")
 def cases_list(as_json: bool) -> None:
     """List all cases, newest first."""
-    from models.db import session_scope
     from serviceplus import export
+    from serviceplus.models.db import session_scope
 
     with session_scope() as session:
         click.echo(json.dumps(export.all_cases(session), indent=2, ensure_ascii=False))
@@ -217,8 +222,8 @@ def cases_list(as_json: bool) -> None:
 @click.option("--all", "include_done", is_flag=True, help="Include completed tasks.")
 def tasks_list(as_json: bool, org: str | None, include_done: bool) -> None:
     """List open and claimed tasks, by due date."""
-    from models.db import session_scope
     from serviceplus import export
+    from serviceplus.models.db import session_scope
 
     with session_scope() as session:
         rows = export.tasks(session, org_slug=org, include_done=include_done)
@@ -237,26 +242,26 @@ def task() -> None:
 @click.option("--as", "username", required=True, help="The user who decides.")
 def task_complete(task_id: int, decision: str, reason: str, username: str) -> None:
     """Complete TASK_ID with a decision and resume the case's flow."""
-    from models import accounts, tasks
-    from models.db import session_scope
-    from models.tables import HumanTask
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services import accounts, human_tasks
+    from serviceplus.models.tables import HumanTask
 
     with session_scope() as session:
         user = accounts.get_user(session, username)
         found = session.get(HumanTask, task_id)
         if user is None or not user.active:
             _fail(f"no active user {username}")
-        if found is None or not tasks.can_act(user, found):
+        if found is None or not human_tasks.can_act(user, found):
             _fail(f"no task {task_id} for {username}")
         try:
-            pending = tasks.complete(
+            pending = human_tasks.complete(
                 session, task=found, user=user, decision=decision, reason=reason
             )
-        except tasks.TaskError as exc:
+        except human_tasks.TaskError as exc:
             _fail(str(exc))
     with session_scope() as session:
         session.add(pending)
-        resumed = tasks.deliver(session, pending)
+        resumed = human_tasks.deliver(session, pending)
     click.echo(json.dumps({"task_id": task_id, "decision": decision, "resumed": resumed}))
 
 

@@ -6,9 +6,9 @@ import json
 from pypdf import PdfWriter
 from sqlmodel import select
 
-from models import cases
-from models.db import session_scope
-from models.tables import Case
+from serviceplus.models.db import session_scope
+from serviceplus.models.services import cases
+from serviceplus.models.tables import Case
 from serviceplus.settings import PROJECT_ROOT, get_settings
 
 EXAMPLES = PROJECT_ROOT / "docs" / "examples"

@@ -2,9 +2,9 @@
 
 from sqlmodel import Session, select
 
-from models import audit, cases
-from models import tasks as task_service
-from models.tables import Case, HumanTask, Organisation
+from serviceplus.models.services import audit, cases
+from serviceplus.models.services import human_tasks as task_service
+from serviceplus.models.tables import Case, HumanTask, Organisation
 
 
 def _iso(value) -> str | None:

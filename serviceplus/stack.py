@@ -146,7 +146,7 @@ class Stack:
                 "4",
                 "--bind",
                 f"{s.host}:{s.web_port}",
-                "webui:create_app()",
+                "serviceplus.webui:create_app()",
             ],
         )
         wait_http(f"http://{s.host}:{s.web_port}/login", 60, web)

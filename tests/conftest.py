@@ -51,8 +51,8 @@ apply_prefect_env()
 
 import pytest  # noqa: E402
 
-from models import accounts, workflows  # noqa: E402
-from models.db import migrate, session_scope  # noqa: E402
+from serviceplus.models.db import migrate, session_scope  # noqa: E402
+from serviceplus.models.services import accounts, versions  # noqa: E402
 from serviceplus.stack import Stack  # noqa: E402
 
 
@@ -66,7 +66,7 @@ def pytest_report_header(config):
 def database():
     migrate()
     with session_scope() as session:
-        workflows.install_shipped(session)
+        versions.install_shipped(session)
         accounts.seed_demo_accounts(session)
     return get_settings().database_url
 
@@ -85,7 +85,7 @@ def _drop_pg_databases() -> None:
         return
     import psycopg
 
-    from models.db import get_engine
+    from serviceplus.models.db import get_engine
 
     get_engine().dispose()
     with psycopg.connect(f"postgresql://{PG}/postgres", autocommit=True) as connection:
@@ -96,7 +96,7 @@ def _drop_pg_databases() -> None:
 @pytest.fixture(scope="session")
 def inprocess_deployment(prefect_server):
     """A deployment without a work pool: runs are executed by the test itself."""
-    from flows.case_flow import case_flow
+    from serviceplus.flows.case_flow import case_flow
 
     case_flow.to_deployment(name="inprocess").apply()
     return "case-flow/inprocess"
@@ -104,7 +104,7 @@ def inprocess_deployment(prefect_server):
 
 @pytest.fixture(scope="session")
 def app(database):
-    from webui import create_app
+    from serviceplus.webui import create_app
 
     return create_app({"TESTING": True, "WTF_CSRF_ENABLED": False})
 

@@ -12,11 +12,11 @@ from uuid import UUID
 from pypdf import PdfReader
 from sqlmodel import select
 
-from models import audit, cases, storage, tasks
-from models.accounts import get_user
-from models.db import session_scope
-from models.tables import Case, HumanTask, Letter
 from serviceplus.demo import EXAMPLES, blank_pdf
+from serviceplus.models.db import session_scope
+from serviceplus.models.services import audit, cases, human_tasks, storage
+from serviceplus.models.services.accounts import get_user
+from serviceplus.models.tables import Case, HumanTask, Letter
 from serviceplus.settings import get_settings
 
 EXAMPLE = json.loads((EXAMPLES / "case-18a.json").read_text(encoding="utf-8"))
@@ -62,7 +62,7 @@ def drive(case: Case) -> str:
     from prefect.exceptions import Pause
     from prefect.flow_engine import run_flow
 
-    from flows.case_flow import case_flow
+    from serviceplus.flows.case_flow import case_flow
 
     with session_scope() as session:
         flow_run_id = session.get(Case, case.id).flow_run_id
@@ -84,24 +84,26 @@ def open_task_of(case: Case) -> HumanTask:
     with session_scope() as session:
         return session.exec(
             select(HumanTask).where(
-                HumanTask.case_id == case.id, HumanTask.status.in_(tasks.ACTIVE)
+                HumanTask.case_id == case.id, HumanTask.status.in_(human_tasks.ACTIVE)
             )
         ).one()
 
 
 def tasks_of(case: Case) -> list[HumanTask]:
     with session_scope() as session:
-        return tasks.tasks_of_case(session, case.id)
+        return human_tasks.tasks_of_case(session, case.id)
 
 
 def decide(task: HumanTask, decision: str, reason: str = "", username="sb.magdeburg") -> bool:
     """Complete the task as `username` and resume its flow run; True if resumed."""
     with session_scope() as session:
         user = get_user(session, username)
-        pending = tasks.complete(session, task=task, user=user, decision=decision, reason=reason)
+        pending = human_tasks.complete(
+            session, task=task, user=user, decision=decision, reason=reason
+        )
     with session_scope() as session:
         session.add(pending)
-        return tasks.deliver(session, pending)
+        return human_tasks.deliver(session, pending)
 
 
 def advance(case: Case, step: str, username: str, decision: str, reason: str = "") -> str:

@@ -4,14 +4,14 @@ pinning, diff, migration of running cases, user accounts."""
 import pytest
 from sqlmodel import select
 
-from models import accounts, workflows
-from models.db import session_scope
-from models.definition import DefinitionError
-from models.tables import TaskStatus, User, WorkflowDefinition
+from serviceplus.models.db import session_scope
+from serviceplus.models.definition import DefinitionError
+from serviceplus.models.services import accounts, versions
+from serviceplus.models.tables import TaskStatus, User, WorkflowDefinition
 from tests.helpers import BLUE_CARD, advance, decide, drive, make_case, open_task_of, reload
 
 pytestmark = pytest.mark.usefixtures("inprocess_deployment")
-V1 = (workflows.SHIPPED_DIR / "s81a.yaml").read_text(encoding="utf-8")
+V1 = (versions.SHIPPED_DIR / "s81a.yaml").read_text(encoding="utf-8")
 
 
 def v2_text() -> str:
@@ -25,18 +25,18 @@ def v2_text() -> str:
 @pytest.fixture(scope="module")
 def v2(database):
     with session_scope() as session:
-        row = workflows.save_draft(session, name="s81a", text=v2_text(), by="admin")
-        workflows.publish_draft(session, row=row, by="admin")
+        row = versions.save_draft(session, name="s81a", text=v2_text(), by="admin")
+        versions.publish_draft(session, row=row, by="admin")
     return 2
 
 
 @pytest.fixture
 def v2_active(v2):
     with session_scope() as session:
-        workflows.activate(session, workflows.load_row(session, "s81a", 2))
+        versions.activate(session, versions.load_row(session, "s81a", 2))
     yield
     with session_scope() as session:
-        workflows.activate(session, workflows.load_row(session, "s81a", 1))
+        versions.activate(session, versions.load_row(session, "s81a", 1))
 
 
 def test_draft_with_errors_is_refused_with_lines(login):
@@ -60,22 +60,22 @@ def test_draft_with_errors_is_refused_with_lines(login):
 
 def test_published_version_is_immutable(v2):
     with session_scope() as session:
-        row = workflows.load_row(session, "s81a", 2)
+        row = versions.load_row(session, "s81a", 2)
         with pytest.raises(DefinitionError, match="bereits veröffentlicht"):
-            workflows.publish_draft(session, row=row, by="admin")
+            versions.publish_draft(session, row=row, by="admin")
         with pytest.raises(DefinitionError, match="a change needs a new version"):
-            workflows.publish(session, text=v2_text().replace("P3W", "P4W"), by="admin")
+            versions.publish(session, text=v2_text().replace("P3W", "P4W"), by="admin")
         with pytest.raises(DefinitionError, match="name and version must be s81a and 3"):
-            workflows.save_draft(session, name="s81a", text=v2_text(), by="admin")
+            versions.save_draft(session, name="s81a", text=v2_text(), by="admin")
     with session_scope() as session:
-        assert workflows.load_row(session, "s81a", 2).body == v2_text()
+        assert versions.load_row(session, "s81a", 2).body == v2_text()
 
 
 def test_case_started_on_v1_finishes_on_v1_after_v2_is_activated(v2):
     old = make_case(example=BLUE_CARD)
     drive(old)
     with session_scope() as session:
-        workflows.activate(session, workflows.load_row(session, "s81a", 2))
+        versions.activate(session, versions.load_row(session, "s81a", 2))
     try:
         new = make_case(example=BLUE_CARD)
         drive(new)
@@ -86,7 +86,7 @@ def test_case_started_on_v1_finishes_on_v1_after_v2_is_activated(v2):
         assert reload(old).definition_version == 1
     finally:
         with session_scope() as session:
-            workflows.activate(session, workflows.load_row(session, "s81a", 1))
+            versions.activate(session, versions.load_row(session, "s81a", 1))
 
 
 def test_diff_by_line_and_step(v2, login):
@@ -124,10 +124,10 @@ def test_migration_refused_when_a_passed_step_is_missing(v2):
             WorkflowDefinition(name="s81a", version=99, title="t", body=body, published_by="test")
         )
     with session_scope() as session:
-        plan = workflows.migration_plan(session, name="s81a", source=1, target=99)
+        plan = versions.migration_plan(session, name="s81a", source=1, target=99)
         check = next(c for c in plan if c.case.id == case.id)
         assert not check.can_move and "fee_notice" in check.reason
-        moved = workflows.migrate(
+        moved = versions.migrate(
             session, name="s81a", source=1, target=99, references=[case.reference], by="admin"
         )
     assert moved == [] and reload(case).definition_version == 1

@@ -13,9 +13,10 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from models import accounts, clock
-from models.db import session_scope
-from models.tables import AuditEvent, HumanTask, Organisation, Role, TaskStatus, User
+from serviceplus.models import clock
+from serviceplus.models.db import session_scope
+from serviceplus.models.services import accounts
+from serviceplus.models.tables import AuditEvent, HumanTask, Organisation, Role, TaskStatus, User
 from serviceplus.settings import get_settings
 from tests.helpers import BLUE_CARD, make_case
 
@@ -86,14 +87,14 @@ BAD_TARGETS = [
 
 @pytest.mark.parametrize("target", BAD_TARGETS)
 def test_safe_next_refuses_other_sites(target):
-    from webui.redirects import safe_next
+    from serviceplus.webui.redirects import safe_next
 
     assert safe_next(target, "/fallback") == "/fallback"
 
 
 @pytest.mark.parametrize("target", ["/", "/inbox?status=open&page=2", "/cases/ABH-MD-2026-1#x"])
 def test_safe_next_keeps_local_paths(target):
-    from webui.redirects import safe_next
+    from serviceplus.webui.redirects import safe_next
 
     assert safe_next(target, "/fallback") == target
 
@@ -198,7 +199,7 @@ def test_five_failures_lock_the_account_for_that_address_only(app):
 
 
 def test_lock_delay_doubles_with_each_further_failure_and_is_capped(database):
-    from models import throttle
+    from serviceplus.models.services import throttle
 
     username, address = new_user(), "10.19.200.1"
     start = clock.now()

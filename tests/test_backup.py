@@ -24,10 +24,10 @@ from serviceplus.stack import Stack
 stack = Stack(get_settings(), web=False)
 stack.start_server()
 try:
-    from flows.case_flow import case_flow
+    from serviceplus.flows.case_flow import case_flow
     case_flow.to_deployment(name="inprocess").apply()
-    from models.cases import get_by_reference
-    from models.db import session_scope
+    from serviceplus.models.services.cases import get_by_reference
+    from serviceplus.models.db import session_scope
     from tests.helpers import advance, executions
     with session_scope() as session:
         case = get_by_reference(session, sys.argv[1])

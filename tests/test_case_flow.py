@@ -6,8 +6,8 @@ import io
 import pytest
 from pypdf import PdfReader
 
-from models import storage, tasks
-from models.tables import CaseStatus, TaskStatus
+from serviceplus.models.services import human_tasks, storage
+from serviceplus.models.tables import CaseStatus, TaskStatus
 from tests.helpers import (
     BLUE_CARD,
     advance,
@@ -78,7 +78,7 @@ def test_refusal_requires_reason_and_changes_nothing_without():
     case = make_case(example=BLUE_CARD)
     drive(case)
     task = open_task_of(case)
-    with pytest.raises(tasks.TaskError, match="Begründung"):
+    with pytest.raises(human_tasks.TaskError, match="Begründung"):
         decide(task, "reject", reason="  ")
     assert open_task_of(case).status == TaskStatus.open
 
@@ -88,5 +88,5 @@ def test_second_completion_of_same_task_is_refused():
     drive(case)
     task = open_task_of(case)
     decide(task, "approve")
-    with pytest.raises(tasks.TaskError, match="bereits erledigt"):
+    with pytest.raises(human_tasks.TaskError, match="bereits erledigt"):
         decide(task, "reject", reason="zu spät", username="sb2.magdeburg")

@@ -4,8 +4,8 @@ import io
 
 from PIL import Image
 
-from models.completeness import check_documents, is_readable, sniff_media_type
 from serviceplus.demo import blank_pdf
+from serviceplus.models.services.completeness import check_documents, is_readable, sniff_media_type
 
 
 def png() -> bytes:

@@ -5,11 +5,16 @@ from datetime import date
 
 import pytest
 
-from flows.letters import TITLES
-from flows.steps import ACTIONS
-from models.conditions import Condition, Context, evaluate
-from models.definition import AUTO_ACTIONS, LETTER_TEMPLATES, DefinitionError, parse_definition
-from models.workflows import SHIPPED_DIR
+from serviceplus.flows.letters import TITLES
+from serviceplus.flows.steps import ACTIONS
+from serviceplus.models.conditions import Condition, Context, evaluate
+from serviceplus.models.definition import (
+    AUTO_ACTIONS,
+    LETTER_TEMPLATES,
+    DefinitionError,
+    parse_definition,
+)
+from serviceplus.models.services.versions import SHIPPED_DIR
 
 SHIPPED = (SHIPPED_DIR / "s81a.yaml").read_text(encoding="utf-8")
 ORGS = {"abh-md", "ihk-fosa", "ba"}

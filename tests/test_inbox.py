@@ -8,11 +8,12 @@ from uuid import UUID
 import pytest
 from sqlmodel import func, select
 
-from models import assignment, clock, comments, inbox, tasks
-from models.accounts import get_user
-from models.cases import visible_documents
-from models.db import session_scope
-from models.tables import Case, HumanTask, PendingResume, TaskStatus
+from serviceplus.models import clock
+from serviceplus.models.db import session_scope
+from serviceplus.models.services import assignment, comments, human_tasks, inbox
+from serviceplus.models.services.accounts import get_user
+from serviceplus.models.services.cases import visible_documents
+from serviceplus.models.tables import Case, HumanTask, PendingResume, TaskStatus
 from tests.helpers import BLUE_CARD, drive, make_case, open_task_of
 
 pytestmark = pytest.mark.usefixtures("inprocess_deployment")
@@ -42,16 +43,16 @@ def test_claim_unclaim(task):
     me = user("sb.magdeburg")
     task = act(assignment.claim, task, user=me)
     assert (task.status, task.assignee) == (TaskStatus.claimed, "sb.magdeburg")
-    with pytest.raises(tasks.TaskError, match="bereits übernommen"):
+    with pytest.raises(human_tasks.TaskError, match="bereits übernommen"):
         act(assignment.claim, task, user=user("sb2.magdeburg"))
-    with pytest.raises(tasks.TaskError, match="Nur wer"):
+    with pytest.raises(human_tasks.TaskError, match="Nur wer"):
         act(assignment.unclaim, task, user=user("sb2.magdeburg"))
     task = act(assignment.unclaim, task, user=me)
     assert (task.status, task.assignee) == (TaskStatus.open, None)
 
 
 def test_claim_by_other_organisation_is_refused(task):
-    with pytest.raises(tasks.TaskError, match="nicht an Sie gerichtet"):
+    with pytest.raises(human_tasks.TaskError, match="nicht an Sie gerichtet"):
         act(assignment.claim, task, user=user("sb.halle"))
 
 
@@ -60,20 +61,20 @@ def test_reassign_to_colleague_only(task):
     task = act(assignment.reassign, task, user=me, to="sb2.magdeburg")
     assert (task.status, task.assignee) == (TaskStatus.claimed, "sb2.magdeburg")
     for target in ("sb.halle", "koordination", "nobody"):
-        with pytest.raises(tasks.TaskError, match="Kollegin oder einen Kollegen"):
+        with pytest.raises(human_tasks.TaskError, match="Kollegin oder einen Kollegen"):
             act(assignment.reassign, task, user=user("sb2.magdeburg"), to=target)
-    with pytest.raises(tasks.TaskError, match="übernommen"):
+    with pytest.raises(human_tasks.TaskError, match="übernommen"):
         act(assignment.reassign, task, user=me, to="sb2.magdeburg")
 
 
 def test_delegate_and_take_back(task):
     me = user("sb.magdeburg")
-    with pytest.raises(tasks.TaskError, match="Delegieren"):
+    with pytest.raises(human_tasks.TaskError, match="Delegieren"):
         act(assignment.delegate, task, user=me, to="sb2.magdeburg")
     act(assignment.claim, task, user=me)
     task = act(assignment.delegate, task, user=me, to="sb2.magdeburg")
     assert (task.assignee, task.delegated_by) == ("sb2.magdeburg", "sb.magdeburg")
-    with pytest.raises(tasks.TaskError, match="Zurücknehmen"):
+    with pytest.raises(human_tasks.TaskError, match="Zurücknehmen"):
         act(assignment.take_back, task, user=user("sb2.magdeburg"))
     task = act(assignment.take_back, task, user=me)
     assert (task.assignee, task.delegated_by) == ("sb.magdeburg", None)
@@ -82,7 +83,7 @@ def test_delegate_and_take_back(task):
 def test_priority(task):
     task = act(assignment.set_priority, task, user=user("sb.magdeburg"), priority=1)
     assert task.priority == 1
-    with pytest.raises(tasks.TaskError):
+    with pytest.raises(human_tasks.TaskError):
         act(assignment.set_priority, task, user=user("sb.magdeburg"), priority=7)
 
 

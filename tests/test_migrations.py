@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from models.db import alembic_config, engine_for
+from serviceplus.models.db import alembic_config, engine_for
 from serviceplus.settings import get_settings
 
 ROWS = {

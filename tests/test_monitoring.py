@@ -6,9 +6,10 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import select
 
-from models import accounts, clock, monitoring, storage
-from models.db import session_scope
-from models.tables import Case, Document, HumanTask, Organisation, Role, User
+from serviceplus.models import clock
+from serviceplus.models.db import session_scope
+from serviceplus.models.services import accounts, monitoring, storage
+from serviceplus.models.tables import Case, Document, HumanTask, Organisation, Role, User
 from tests.helpers import BLUE_CARD, drive, executions, make_case, open_task_of, reload
 
 pytestmark = pytest.mark.usefixtures("inprocess_deployment")

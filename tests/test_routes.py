@@ -5,8 +5,8 @@ new page can go without an access decision."""
 import pytest
 from sqlmodel import select
 
-from models.db import session_scope
-from models.tables import Document, HumanTask, Letter, SavedView
+from serviceplus.models.db import session_scope
+from serviceplus.models.tables import Document, HumanTask, Letter, SavedView
 from tests.helpers import BLUE_CARD, drive, make_case
 
 pytestmark = pytest.mark.usefixtures("inprocess_deployment")

@@ -5,11 +5,12 @@ from datetime import timedelta
 
 import pytest
 
-from models import clock, tasks
-from models.cases import NewDocument, add_document
-from models.db import session_scope
-from models.sweeper import sweep
 from serviceplus.demo import blank_pdf
+from serviceplus.models import clock
+from serviceplus.models.db import session_scope
+from serviceplus.models.services import human_tasks
+from serviceplus.models.services.cases import NewDocument, add_document
+from serviceplus.models.services.sweeper import sweep
 from tests.helpers import (
     BLUE_CARD,
     EXAMPLE,
@@ -134,7 +135,7 @@ def test_four_eyes_proposer_cannot_confirm_and_send_back_repeats_the_step():
     assert advance(case, "decision", "sb.magdeburg", "approve") == "Suspended"
     confirmation = open_task_of(case)
     assert (confirmation.proposed_by, confirmation.proposal) == ("sb.magdeburg", "approve")
-    with pytest.raises(tasks.TaskError, match="zweite Person"):
+    with pytest.raises(human_tasks.TaskError, match="zweite Person"):
         decide(confirmation, "confirm", username="sb.magdeburg")
     assert advance(case, "decision.confirm", "sb2.magdeburg", "send_back", "Gehalt prüfen") == (
         "Suspended"

@@ -15,10 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import func, select
 
-from models import cases, clock, retention, storage
-from models.db import get_engine, session_scope
-from models.tables import AuditEvent, Case, Document, Letter
 from serviceplus.demo import blank_pdf
+from serviceplus.models import clock
+from serviceplus.models.db import get_engine, session_scope
+from serviceplus.models.services import cases, retention, storage
+from serviceplus.models.tables import AuditEvent, Case, Document, Letter
 from serviceplus.settings import Settings
 from tests.helpers import BLUE_CARD, advance, drive, make_case, reload
 
@@ -35,7 +36,7 @@ def test_security_headers_on_every_page(app):
 
 
 def test_secure_cookies_setting(database):
-    from webui import create_app
+    from serviceplus.webui import create_app
 
     assert create_app().config["SESSION_COOKIE_SECURE"] is False
     import os
@@ -130,7 +131,7 @@ def test_bad_upload_gets_german_message_and_changes_nothing(login, own_case, nam
 
 
 def test_upload_over_the_size_limit(login, own_case):
-    from webui import create_app
+    from serviceplus.webui import create_app
 
     app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "MAX_CONTENT_LENGTH": 1000})
     client = app.test_client()

@@ -262,8 +262,8 @@ def test_decision_saved_while_prefect_is_down_continues_by_itself(
 ):
     from sqlmodel import select
 
-    from models.db import session_scope
-    from models.tables import PendingResume
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.tables import PendingResume
 
     reference = start_example_case(stack, tmp_path, "stack-outage")
     task = wait_for(lambda: task_of(stack, reference), 120, "the decision task")
@@ -308,9 +308,9 @@ def test_killed_run_is_recovered_with_exactly_one_letter_each(stack, tmp_path):
 
     from sqlmodel import select
 
-    from models.cases import get_by_reference
-    from models.db import session_scope
-    from models.tables import HumanTask, Letter
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services.cases import get_by_reference
+    from serviceplus.models.tables import HumanTask, Letter
 
     def letters(case_id):
         with session_scope() as session:

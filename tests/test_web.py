@@ -7,9 +7,9 @@ import uuid
 import pytest
 from sqlmodel import func, select
 
-from models.db import session_scope
-from models.tables import Case, Document, HumanTask, Letter, TaskStatus
 from serviceplus.demo import blank_pdf
+from serviceplus.models.db import session_scope
+from serviceplus.models.tables import Case, Document, HumanTask, Letter, TaskStatus
 from tests.helpers import BLUE_CARD, drive, make_case, open_task_of, reload
 
 pytestmark = pytest.mark.usefixtures("inprocess_deployment")
@@ -41,7 +41,7 @@ def test_login_with_wrong_password_is_refused_in_german(app):
 
 
 def test_csrf_token_is_required(database):
-    from webui import create_app
+    from serviceplus.webui import create_app
 
     client = create_app({"TESTING": True}).test_client()
     response = client.post("/login", data={"username": "sb.magdeburg", "password": "demo"})

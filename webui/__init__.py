@@ -3,9 +3,9 @@
 from flask import Flask, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
-from models.tables import Role
+from serviceplus.models.tables import Role
 from serviceplus.settings import apply_prefect_env, get_settings
-from webui.extensions import csrf, login_manager
+from serviceplus.webui.extensions import csrf, login_manager
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -29,7 +29,7 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     app.after_request(security_headers)
 
-    from webui import admin, auth, cases, db, inbox, monitor
+    from serviceplus.webui import admin, auth, cases, db, inbox, monitor
 
     db.init_app(app)
     app.register_blueprint(auth.bp)

@@ -6,13 +6,13 @@ from flask_login import current_user
 from markupsafe import Markup
 from sqlmodel import select
 
-from models import accounts, workflows
-from models.definition import DefinitionError
-from models.tables import Role, User, WorkflowDefinition
-from webui import diagram
-from webui.auth import roles_required
-from webui.db import get_db
-from webui.inbox import CsrfForm
+from serviceplus.models.definition import DefinitionError
+from serviceplus.models.services import accounts, versions
+from serviceplus.models.tables import Role, User, WorkflowDefinition
+from serviceplus.webui import diagram
+from serviceplus.webui.auth import roles_required
+from serviceplus.webui.db import get_db
+from serviceplus.webui.inbox import CsrfForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 admin_only = roles_required(Role.admin)
@@ -41,15 +41,15 @@ def _csrf_or_400() -> None:
 @bp.get("/")
 @admin_only
 def index():
-    return render_template("admin/index.html", rows=workflows.overview(get_db()))
+    return render_template("admin/index.html", rows=versions.overview(get_db()))
 
 
 @bp.get("/definitions/<name>/<int:version>")
 @admin_only
 def version(name: str, version: int):
     row = _version_or_404(name, version)
-    picture = Markup(diagram.render(workflows.load(get_db(), name, version)))  # our own SVG
-    others = [r for r, _ in workflows.overview(get_db()) if r.name == name and r.id != row.id]
+    picture = Markup(diagram.render(versions.load(get_db(), name, version)))  # our own SVG
+    others = [r for r, _ in versions.overview(get_db()) if r.name == name and r.id != row.id]
     return render_template(
         "admin/version.html", row=row, picture=picture, others=others, csrf_form=CsrfForm()
     )
@@ -71,7 +71,7 @@ def draft(name: str):
             else request.form.get("text", "")
         )
         try:
-            row = workflows.save_draft(session, name=name, text=text, by=current_user.row.username)
+            row = versions.save_draft(session, name=name, text=text, by=current_user.row.username)
             session.commit()
             flash(f"Entwurf v{row.version} gespeichert.", "success")
             return redirect(url_for("admin.version", name=name, version=row.version))
@@ -98,8 +98,8 @@ def _draft_start(session, name: str) -> str:
     ).first()
     if existing:
         return existing.body
-    active = workflows.active_row(session, name) or abort(404)
-    nxt = workflows.next_version(session, name)
+    active = versions.active_row(session, name) or abort(404)
+    nxt = versions.next_version(session, name)
     return active.body.replace(f"version: {active.version}\n", f"version: {nxt}\n", 1)
 
 
@@ -119,7 +119,7 @@ def publish(name: str, version: int):
     _csrf_or_400()
     session = get_db()
     try:
-        workflows.publish_draft(
+        versions.publish_draft(
             session, row=_version_or_404(name, version), by=current_user.row.username
         )
         session.commit()
@@ -136,7 +136,7 @@ def activate(name: str, version: int):
     _csrf_or_400()
     session = get_db()
     try:
-        workflows.activate(session, _version_or_404(name, version), by=current_user.row.username)
+        versions.activate(session, _version_or_404(name, version), by=current_user.row.username)
         session.commit()
         flash(f"Neue Fälle folgen ab jetzt v{version}.", "success")
     except DefinitionError as exc:
@@ -151,11 +151,11 @@ def diff(name: str):
     a = _version_or_404(name, request.args.get("a", 0, type=int))
     b = _version_or_404(name, request.args.get("b", 0, type=int))
     session = get_db()
-    steps = workflows.diff_steps(
-        workflows.load(session, name, a.version), workflows.load(session, name, b.version)
+    steps = versions.diff_steps(
+        versions.load(session, name, a.version), versions.load(session, name, b.version)
     )
     return render_template(
-        "admin/diff.html", a=a, b=b, lines=workflows.diff_lines(a, b), steps=steps
+        "admin/diff.html", a=a, b=b, lines=versions.diff_lines(a, b), steps=steps
     )
 
 
@@ -170,7 +170,7 @@ def migrate(name: str):
     session = get_db()
     if request.method == "POST":
         _csrf_or_400()
-        moved = workflows.migrate(
+        moved = versions.migrate(
             session,
             name=name,
             source=source.version,
@@ -180,9 +180,7 @@ def migrate(name: str):
         )
         session.commit()
         flash(f"{len(moved)} Fall/Fälle nach v{target.version} verschoben.", "success")
-    plan = workflows.migration_plan(
-        session, name=name, source=source.version, target=target.version
-    )
+    plan = versions.migration_plan(session, name=name, source=source.version, target=target.version)
     return render_template(
         "admin/migrate.html", source=source, target=target, plan=plan, csrf_form=CsrfForm()
     )

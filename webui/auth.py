@@ -11,12 +11,13 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import InputRequired
 
-from models import accounts, clock, throttle
-from models.tables import Organisation, Role, User
+from serviceplus.models import clock
+from serviceplus.models.services import accounts, throttle
+from serviceplus.models.tables import Organisation, Role, User
 from serviceplus.settings import get_settings
-from webui.db import get_db
-from webui.extensions import login_manager
-from webui.redirects import safe_next
+from serviceplus.webui.db import get_db
+from serviceplus.webui.extensions import login_manager
+from serviceplus.webui.redirects import safe_next
 
 bp = Blueprint("auth", __name__)
 

@@ -9,12 +9,12 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, HiddenField, SelectChoice, SelectField, StringField
 from wtforms.validators import InputRequired, Optional
 
-from models import audit, cases, comments, storage, tasks, workflows
-from models.tables import Case, Document, Letter, Role
+from serviceplus.models.services import audit, cases, comments, human_tasks, storage, versions
+from serviceplus.models.tables import Case, Document, Letter, Role
 from serviceplus.settings import get_settings
-from webui.auth import roles_required
-from webui.db import get_db
-from webui.redirects import safe_next
+from serviceplus.webui.auth import roles_required
+from serviceplus.webui.db import get_db
+from serviceplus.webui.redirects import safe_next
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 CASE_ROLES = (Role.clerk, Role.coordinator)
@@ -57,8 +57,8 @@ def get_case_or_404(reference: str) -> Case:
 def _document_kinds() -> dict[str, str]:
     """Document kinds a new case may have (the active definition's)."""
     session = get_db()
-    row = workflows.active_row(session, cases.DEFINITION_NAME)
-    return workflows.load(session, row.name, row.version).documents
+    row = versions.active_row(session, cases.DEFINITION_NAME)
+    return versions.load(session, row.name, row.version).documents
 
 
 @bp.get("/")
@@ -138,7 +138,7 @@ def detail(reference: str):
         case=case,
         own=own,
         purposes=cases.PURPOSES,
-        tasks=tasks.tasks_of_case(session, case.id),
+        tasks=human_tasks.tasks_of_case(session, case.id),
         documents=cases.visible_documents(session, current_user.row, case),
         # Letters and the full history belong to the case's own authority.
         letters=cases.letters_of(session, case.id) if own else None,

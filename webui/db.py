@@ -3,7 +3,7 @@
 from flask import Flask, g
 from sqlmodel import Session
 
-from models.db import get_engine
+from serviceplus.models.db import get_engine
 
 
 def get_db() -> Session:

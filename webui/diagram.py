@@ -4,7 +4,7 @@ start, routes as arrows labelled with their outcome. Server-side SVG."""
 from collections import deque
 from xml.sax.saxutils import escape
 
-from models.definition import Definition
+from serviceplus.models.definition import Definition
 
 BOX_W, BOX_H, GAP_X, GAP_Y = 190, 44, 30, 56
 FILL = {"auto": "#e8f0fb", "human": "#fff4d6", "end": "#e3f4e6"}

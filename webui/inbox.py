@@ -9,10 +9,11 @@ from flask_wtf import FlaskForm
 from wtforms import RadioField, SelectChoice, TextAreaField
 from wtforms.validators import InputRequired
 
-from models import assignment, audit, cases, clock, comments, inbox, tasks
-from models.tables import Case, HumanTask, Role, SavedView, TaskStatus
-from webui.auth import roles_required
-from webui.db import get_db
+from serviceplus.models import clock
+from serviceplus.models.services import assignment, audit, cases, comments, human_tasks, inbox
+from serviceplus.models.tables import Case, HumanTask, Role, SavedView, TaskStatus
+from serviceplus.webui.auth import roles_required
+from serviceplus.webui.db import get_db
 
 bp = Blueprint("inbox", __name__)
 # Admins administer; they read no case data, not even task titles (segregation of duties).
@@ -49,7 +50,9 @@ def days_left(due_at: datetime | None) -> int | None:
 
 
 def is_overdue(task: HumanTask) -> bool:
-    return task.status in tasks.ACTIVE and task.due_at is not None and task.due_at < clock.now()
+    return (
+        task.status in human_tasks.ACTIVE and task.due_at is not None and task.due_at < clock.now()
+    )
 
 
 bp.add_app_template_global(is_overdue)
@@ -152,7 +155,7 @@ def _render_task(task: HumanTask, case: Case, form: DecisionForm, status: int = 
         case=case,
         form=form,
         csrf_form=CsrfForm(),
-        can_act=tasks.can_act(user, task) and task.status in tasks.ACTIVE,
+        can_act=human_tasks.can_act(user, task) and task.status in human_tasks.ACTIVE,
         colleagues=assignment.colleagues(session, user),
         documents=cases.visible_documents(session, user, case),
         # Letters and the history belong to the case's own authority.
@@ -174,7 +177,7 @@ def _task_action(task_id: int, action, success: str):
         action(session, task)
         session.commit()
         flash(success, "success")
-    except (tasks.TaskError, comments.CommentError) as exc:
+    except (human_tasks.TaskError, comments.CommentError) as exc:
         session.rollback()
         flash(str(exc), "error")
     return redirect(url_for("inbox.task_page", task_id=task_id))
@@ -264,7 +267,7 @@ def complete(task_id: int):
         return _render_task(task, case, form, status=400)
     session = get_db()
     try:
-        pending = tasks.complete(
+        pending = human_tasks.complete(
             session,
             task=task,
             user=current_user.row,
@@ -272,12 +275,12 @@ def complete(task_id: int):
             reason=form.reason.data,
         )
         session.commit()  # the decision is safe from here on
-    except tasks.TaskError as exc:
+    except human_tasks.TaskError as exc:
         session.rollback()
         flash(str(exc), "error")
         session.refresh(task)
         return _render_task(task, case, form, status=409)
-    resumed = tasks.deliver(session, pending)
+    resumed = human_tasks.deliver(session, pending)
     session.commit()
     if resumed:
         flash("Ihre Entscheidung ist gespeichert. Der Fall wird fortgesetzt.", "success")

@@ -7,11 +7,12 @@ import io
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from models import cases, clock, monitoring, orchestration
-from models.tables import Case, Role
-from webui.auth import roles_required
-from webui.db import get_db
-from webui.inbox import CsrfForm
+from serviceplus.models import clock
+from serviceplus.models.services import cases, monitoring, orchestration
+from serviceplus.models.tables import Case, Role
+from serviceplus.webui.auth import roles_required
+from serviceplus.webui.db import get_db
+from serviceplus.webui.inbox import CsrfForm
 
 bp = Blueprint("monitor", __name__, url_prefix="/monitor")
 

@@ -6,10 +6,19 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from models import audit, clock, orchestration
-from models.accounts import get_organisation
-from models.definition import CONFIRM, SEND_BACK, Step
-from models.tables import Case, CaseStatus, HumanTask, PendingResume, Role, TaskStatus, User
+from serviceplus.models import clock
+from serviceplus.models.definition import CONFIRM, SEND_BACK, Step
+from serviceplus.models.services import audit, orchestration
+from serviceplus.models.services.accounts import get_organisation
+from serviceplus.models.tables import (
+    Case,
+    CaseStatus,
+    HumanTask,
+    PendingResume,
+    Role,
+    TaskStatus,
+    User,
+)
 
 log = logging.getLogger(__name__)
 ACTIVE = (TaskStatus.open, TaskStatus.claimed)

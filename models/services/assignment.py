@@ -5,9 +5,10 @@ conditional on the task still being as the user saw it."""
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from models import audit, clock
-from models.tables import HumanTask, TaskStatus, User
-from models.tasks import ACTIVE, TaskError, can_act
+from serviceplus.models import clock
+from serviceplus.models.services import audit
+from serviceplus.models.services.human_tasks import ACTIVE, TaskError, can_act
+from serviceplus.models.tables import HumanTask, TaskStatus, User
 
 
 def claim(session: Session, *, task: HumanTask, user: User) -> None:

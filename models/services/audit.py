@@ -2,7 +2,7 @@
 
 from sqlmodel import Session, select
 
-from models.tables import AuditEvent
+from serviceplus.models.tables import AuditEvent
 
 
 def record(session: Session, *, actor: str, action: str, case_id: int | None, detail: str = ""):

@@ -2,8 +2,8 @@
 
 from sqlmodel import Session, select
 
-from models import audit
-from models.tables import Comment, HumanTask
+from serviceplus.models.services import audit
+from serviceplus.models.tables import Comment, HumanTask
 
 MAX_LENGTH = 5000
 

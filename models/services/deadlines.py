@@ -7,13 +7,15 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from models import audit, tasks, workflows
-from models.definition import OnTimeout
-from models.tables import Case, HumanTask, PendingResume
+from serviceplus.models.definition import OnTimeout
+from serviceplus.models.services import audit, human_tasks, versions
+from serviceplus.models.tables import Case, HumanTask, PendingResume
 
 
 def overdue(session: Session, now: datetime) -> list[HumanTask]:
-    query = select(HumanTask).where(HumanTask.status.in_(tasks.ACTIVE), HumanTask.due_at < now)
+    query = select(HumanTask).where(
+        HumanTask.status.in_(human_tasks.ACTIVE), HumanTask.due_at < now
+    )
     return list(session.exec(query.order_by(HumanTask.due_at)))
 
 
@@ -47,14 +49,14 @@ def apply(session: Session, now: datetime) -> tuple[list[PendingResume], int]:
 
 def _rule_for(session: Session, task: HumanTask) -> OnTimeout | None:
     case = session.get(Case, task.case_id)
-    definition = workflows.load(session, case.definition_name, case.definition_version)
+    definition = versions.load(session, case.definition_name, case.definition_version)
     step = definition.steps.get(task.step_key.removesuffix(".confirm"))
     return step.on_timeout if step else None
 
 
 def _decide(session: Session, task: HumanTask, rule: OnTimeout) -> PendingResume:
     # Recorded like a person's decision, by "system", with the date it took effect.
-    return tasks.record(
+    return human_tasks.record(
         session,
         task=task,
         actor="system",
@@ -69,7 +71,7 @@ def _escalate(session: Session, task: HumanTask, rule: OnTimeout, now: datetime)
     session.execute(
         sa.update(HumanTask)
         .where(HumanTask.id == task.id)
-        .values(role=role, escalated_at=now, status=tasks.TaskStatus.open, assignee=None)
+        .values(role=role, escalated_at=now, status=human_tasks.TaskStatus.open, assignee=None)
     )
     audit.record(
         session,

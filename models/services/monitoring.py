@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from models import audit, clock, orchestration, tasks
-from models.tables import Case, CaseStatus, HumanTask, Organisation, TaskStatus
+from serviceplus.models import clock
+from serviceplus.models.services import audit, human_tasks, orchestration
+from serviceplus.models.tables import Case, CaseStatus, HumanTask, Organisation, TaskStatus
 
 ACTIVE_CASE = (CaseStatus.running, CaseStatus.waiting, CaseStatus.failed)
 
@@ -53,7 +54,7 @@ def open_tasks_by_role(session: Session, org_id: int, now: datetime) -> list[tup
     late = sa.func.sum(sa.case((HumanTask.due_at < now, 1), else_=0))
     query = (
         _case_tasks(org_id, HumanTask.organisation_id, HumanTask.role, sa.func.count(), late)
-        .where(HumanTask.status.in_(tasks.ACTIVE))
+        .where(HumanTask.status.in_(human_tasks.ACTIVE))
         .group_by(HumanTask.organisation_id, HumanTask.role)
     )
     names = _org_names(session)
@@ -127,7 +128,7 @@ def bottlenecks(session: Session, org_id: int, now: datetime, limit: int = 10) -
     waits: dict[tuple, list[float]] = defaultdict(list)
     query = _case_tasks(
         org_id, HumanTask.step_key, HumanTask.organisation_id, HumanTask.role, HumanTask.created_at
-    ).where(HumanTask.status.in_(tasks.ACTIVE))
+    ).where(HumanTask.status.in_(human_tasks.ACTIVE))
     for step, org, role, created in session.exec(query):
         waits[(step, names[org], role)].append(_days(now - created))
     rows = [(*k, len(v), statistics.median(v), max(v)) for k, v in waits.items()]
@@ -149,7 +150,7 @@ def timeline(session: Session, case: Case) -> list[dict]:
                     "waited": None,
                 }
             )
-    for task in tasks.tasks_of_case(session, case.id):
+    for task in human_tasks.tasks_of_case(session, case.id):
         end = task.completed_at or task.cancelled_at
         rows.append(
             {
@@ -210,7 +211,7 @@ def cancel(session: Session, *, case: Case, actor: str, reason: str) -> None:
     now = clock.now()
     session.execute(
         sa.update(HumanTask)
-        .where(HumanTask.case_id == case.id, HumanTask.status.in_(tasks.ACTIVE))
+        .where(HumanTask.case_id == case.id, HumanTask.status.in_(human_tasks.ACTIVE))
         .values(status=TaskStatus.cancelled, cancelled_at=now)
     )
     case.status, case.outcome, case.closed_at = CaseStatus.cancelled, "cancelled", now

@@ -8,9 +8,10 @@ from functools import lru_cache
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from models import audit, clock
-from models.definition import Definition, DefinitionError, parse_definition
-from models.tables import Case, CaseStatus, HumanTask, Organisation, WorkflowDefinition
+from serviceplus.models import clock
+from serviceplus.models.definition import Definition, DefinitionError, parse_definition
+from serviceplus.models.services import audit
+from serviceplus.models.tables import Case, CaseStatus, HumanTask, Organisation, WorkflowDefinition
 from serviceplus.settings import PROJECT_ROOT
 
 SHIPPED_DIR = PROJECT_ROOT / "flows" / "definitions"

@@ -12,8 +12,17 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from models import audit, clock, storage
-from models.tables import Case, CaseStatus, Comment, Document, HumanTask, Letter, PendingResume
+from serviceplus.models import clock
+from serviceplus.models.services import audit, storage
+from serviceplus.models.tables import (
+    Case,
+    CaseStatus,
+    Comment,
+    Document,
+    HumanTask,
+    Letter,
+    PendingResume,
+)
 
 DELETED = "[gelöscht]"
 

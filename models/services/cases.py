@@ -10,11 +10,20 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session, select
 
-from models import audit, clock, orchestration, storage, workflows
-from models.accounts import get_organisation
-from models.completeness import is_readable, sniff_media_type
-from models.db import session_scope
-from models.tables import Case, CaseStatus, Document, HumanTask, Letter, Organisation, User
+from serviceplus.models import clock
+from serviceplus.models.db import session_scope
+from serviceplus.models.services import audit, orchestration, storage, versions
+from serviceplus.models.services.accounts import get_organisation
+from serviceplus.models.services.completeness import is_readable, sniff_media_type
+from serviceplus.models.tables import (
+    Case,
+    CaseStatus,
+    Document,
+    HumanTask,
+    Letter,
+    Organisation,
+    User,
+)
 
 log = logging.getLogger(__name__)
 
@@ -207,8 +216,8 @@ def create_case(
     if existing is not None:
         return existing, False
     org = get_organisation(session, data.organisation)
-    definition_row = workflows.active_row(session, DEFINITION_NAME)
-    definition = workflows.load(session, definition_row.name, definition_row.version)
+    definition_row = versions.active_row(session, DEFINITION_NAME)
+    definition = versions.load(session, definition_row.name, definition_row.version)
     problems = (
         []
         if org
@@ -353,7 +362,7 @@ def documents_of(session: Session, case_id: int) -> list[Document]:
 
 def document_labels(session: Session, case: Case) -> dict[str, str]:
     """German labels of the document kinds in the case's definition."""
-    labels = workflows.load(session, case.definition_name, case.definition_version).documents
+    labels = versions.load(session, case.definition_name, case.definition_version).documents
     return {**labels, ATTACHMENT: ATTACHMENT_LABEL}
 
 
@@ -364,7 +373,7 @@ def visible_documents(session: Session, user: User, case: Case) -> list[Document
     documents = documents_of(session, case.id)
     if case.organisation_id == user.organisation_id:
         return documents
-    definition = workflows.load(session, case.definition_name, case.definition_version)
+    definition = versions.load(session, case.definition_name, case.definition_version)
     keys = session.exec(
         select(HumanTask.step_key).where(
             HumanTask.case_id == case.id, HumanTask.organisation_id == user.organisation_id

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, or_, select
 
-from models import clock
-from models.tables import Case, HumanTask, SavedView, TaskStatus, User
+from serviceplus.models import clock
+from serviceplus.models.tables import Case, HumanTask, SavedView, TaskStatus, User
 
 PAGE_SIZE = 50
 ACTIVE = (TaskStatus.open, TaskStatus.claimed)

@@ -10,8 +10,9 @@ on-timeout rule. Called by the scheduled `sweeper` deployment and by
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from models import audit, cases, clock, deadlines, orchestration, tasks
-from models.db import session_scope
+from serviceplus.models import clock
+from serviceplus.models.db import session_scope
+from serviceplus.models.services import audit, cases, deadlines, human_tasks, orchestration
 
 MAX_CRASH_RETRIES = 3
 
@@ -36,9 +37,9 @@ def sweep(now: datetime | None = None, grace: timedelta = timedelta(seconds=5)) 
         decided, report.deadlines = deadlines.apply(session, now)
     with session_scope() as session:
         queue = {p.id: session.merge(p) for p in decided}
-        queue.update({p.id: p for p in tasks.undelivered(session, older_than=grace, now=now)})
+        queue.update({p.id: p for p in human_tasks.undelivered(session, older_than=grace, now=now)})
         for pending in queue.values():
-            if tasks.deliver(session, pending):
+            if human_tasks.deliver(session, pending):
                 report.resumed += 1
             else:
                 report.resume_pending += 1
@@ -57,7 +58,7 @@ def _retry_crashed(session) -> int:
     case, then it stays an incident for the coordinator."""
     from sqlmodel import func, select
 
-    from models.tables import AuditEvent, Case
+    from serviceplus.models.tables import AuditEvent, Case
 
     retried = 0
     for run in orchestration.crashed_case_runs():

@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
-from models import audit, clock
-from models.tables import LoginAttempt
+from serviceplus.models import clock
+from serviceplus.models.services import audit
+from serviceplus.models.tables import LoginAttempt
 from serviceplus.settings import get_settings
 
 NO_WAIT = timedelta(0)

@@ -5,8 +5,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlmodel import Session, select
 
-from models import audit
-from models.tables import HumanTask, Organisation, Role, TaskStatus, User
+from serviceplus.models.services import audit
+from serviceplus.models.tables import HumanTask, Organisation, Role, TaskStatus, User
 
 _hasher = PasswordHasher()
 

@@ -1,0 +1,1 @@
+"""Services: the functions that change data; views, CLI and flows call them."""
