@@ -75,6 +75,9 @@ class User(SQLModel, table=True):
     role: Role = Field(sa_type=sa.String(20))
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
     active: bool = True
+    # Stored in each login's session; bumping it ends all of the user's
+    # sessions (logout, password or role change).
+    session_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class WorkflowDefinition(SQLModel, table=True):
@@ -240,3 +243,18 @@ class SavedView(SQLModel, table=True):
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     shared: bool = False
     created_at: datetime = ts_field(default_factory=utcnow, nullable=False)
+
+
+class LoginAttempt(SQLModel, table=True):
+    """A failed login, kept only for the throttling window (models/throttle.py)."""
+
+    __tablename__ = "login_attempt"
+    __table_args__ = (
+        sa.Index("ix_login_attempt_account", "username", "address", "at"),
+        sa.Index("ix_login_attempt_address", "address", "at"),
+        sa.Index("ix_login_attempt_at", "at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = ts_field(default_factory=utcnow, nullable=False)
+    username: str = Field(max_length=80)  # as typed, lower case; may name no account
+    address: str = Field(max_length=64)

@@ -33,10 +33,22 @@ class Settings(BaseSettings):
     worker_limit: int = 2 * (os.cpu_count() or 1)
     max_upload_bytes: int = 20 * 1024 * 1024
     secure_cookies: bool = False  # set when served over HTTPS
-    login_limit: str = "5 per minute"  # failed logins per address and user name
     # "user:password" for the Prefect API (server and clients). Empty: one is
     # generated on first use and kept in the data directory.
     prefect_auth: str = ""
+    # Sessions end after this long, however busy (ASVS 3.3.2), or when idle.
+    session_absolute_timeout: timedelta = timedelta(hours=8)
+    session_idle_timeout: timedelta = timedelta(minutes=30)
+    # Login throttling, counted in the app database (models/throttle.py).
+    login_window: timedelta = timedelta(minutes=15)  # failures older than this are forgotten
+    login_account_failures: int = 5  # per account and address, then a delay that doubles
+    login_lock_base: timedelta = timedelta(minutes=1)
+    login_lock_cap: timedelta = timedelta(minutes=15)
+    login_address_limit: int = 30  # per address over all user names, then 429 for that address
+    # Per account over all addresses: high, and it slows every attempt down
+    # instead of refusing, so strangers cannot lock the owner out.
+    login_account_limit: int = 100
+    login_account_delay: timedelta = timedelta(seconds=2)
     retention: timedelta = timedelta(days=3 * 365)  # closed cases keep personal data this long
 
     @model_validator(mode="after")

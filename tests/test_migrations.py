@@ -128,6 +128,8 @@ def test_upgrade_from_the_first_release_keeps_every_row(empty_database):
         # New columns got their defaults for the old rows.
         task = connection.execute(sa.text("SELECT priority FROM human_task")).one()
         assert task.priority == 0
+        user = connection.execute(sa.text('SELECT session_generation FROM "user"')).one()
+        assert user.session_generation == 0
 
 
 def _same(got, expected) -> bool:

@@ -15,14 +15,15 @@ USERS = ["sb.magdeburg", "sb2.magdeburg", "koordination", "admin", "sb.halle", "
 CLERKS_MD = {"sb.magdeburg", "sb2.magdeburg"}
 CASE_ROLES_MD = CLERKS_MD | {"koordination"}
 EVERYONE = set(USERS)
+NOT_ADMIN = EVERYONE - {"admin"}  # admins read no case data (segregation of duties)
 
 # endpoint: (method, url, users allowed in). Everyone else gets 403 or 404.
 ROUTES = {
     "index": ("GET", "/", EVERYONE),
     "auth.logout": ("POST", "/logout", EVERYONE),
-    "inbox.index": ("GET", "/inbox", EVERYONE),
+    "inbox.index": ("GET", "/inbox", NOT_ADMIN),
     "inbox.bulk": ("POST", "/inbox/bulk", CLERKS_MD | {"sb.halle", "ba"}),  # acts on own tasks only
-    "inbox.save_view": ("POST", "/inbox/views", EVERYONE),
+    "inbox.save_view": ("POST", "/inbox/views", NOT_ADMIN),
     "inbox.delete_view": ("POST", "/inbox/views/{view}/delete", {"sb.magdeburg"}),
     "inbox.task_page": ("GET", "/tasks/{task}", CASE_ROLES_MD),
     "inbox.claim": ("POST", "/tasks/{task}/claim", CLERKS_MD),

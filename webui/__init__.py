@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 from serviceplus.models.tables import Role
 from serviceplus.settings import apply_prefect_env, get_settings
 from serviceplus.webui import labels
-from serviceplus.webui.extensions import csrf, limiter, login_manager
+from serviceplus.webui.extensions import csrf, login_manager
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -28,7 +28,6 @@ def create_app(config: dict | None = None) -> Flask:
 
     csrf.init_app(app)
     login_manager.init_app(app)
-    limiter.init_app(app)
     app.after_request(security_headers)
     app.add_template_global(labels.case_status)
     app.add_template_global(labels.task_status)
@@ -58,12 +57,6 @@ def create_app(config: dict | None = None) -> Flask:
         (403, "Kein Zugriff", "Sie haben keinen Zugriff auf diese Seite."),
         (404, "Nicht gefunden", "Die angeforderte Seite gibt es nicht."),
         (413, "Datei zu groß", f"Eine Datei darf höchstens {limit_mb} MB groß sein."),
-        (
-            429,
-            "Zu viele Versuche",
-            "Zu viele fehlgeschlagene Anmeldeversuche. Bitte warten "
-            "Sie eine Minute und versuchen Sie es dann erneut.",
-        ),
     ]:
         app.register_error_handler(status, _error_page(status, title, message))
 

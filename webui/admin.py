@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from serviceplus.models.definition import DefinitionError
 from serviceplus.models.services import accounts, versions
-from serviceplus.models.tables import Organisation, Role, User, WorkflowDefinition
+from serviceplus.models.tables import Role, User, WorkflowDefinition
 from serviceplus.webui import diagram
 from serviceplus.webui.auth import roles_required
 from serviceplus.webui.db import get_db
@@ -175,37 +175,57 @@ def migrate(name: str):
     )
 
 
+def _own_user_or_404(user_id: int) -> User:
+    """A user of the admin's own organisation; others' ids give 404."""
+    user = get_db().get(User, user_id)
+    if user is None or user.organisation_id != current_user.row.organisation_id:
+        abort(404)
+    return user
+
+
 @bp.route("/users", methods=["GET", "POST"])
 @admin_only
 def users():
+    """Accounts of the admin's own organisation only: an admin of one body
+    must not create clerks who then read another body's cases."""
     session = get_db()
+    own = current_user.organisation
     if request.method == "POST":
         _csrf_or_400()
         form = request.form
         try:
-            role = Role(form.get("role", ""))
+            if form.get("organisation", own.slug) != own.slug:
+                raise accounts.AccountError(
+                    "Sie können nur Benutzerkonten Ihrer eigenen Organisation anlegen."
+                )
             accounts.create_user(
                 session,
                 username=form.get("username", ""),
                 full_name=form.get("full_name", ""),
-                role=role,
-                org_slug=form.get("organisation", ""),
+                role=_role_or_error(form.get("role", "")),
+                org_slug=own.slug,
                 password=form.get("password", ""),
                 by=current_user.row.username,
             )
             session.commit()
             flash("Benutzerkonto angelegt.", "success")
             return redirect(url_for("admin.users"))
-        except (accounts.AccountError, ValueError) as exc:
+        except accounts.AccountError as exc:
             session.rollback()
-            flash(
-                str(exc) if isinstance(exc, accounts.AccountError) else "Unbekannte Rolle.", "error"
-            )
-    orgs = {o.id: o for o in session.exec(select(Organisation).order_by(Organisation.name))}
-    people = session.exec(select(User).order_by(User.organisation_id, User.username)).all()
+            flash(str(exc), "error")
+    people = session.exec(
+        select(User).where(User.organisation_id == own.id).order_by(User.username)
+    ).all()
     return render_template(
-        "admin/users.html", people=people, orgs=orgs, roles=list(Role), csrf_form=CsrfForm()
+        "admin/users.html", people=people, organisation=own, roles=list(Role), csrf_form=CsrfForm()
     )
+
+
+def _role_or_error(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise accounts.AccountError("Unbekannte Rolle.") from None
 
 
 @bp.post("/users/<int:user_id>/deactivate")
@@ -213,7 +233,7 @@ def users():
 def deactivate(user_id: int):
     _csrf_or_400()
     session = get_db()
-    user = session.get(User, user_id) or abort(404)
+    user = _own_user_or_404(user_id)
     try:
         returned = accounts.deactivate_user(session, user=user, by=current_user.row.username)
         session.commit()
@@ -231,16 +251,20 @@ def deactivate(user_id: int):
 def role(user_id: int):
     _csrf_or_400()
     session = get_db()
-    user = session.get(User, user_id) or abort(404)
+    user = _own_user_or_404(user_id)
     try:
-        accounts.set_role(
+        returned = accounts.set_role(
             session,
             user=user,
-            role=Role(request.form.get("role", "")),
+            role=_role_or_error(request.form.get("role", "")),
             by=current_user.row.username,
         )
         session.commit()
-        flash(f"Rolle von {user.username} geändert.", "success")
-    except ValueError:
-        flash("Unbekannte Rolle.", "error")
+        flash(
+            f"Rolle von {user.username} geändert; {returned} Aufgabe(n) zurück an die Gruppe.",
+            "success",
+        )
+    except accounts.AccountError as exc:
+        session.rollback()
+        flash(str(exc), "error")
     return redirect(url_for("admin.users"))

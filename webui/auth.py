@@ -1,18 +1,23 @@
 """Login and logout; the logged-in user; role checks."""
 
+import math
+import time
+from datetime import timedelta
 from functools import wraps
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import InputRequired
 
-from serviceplus.models.services import accounts
+from serviceplus.models import clock
+from serviceplus.models.services import accounts, throttle
 from serviceplus.models.tables import Organisation, Role, User
 from serviceplus.settings import get_settings
 from serviceplus.webui.db import get_db
-from serviceplus.webui.extensions import limiter, login_manager
+from serviceplus.webui.extensions import login_manager
+from serviceplus.webui.redirects import safe_next
 
 bp = Blueprint("auth", __name__)
 
@@ -34,11 +39,37 @@ class AppUser(UserMixin):
 
 @login_manager.user_loader
 def load_user(user_id: str) -> AppUser | None:
-    session = get_db()
-    row = session.get(User, int(user_id)) if user_id.isdigit() else None
+    db = get_db()
+    row = db.get(User, int(user_id)) if user_id.isdigit() else None
     if row is None or not row.active:
         return None
-    return AppUser(row, session.get(Organisation, row.organisation_id))
+    # Logout, a password or a role change bump the generation: a session
+    # from before (even a copied cookie) no longer logs anyone in.
+    if session.get("generation") != row.session_generation:
+        return None
+    return AppUser(row, db.get(Organisation, row.organisation_id))
+
+
+@bp.before_app_request
+def end_old_sessions() -> None:
+    """Log out a session idle too long or begun too long ago; the session
+    cookie is signed, so its times cannot be forged."""
+    if "_user_id" not in session:
+        return
+    settings = get_settings()
+    now = clock.now().timestamp()
+    too_old = now - session.get("login_at", 0) > settings.session_absolute_timeout.total_seconds()
+    too_idle = now - session.get("seen_at", 0) > settings.session_idle_timeout.total_seconds()
+    if too_old or too_idle:
+        logout_user()
+        for name in SESSION_KEYS:
+            session.pop(name, None)
+        flash("Ihre Sitzung ist abgelaufen.", "info")
+        return
+    session["seen_at"] = now
+
+
+SESSION_KEYS = ("generation", "login_at", "seen_at")
 
 
 def roles_required(*roles: Role):
@@ -62,37 +93,55 @@ class LoginForm(FlaskForm):
     password = PasswordField("Passwort", validators=[InputRequired("Bitte Passwort angeben.")])
 
 
-def _login_key() -> str:
-    return f"{request.remote_addr}|{request.form.get('username', '').strip().lower()}"
-
-
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(
-    lambda: get_settings().login_limit,
-    methods=["POST"],
-    key_func=_login_key,
-    deduct_when=lambda response: response.status_code != 302,  # count failures only
-)
 def login():
     form = LoginForm()
     if form.validate_on_submit():
-        row = accounts.authenticate(
-            get_db(), username=form.username.data.strip(), password=form.password.data
-        )
-        if row is not None:
-            login_user(load_user(str(row.id)))
-            target = request.args.get("next", "")
-            # Only local paths: no open redirect to another site.
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("index")
-            return redirect(target)
-        flash("Benutzername oder Passwort ist falsch.", "error")
+        db = get_db()
+        username, address = form.username.data.strip(), request.remote_addr or "unbekannt"
+        wait = throttle.wait_for(db, username, address)
+        if wait:
+            return _too_many_attempts(wait)
+        # Many addresses guessing at one account: slow, never refuse the owner.
+        time.sleep(throttle.slowdown(db, username).total_seconds())
+        row = accounts.authenticate(db, username=username, password=form.password.data)
+        if row is None:
+            throttle.record_failure(db, username, address)
+            db.commit()
+            flash("Benutzername oder Passwort ist falsch.", "error")
+            return render_template("auth/login.html", form=form)
+        throttle.clear(db, username, address)
+        db.commit()
+        _start_session(row)
+        return redirect(safe_next(request.args.get("next"), url_for("index")))
     return render_template("auth/login.html", form=form)
+
+
+def _start_session(row: User) -> None:
+    session.clear()  # nothing from before the login carries over
+    login_user(AppUser(row, get_db().get(Organisation, row.organisation_id)))
+    now = clock.now().timestamp()
+    session.update(generation=row.session_generation, login_at=now, seen_at=now)
+
+
+def _too_many_attempts(wait: timedelta):
+    minutes = math.ceil(wait.total_seconds() / 60)
+    message = (
+        "Zu viele fehlgeschlagene Anmeldeversuche. Bitte warten Sie "
+        f"{minutes} Minute{'n' if minutes != 1 else ''} und versuchen Sie es dann erneut."
+    )
+    page = render_template("error.html", title="Zu viele Versuche", message=message)
+    return page, 429, {"Retry-After": str(math.ceil(wait.total_seconds()))}
 
 
 @bp.post("/logout")
 @login_required
 def logout():
+    db = get_db()
+    # Ends every session of the user, also copies of this cookie.
+    accounts.end_sessions(db, current_user.row)
+    db.commit()
     logout_user()
+    session.clear()
     flash("Sie wurden abgemeldet.", "info")
     return redirect(url_for("auth.login"))

@@ -14,6 +14,7 @@ from serviceplus.models.tables import Case, Document, Letter, Role
 from serviceplus.settings import get_settings
 from serviceplus.webui.auth import roles_required
 from serviceplus.webui.db import get_db
+from serviceplus.webui.redirects import safe_next
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 CASE_ROLES = (Role.clerk, Role.coordinator)
@@ -159,7 +160,7 @@ def upload(reference: str):
     kinds = cases.document_labels(session, case)
     form = UploadForm()
     form.kind.choices = choices(kinds)
-    back = _local(request.form.get("next")) or url_for("cases.detail", reference=reference)
+    back = safe_next(request.form.get("next"), url_for("cases.detail", reference=reference))
     upload = request.files.get("file")
     if not form.validate_on_submit() or not upload or not upload.filename:
         flash("Bitte wählen Sie eine Datei und die Art der Unterlage.", "error")
@@ -182,13 +183,6 @@ def upload(reference: str):
     session.commit()
     flash("Die Unterlage wurde hinzugefügt.", "success")
     return redirect(back)
-
-
-def _local(target: str | None) -> str | None:
-    """Only paths on this site: no open redirect."""
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return None
 
 
 def _visible_document_or_404(case: Case, document_id: int) -> Document:

@@ -1,7 +1,5 @@
 """Extensions, created unbound and bound in create_app()."""
 
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_wtf import CSRFProtect
 
@@ -10,5 +8,3 @@ login_manager = LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Bitte melden Sie sich an."
 login_manager.login_message_category = "info"
-# In memory: each gunicorn worker counts on its own (see docs/security.md).
-limiter = Limiter(get_remote_address, storage_uri="memory://", default_limits=[])

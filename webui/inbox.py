@@ -4,7 +4,7 @@ saved views, the task page, and every action on a task."""
 from datetime import datetime
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import RadioField, SelectChoice, TextAreaField
 from wtforms.validators import InputRequired
@@ -28,6 +28,8 @@ bp = Blueprint("inbox", __name__)
 # Roles that may act on a task at all; which task exactly is human_tasks.can_act
 # (same organisation and role). An escalated task has the coordinator's role.
 TASK_ROLES = (Role.clerk, Role.coordinator)
+# Admins administer; they read no case data, not even task titles (segregation of duties).
+INBOX_ROLES = (Role.clerk, Role.coordinator)
 
 
 class DecisionForm(FlaskForm):
@@ -75,7 +77,7 @@ bp.add_app_template_global(days_left)
 
 
 @bp.get("/inbox")
-@login_required
+@roles_required(*INBOX_ROLES)
 def index():
     session = get_db()
     user = current_user.row
@@ -124,7 +126,7 @@ def bulk():
 
 
 @bp.post("/inbox/views")
-@login_required
+@roles_required(*INBOX_ROLES)
 def save_view():
     name = request.form.get("name", "").strip()
     if not CsrfForm().validate_on_submit() or not name:
@@ -141,7 +143,7 @@ def save_view():
 
 
 @bp.post("/inbox/views/<int:view_id>/delete")
-@login_required
+@roles_required(*INBOX_ROLES)
 def delete_view(view_id: int):
     session = get_db()
     if not CsrfForm().validate_on_submit() or not inbox.delete_view(
@@ -154,7 +156,7 @@ def delete_view(view_id: int):
 
 
 @bp.get("/tasks/<int:task_id>")
-@roles_required(Role.clerk, Role.coordinator)
+@roles_required(*INBOX_ROLES)
 def task_page(task_id: int):
     task, case = get_task_or_404(task_id)
     form = DecisionForm()

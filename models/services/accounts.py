@@ -139,11 +139,9 @@ def deactivate_user(session: Session, *, user: User, by: str) -> int:
         raise AccountError("Sie können sich nicht selbst deaktivieren.")
     user.active = False
     session.add(user)
-    returned = session.execute(
-        sa.update(HumanTask)
-        .where(HumanTask.assignee == user.username, HumanTask.status == TaskStatus.claimed)
-        .values(status=TaskStatus.open, assignee=None, claimed_at=None, delegated_by=None)
-    ).rowcount
+    session.flush()
+    end_sessions(session, user)
+    returned = release_claimed_tasks(session, user)
     audit.record(
         session,
         actor=by,
@@ -154,13 +152,55 @@ def deactivate_user(session: Session, *, user: User, by: str) -> int:
     return returned
 
 
-def set_role(session: Session, *, user: User, role: Role, by: str) -> None:
+def set_role(session: Session, *, user: User, role: Role, by: str) -> int:
+    """Like a deactivation for the old role: the user's claimed tasks return
+    to the group, since nobody else of that role could release them.
+    Returns how many tasks were returned."""
+    if user.username == by:
+        # Segregation of duties: an admin must not make themselves a clerk.
+        raise AccountError("Sie können Ihre eigene Rolle nicht selbst ändern.")
+    if user.role == role:
+        return 0
     user.role = role
     session.add(user)
+    session.flush()
+    end_sessions(session, user)  # they log in again with the new role
+    returned = release_claimed_tasks(session, user)
     audit.record(
         session,
         actor=by,
         action="user_role_changed",
         case_id=None,
-        detail=f"{user.username}: {role}",
+        detail=f"{user.username}: {role}; {returned} Aufgabe(n) zurück an die Gruppe",
     )
+    return returned
+
+
+def end_sessions(session: Session, user: User) -> None:
+    """Every session of the user ends at its next request (see webui/auth.py).
+    Counted up in the database, so two logouts at once both count."""
+    session.execute(
+        sa.update(User)
+        .where(User.id == user.id)
+        .values(session_generation=User.session_generation + 1)
+    )
+
+
+def set_password(session: Session, *, user: User, password: str, by: str) -> None:
+    """A new password ends every session, also one a thief holds."""
+    if len(password) < 12:
+        raise AccountError("Das Passwort muss mindestens 12 Zeichen lang sein.")
+    user.password_hash = hash_password(password)
+    session.add(user)
+    session.flush()
+    end_sessions(session, user)
+    audit.record(session, actor=by, action="password_changed", case_id=None, detail=user.username)
+
+
+def release_claimed_tasks(session: Session, user: User) -> int:
+    """The user's claimed tasks go back to the group; returns how many."""
+    return session.execute(
+        sa.update(HumanTask)
+        .where(HumanTask.assignee == user.username, HumanTask.status == TaskStatus.claimed)
+        .values(status=TaskStatus.open, assignee=None, claimed_at=None, delegated_by=None)
+    ).rowcount
