@@ -136,3 +136,42 @@ def test_forged_resume_is_refused_and_the_run_waits_for_the_saved_decision():
     # The real decision, saved by the app, still moves the case on.
     assert advance(case, "decision", "sb.magdeburg", "approve") == "Suspended"
     assert open_task_of(case).step_key == "decision.confirm"
+
+
+def test_decision_saved_before_the_run_suspends_resumes_it_at_once():
+    """The race of issue 22: the clerk decides while the run has not yet
+    suspended (here: before it even ran). The decision must move the case as
+    soon as the run suspends, not at the next sweep."""
+    import threading
+    import time
+
+    from sqlmodel import select
+
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services import versions
+    from serviceplus.models.tables import PendingResume
+
+    case = make_case(example=BLUE_CARD)  # its run is created, not yet executed
+    with session_scope() as session:
+        definition = versions.load(session, "s81a", reload(case).definition_version)
+        task = human_tasks.open_for_step(
+            session,
+            case=reload(case),
+            step_key="decision",
+            attempt=1,
+            step=definition.step("decision"),
+            flow_run_id=reload(case).flow_run_id,
+        )
+    resumed = []
+    clerk = threading.Thread(target=lambda: resumed.append(decide(task, "approve")))
+    clerk.start()
+    with session_scope() as session:  # the decision is saved; the run is still Scheduled
+        query = select(PendingResume).where(PendingResume.task_id == task.id)
+        while session.exec(query).first() is None:
+            time.sleep(0.05)
+            session.expire_all()
+    assert drive(case) == "Suspended"  # the run opens (finds) the task and suspends
+    clerk.join(timeout=30)
+    assert resumed == [True]
+    assert drive(case) == "Suspended"
+    assert open_task_of(case).step_key == "decision.confirm"

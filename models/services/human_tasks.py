@@ -24,6 +24,9 @@ from serviceplus.models.tables import (
 
 log = logging.getLogger(__name__)
 ACTIVE = (TaskStatus.open, TaskStatus.claimed)
+# How long a person's decision waits for a run that is about to suspend
+# (decided in the moment between the task appearing and the suspend).
+RESUME_WAIT_SECONDS = 5.0
 
 
 class TaskError(ValueError):
@@ -280,16 +283,19 @@ def decide_and_resume(*, task_id: int, username: str, decision: str, reason: str
         pending = complete(session, task=task, user=user, decision=decision, reason=reason)
     with session_scope() as session:
         session.add(pending)
-        return deliver(session, pending)
+        return deliver(session, pending, wait_for_suspend=RESUME_WAIT_SECONDS)
 
 
-def deliver(session: Session, pending: PendingResume) -> bool:
-    """Resume the flow run of one saved decision; True once Prefect accepted it."""
+def deliver(session: Session, pending: PendingResume, *, wait_for_suspend: float = 0) -> bool:
+    """Resume the flow run of one saved decision; True once Prefect accepted it.
+    `wait_for_suspend`: see orchestration.resume_flow_run."""
     if pending.delivered_at is not None:
         return True
     pending.attempts += 1
     try:
-        accepted = orchestration.resume_flow_run(pending.flow_run_id, pending.run_input)
+        accepted = orchestration.resume_flow_run(
+            pending.flow_run_id, pending.run_input, wait_for_suspend=wait_for_suspend
+        )
         pending.last_error = None if accepted else "resume not accepted (run not paused yet?)"
     except Exception as exc:  # Prefect down: keep the row, the sweeper retries
         log.warning("resume of flow run %s failed: %s", pending.flow_run_id, exc)

@@ -5,6 +5,7 @@ before Prefect reads its settings, and pages that never talk to Prefect
 should not pay for the import.
 """
 
+import time
 from typing import Any
 from uuid import UUID
 
@@ -26,15 +27,33 @@ def start_flow_run(*, reference: str, parameters: dict[str, Any], tags: list[str
     return str(flow_run.id)
 
 
-def resume_flow_run(flow_run_id: str, run_input: dict[str, Any]) -> bool:
+def resume_flow_run(
+    flow_run_id: str, run_input: dict[str, Any], *, wait_for_suspend: float = 0
+) -> bool:
     """True when Prefect accepted the resume. The convenience function in
-    prefect.flow_runs ignores an ABORT, so the client is used directly."""
+    prefect.flow_runs ignores an ABORT, so the client is used directly.
+
+    A person can decide in the moment between the task appearing and the run
+    suspending; Prefect then refuses the resume. With `wait_for_suspend` the
+    resume is tried again while the run is still on its way to suspending
+    (scheduled, pending or running), up to that many seconds, so the decision
+    moves the case at once rather than at the next sweep.
+    """
     from prefect import get_client
+    from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.responses import SetStateStatus
 
+    on_its_way = (StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING)
+    give_up_at = time.monotonic() + wait_for_suspend
     with get_client(sync_client=True) as client:
-        result = client.resume_flow_run(UUID(flow_run_id), run_input=run_input)
-    return result.status == SetStateStatus.ACCEPT
+        while True:
+            result = client.resume_flow_run(UUID(flow_run_id), run_input=run_input)
+            if result.status == SetStateStatus.ACCEPT:
+                return True
+            state = client.read_flow_run(UUID(flow_run_id)).state
+            if state is None or state.type not in on_its_way or time.monotonic() > give_up_at:
+                return False
+            time.sleep(0.2)
 
 
 def flow_run_state(flow_run_id: str) -> str | None:
