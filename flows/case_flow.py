@@ -8,7 +8,7 @@ suspends with a stable key (step and attempt).
 """
 
 from prefect import flow, get_run_logger, task
-from prefect.cache_policies import INPUTS, RUN_ID
+from prefect.cache_policies import INPUTS, RUN_ID, CacheKeyFnPolicy
 from prefect.context import get_run_context
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
@@ -29,7 +29,11 @@ class Decision(contracts.Decision, RunInput):
     """The resume input as Prefect stores and validates it (models/contracts.py)."""
 
 
-step_task = task(cache_policy=RUN_ID + INPUTS, persist_result=True, retries=0)
+# Inputs alone would let two tasks called with the same arguments share one
+# cached result (open_human_step and decision_already_saved take the same
+# ones), so the task's name is part of the key too.
+TASK_NAME = CacheKeyFnPolicy(cache_key_fn=lambda context, parameters: context.task.name)
+step_task = task(cache_policy=RUN_ID + INPUTS + TASK_NAME, persist_result=True, retries=0)
 
 
 def _load(session, case_id: int) -> tuple[Case, Definition]:
@@ -130,6 +134,21 @@ def decision_is_saved(
         )
 
 
+@step_task(task_run_name="saved-{step_key}-{attempt}-{stage}")
+def decision_already_saved(case_id: int, step_key: str, attempt: int, stage: str) -> dict | None:
+    """A decision saved before the run got to suspend (the person was quicker
+    than the run): taken from the app database instead of waiting for a resume
+    that Prefect would refuse while the run is not suspended."""
+    with session_scope() as session:
+        decision = human_tasks.saved_decision(
+            session,
+            case_id=case_id,
+            task_key=human_tasks.confirmation_key(step_key) if stage == "confirm" else step_key,
+            attempt=attempt,
+        )
+    return decision.model_dump() if decision else None
+
+
 def wait_for_decision(case_id: int, key: str, attempt: int, stage: str) -> Decision:
     """Open the task and suspend; on re-execution, the stored decision.
 
@@ -137,6 +156,8 @@ def wait_for_decision(case_id: int, key: str, attempt: int, stage: str) -> Decis
     the run suspends again under the next key and waits for the real one.
     """
     open_human_step(case_id, key, attempt, stage)
+    if saved := decision_already_saved(case_id, key, attempt, stage):
+        return Decision.model_validate(saved)
     for round_ in range(MAX_REFUSED_RESUMES + 1):
         decision = suspend_flow_run(
             wait_for_input=Decision, key=suspend_key(key, attempt, stage, round_), timeout=None

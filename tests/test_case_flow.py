@@ -140,8 +140,8 @@ def test_forged_resume_is_refused_and_the_run_waits_for_the_saved_decision():
 
 def test_decision_saved_before_the_run_suspends_resumes_it_at_once():
     """The race of issue 22: the clerk decides while the run has not yet
-    suspended (here: before it even ran). The decision must move the case as
-    soon as the run suspends, not at the next sweep."""
+    suspended (here: before it even ran). The decision must move the case at
+    once, not at the next sweep, however slow the machine."""
     import threading
     import time
 
@@ -149,7 +149,11 @@ def test_decision_saved_before_the_run_suspends_resumes_it_at_once():
 
     from serviceplus.models.db import session_scope
     from serviceplus.models.services import versions
+    from serviceplus.models.services.audit import events_for_case
     from serviceplus.models.tables import PendingResume
+
+    def audit_events(session, case):
+        return events_for_case(session, case.id)
 
     case = make_case(example=BLUE_CARD)  # its run is created, not yet executed
     with session_scope() as session:
@@ -170,8 +174,12 @@ def test_decision_saved_before_the_run_suspends_resumes_it_at_once():
         while session.exec(query).first() is None:
             time.sleep(0.05)
             session.expire_all()
-    assert drive(case) == "Suspended"  # the run opens (finds) the task and suspends
+    # The run finds the task decided, goes on without suspending there, and
+    # suspends at the four-eyes confirmation; the clerk's resume stands down.
+    assert drive(case) == "Suspended"
     clerk.join(timeout=30)
     assert resumed == [True]
-    assert drive(case) == "Suspended"
     assert open_task_of(case).step_key == "decision.confirm"
+    with session_scope() as session:
+        assert not [e for e in audit_events(session, case) if e.action == "resume_refused"]
+        assert session.exec(query).one().delivered_at is not None

@@ -22,7 +22,7 @@ from sqlmodel import func, select
 from serviceplus.demo import blank_pdf
 from serviceplus.models import clock
 from serviceplus.models.db import session_scope
-from serviceplus.models.services import cases, monitoring, versions
+from serviceplus.models.services import cases, runs, versions
 from serviceplus.models.services.sweeper import sweep
 from serviceplus.models.tables import Case, CaseStatus, Document, HumanTask, TaskStatus
 from tests.helpers import BLUE_CARD, drive, make_case, open_task_of
@@ -48,7 +48,7 @@ def test_cancelled_case_shows_its_status(login):
     drive(case)
     with session_scope() as session:
         row = session.get(Case, case.id)
-        monitoring.cancel(session, case=row, actor="koordination", reason="zurückgenommen")
+        runs.cancel(session, case=row, actor="koordination", reason="zurückgenommen")
     page = login("sb.magdeburg").get(f"/cases/{case.reference}").get_data(as_text=True)
     assert "<dt>Status</dt><dd>abgebrochen" in page
     assert "<td>abgebrochen</td>" in page  # the task's status, not "cancelled"

@@ -294,7 +294,10 @@ def deliver(session: Session, pending: PendingResume, *, wait_for_suspend: float
     pending.attempts += 1
     try:
         accepted = orchestration.resume_flow_run(
-            pending.flow_run_id, pending.run_input, wait_for_suspend=wait_for_suspend
+            pending.flow_run_id,
+            pending.run_input,
+            wait_for_suspend=wait_for_suspend,
+            still_wanted=lambda: not _flow_moved_on_committed(pending),
         )
         pending.last_error = None if accepted else "resume not accepted (run not paused yet?)"
     except Exception as exc:  # Prefect down: keep the row, the sweeper retries
@@ -314,6 +317,32 @@ def _flow_moved_on(session: Session, pending: PendingResume) -> bool:
     case = session.get(Case, task.case_id)
     later = select(HumanTask.id).where(HumanTask.case_id == case.id, HumanTask.id > task.id)
     return case.status == CaseStatus.completed or session.exec(later).first() is not None
+
+
+def _flow_moved_on_committed(pending: PendingResume) -> bool:
+    # A fresh session: the flow's rows are committed by another process.
+    with session_scope() as session:
+        return _flow_moved_on(session, session.get(PendingResume, pending.id))
+
+
+def saved_decision(
+    session: Session, *, case_id: int, task_key: str, attempt: int
+) -> Decision | None:
+    """The decision already saved for the task (case, key, attempt), if any:
+    the flow takes it instead of suspending when the person was quicker."""
+    task = session.exec(
+        select(HumanTask).where(
+            HumanTask.case_id == case_id,
+            HumanTask.step_key == task_key,
+            HumanTask.attempt == attempt,
+            HumanTask.status == TaskStatus.completed,
+        )
+    ).first()
+    if task is None:
+        return None
+    return Decision(
+        outcome=task.decision, by=task.completed_by, reason=task.reason or "", task_id=task.id
+    )
 
 
 def undelivered(

@@ -6,6 +6,7 @@ should not pay for the import.
 """
 
 import time
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -28,7 +29,11 @@ def start_flow_run(*, reference: str, parameters: dict[str, Any], tags: list[str
 
 
 def resume_flow_run(
-    flow_run_id: str, run_input: dict[str, Any], *, wait_for_suspend: float = 0
+    flow_run_id: str,
+    run_input: dict[str, Any],
+    *,
+    wait_for_suspend: float = 0,
+    still_wanted: Callable[[], bool] = lambda: True,
 ) -> bool:
     """True when Prefect accepted the resume. The convenience function in
     prefect.flow_runs ignores an ABORT, so the client is used directly.
@@ -37,7 +42,10 @@ def resume_flow_run(
     suspending; Prefect then refuses the resume. With `wait_for_suspend` the
     resume is tried again while the run is still on its way to suspending
     (scheduled, pending or running), up to that many seconds, so the decision
-    moves the case at once rather than at the next sweep.
+    moves the case at once rather than at the next sweep. `still_wanted` is
+    asked before each new try: the flow may have taken the decision from the
+    app database itself and moved on to its next suspend, which this input
+    is not for.
     """
     from prefect import get_client
     from prefect.client.schemas.objects import StateType
@@ -54,6 +62,8 @@ def resume_flow_run(
             if state is None or state.type not in on_its_way or time.monotonic() > give_up_at:
                 return False
             time.sleep(0.2)
+            if not still_wanted():
+                return False
 
 
 def flow_run_state(flow_run_id: str) -> str | None:
