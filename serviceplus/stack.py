@@ -62,6 +62,12 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+# Seconds before the n-th restart of a part that died (the last one repeats).
+RESTART_BACKOFF = (1, 2, 5, 10, 30, 60)
+# A part that ran this long without dying starts its back-off from the beginning.
+RESTART_RESET_AFTER = 600
+
+
 class Stack:
     """The running system. Use as a context manager, or start()/stop()."""
 
@@ -72,6 +78,11 @@ class Stack:
         self.log_dir = log_dir or settings.data_dir / "logs"
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self._logs: dict[int, object] = {}
+        # Parts that are restarted when they die (the server and the database
+        # are not: without them nothing can work, so the stack stops).
+        self._restartable = {"prefect-worker": self.start_worker, "web": self.start_web}
+        self._restarts: dict[str, list[float]] = {}  # name -> restart times
+        self._due: dict[str, float] = {}  # name -> when to start it again
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -183,15 +194,45 @@ class Stack:
         self._logs.pop(proc.pid).close()
 
     def wait(self) -> None:
-        """Block until Ctrl-C, SIGTERM or a child dies."""
+        """Block until Ctrl-C or SIGTERM, healing the stack meanwhile; raises
+        when a part dies that cannot be restarted (the Prefect server)."""
         # Also SIGINT: a shell may start us with it ignored (background jobs).
         signal.signal(signal.SIGTERM, _interrupt)
         signal.signal(signal.SIGINT, _interrupt)
         while True:
-            for name, proc in self.procs:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.returncode}; see its log")
+            self.heal()
             time.sleep(1)
+
+    def heal(self) -> None:
+        """One look at the parts: a dead worker or web server is started
+        again after a back-off that grows while it keeps dying; a dead
+        Prefect server stops the stack with a clear message."""
+        now = time.monotonic()
+        for name, proc in list(self.procs):
+            if proc.poll() is None:
+                continue
+            if name not in self._restartable:
+                raise RuntimeError(
+                    f"{name} exited with {proc.returncode}; the stack cannot work without "
+                    f"it and stops. See {self.log_dir / name}.log"
+                )
+            self.procs.remove((name, proc))
+            self._logs.pop(proc.pid).close()
+            recent = [t for t in self._restarts.get(name, []) if now - t < RESTART_RESET_AFTER]
+            delay = RESTART_BACKOFF[min(len(recent), len(RESTART_BACKOFF) - 1)]
+            self._restarts[name] = recent
+            self._due[name] = now + delay
+            print(
+                f"serviceplus: {name} exited with {proc.returncode}; restarting in {delay} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        for name, when in list(self._due.items()):
+            if now >= when:
+                del self._due[name]
+                self._restarts.setdefault(name, []).append(now)
+                self._restartable[name]()
+                print(f"serviceplus: {name} restarted", file=sys.stderr, flush=True)
 
     def __enter__(self) -> "Stack":
         try:

@@ -343,3 +343,33 @@ def test_killed_run_is_recovered_with_exactly_one_letter_each(stack, tmp_path):
     assert sorted(kinds) == ["fee_notice", "receipt"], kinds
     shown = cli(stack, "case", "show", reference, "--json")
     assert any(e["action"] == "flow_retried" for e in shown["history"])
+
+
+def test_dead_worker_is_restarted_and_cases_go_on(stack, tmp_path):
+    import os
+    import signal
+
+    (worker,) = [proc for name, proc in stack.procs if name == "prefect-worker"]
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    stack.heal()  # notices the death and schedules the restart (1 s back-off)
+    assert worker not in [proc for _, proc in stack.procs]
+
+    def restarted():
+        stack.heal()
+        return [p for name, p in stack.procs if name == "prefect-worker" and p.poll() is None]
+
+    wait_for(restarted, 30, "the worker to be restarted")
+    reference = start_example_case(stack, tmp_path, "stack-healed")
+    assert wait_for(lambda: task_of(stack, reference), 240, "the decision task")
+
+
+def test_dead_prefect_server_stops_the_stack_with_a_clear_message(tmp_path):
+    # A stand-in process under the server's name: the real one serves the session.
+    settings = Settings(deployment="case-flow/s81a-v1", demo=True)
+    other = Stack(settings, web=False, log_dir=tmp_path)
+    gone = other._spawn("prefect-server", [sys.executable, "-c", "raise SystemExit(3)"])
+    gone.wait()
+    with pytest.raises(RuntimeError, match="prefect-server exited with 3; the stack cannot work"):
+        other.heal()
+    other.stop()
