@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # instead of refusing, so strangers cannot lock the owner out.
     login_account_limit: int = 100
     login_account_delay: timedelta = timedelta(seconds=2)
+    # A case run Pending or Running this long without a state change has lost
+    # its process (no step takes more than seconds): the sweeper marks it
+    # Crashed and reschedules it.
+    stuck_after: timedelta = timedelta(minutes=5)
     retention: timedelta = timedelta(days=3 * 365)  # closed cases keep personal data this long
 
     @model_validator(mode="after")

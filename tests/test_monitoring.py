@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from serviceplus.models import clock
 from serviceplus.models.db import session_scope
-from serviceplus.models.services import accounts, monitoring, storage
+from serviceplus.models.services import accounts, audit, monitoring, storage
 from serviceplus.models.tables import Case, Document, HumanTask, Organisation, Role, User
 from tests.helpers import BLUE_CARD, drive, executions, make_case, open_task_of, reload
 
@@ -200,3 +200,52 @@ def test_cancel_case_with_reason(login):
     with session_scope() as session:
         task = session.exec(select(HumanTask).where(HumanTask.case_id == case.id)).one()
     assert task.status == "cancelled"
+
+
+def _lose_the_process(case) -> None:
+    """The run's state as a worker killed with -9 leaves it: Running, no process."""
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.states import Running
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(UUID(reload(case).flow_run_id), Running(), force=True)
+
+
+def test_run_without_a_process_is_listed_and_recovered_by_the_sweeper():
+    from serviceplus.models.services.orchestration import flow_run_state
+    from serviceplus.models.services.sweeper import sweep
+
+    case = make_case(example=BLUE_CARD)
+    _lose_the_process(case)
+    with session_scope() as session:
+        listed = monitoring.incidents(session, "abh-md", stuck_after=timedelta(0))
+        assert [i["stuck"] for i in listed if i["case"].id == case.id] == [True]
+        # Not yet stuck by the default rule (5 minutes).
+        assert case.id not in [i["case"].id for i in monitoring.incidents(session, "abh-md")]
+
+    report = sweep(stuck_after=timedelta(0))
+    assert report.stuck_crashed >= 1 and report.crashed_retried >= 1
+    assert flow_run_state(reload(case).flow_run_id) == "Retrying"
+    assert drive(case) == "Suspended"
+    assert open_task_of(case).step_key == "decision"
+    with session_scope() as session:
+        actions = [e.action for e in audit.events_for_case(session, case.id)]
+    assert "flow_stuck" in actions and "flow_retried" in actions
+
+
+def test_coordinator_retries_a_stuck_run(login, monkeypatch):
+    from serviceplus.settings import get_settings
+
+    case = make_case(example=BLUE_CARD)
+    _lose_the_process(case)
+    client = login("koordination")
+    refused = client.post(f"/monitor/cases/{case.reference}/retry", follow_redirects=True)
+    assert "Nur Fälle mit Störung" in refused.get_data(as_text=True)  # not stuck long enough
+    monkeypatch.setattr(get_settings(), "stuck_after", timedelta(0))
+    page = client.get("/monitor/incidents").get_data(as_text=True)
+    assert case.reference in page and "hängt (kein Prozess)" in page
+    client.post(f"/monitor/cases/{case.reference}/retry")
+    assert drive(case) == "Suspended"
+    assert open_task_of(case).step_key == "decision"

@@ -31,6 +31,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.after_request(security_headers)
     app.add_template_global(labels.case_status)
     app.add_template_global(labels.task_status)
+    app.add_template_global(labels.run_state)
     app.add_template_global(list(labels.CASE_STATUS.items()), "case_status_choices")
 
     from serviceplus.webui import admin, auth, cases, db, inbox, monitor

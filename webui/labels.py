@@ -18,6 +18,19 @@ TASK_STATUS = {
 }
 
 
+# States of a case's Prefect flow run, as the incidents page shows them.
+RUN_STATE = {
+    "Failed": "fehlgeschlagen",
+    "Crashed": "abgestürzt",
+    "Running": "hängt (kein Prozess)",
+    "Pending": "hängt (kein Prozess)",
+}
+
+
+def run_state(name: str) -> str:
+    return RUN_STATE.get(name, name)
+
+
 def case_status(status: str) -> str:
     # An unknown value (a status added later) shows as itself, never blank.
     return CASE_STATUS.get(status, status)

@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 from serviceplus.models import clock
 from serviceplus.models.services import audit, human_tasks, orchestration
 from serviceplus.models.tables import Case, CaseStatus, HumanTask, Organisation, TaskStatus
+from serviceplus.settings import get_settings
 
 ACTIVE_CASE = (CaseStatus.running, CaseStatus.waiting, CaseStatus.failed)
 
@@ -164,10 +165,13 @@ def timeline(session: Session, case: Case) -> list[dict]:
     return sorted(rows, key=lambda r: r["start"])
 
 
-def incidents(session: Session, org_slug: str) -> list[dict]:
-    """Failed or crashed flow runs of the organisation's cases (from Prefect)."""
+def incidents(session: Session, org_slug: str, stuck_after: timedelta | None = None) -> list[dict]:
+    """Failed or crashed flow runs of the organisation's cases, and runs stuck
+    without a process for longer than `stuck_after` (from Prefect)."""
+    stuck_after = stuck_after if stuck_after is not None else get_settings().stuck_after
     rows = []
-    for run in orchestration.failed_runs(org_slug):
+    stuck = orchestration.stuck_case_runs(stuck_after, tag=org_slug)
+    for run in [*orchestration.failed_runs(org_slug), *stuck]:
         case = session.get(Case, run.parameters.get("case_id"))
         if case is None:
             continue
@@ -180,6 +184,7 @@ def incidents(session: Session, org_slug: str) -> list[dict]:
                 "step": case.current_step,
                 "at": run.state.timestamp,
                 "url": orchestration.prefect_ui_url(str(run.id)),
+                "stuck": run in stuck,
             }
         )
     return rows

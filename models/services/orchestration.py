@@ -7,6 +7,7 @@ should not pay for the import.
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -89,6 +90,42 @@ def crashed_case_runs(limit: int = 100) -> list:
     runs = FlowRunFilter(state=dict(type=FlowRunFilterStateType(any_=[StateType.CRASHED])))
     with get_client(sync_client=True) as client:
         return client.read_flow_runs(flow_filter=flows, flow_run_filter=runs, limit=limit)
+
+
+def stuck_case_runs(older_than: timedelta, tag: str | None = None, limit: int = 200) -> list:
+    """Case flow runs Pending or Running for longer than `older_than` without
+    a state change: their process is gone (a worker killed mid-run), since no
+    step takes more than seconds. Prefect would leave them Running forever."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    flows = FlowFilter(name=FlowFilterName(any_=["case-flow"]))
+    runs = FlowRunFilter(
+        state=dict(type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING])),
+        tags=FlowRunFilterTags(all_=[tag]) if tag else None,
+    )
+    cutoff = datetime.now(UTC) - older_than
+    with get_client(sync_client=True) as client:
+        found = client.read_flow_runs(flow_filter=flows, flow_run_filter=runs, limit=limit)
+    return [run for run in found if run.state and run.state.timestamp <= cutoff]
+
+
+def mark_crashed(flow_run_id: str, message: str) -> bool:
+    """Declare a run's process dead, so the usual crash recovery takes it."""
+    from prefect import get_client
+    from prefect.client.schemas.responses import SetStateStatus
+    from prefect.states import Crashed
+
+    with get_client(sync_client=True) as client:
+        result = client.set_flow_run_state(UUID(flow_run_id), Crashed(message=message), force=True)
+    return result.status == SetStateStatus.ACCEPT
 
 
 def failed_runs(tag: str, limit: int = 200) -> list:

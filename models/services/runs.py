@@ -7,10 +7,13 @@ from sqlmodel import Session
 from serviceplus.models import clock
 from serviceplus.models.services import audit, human_tasks, orchestration
 from serviceplus.models.tables import Case, CaseStatus, HumanTask, TaskStatus
+from serviceplus.settings import get_settings
 
 
 def retry(session: Session, *, case: Case, actor: str) -> bool:
-    if case.status != CaseStatus.failed or not orchestration.retry_flow_run(case.flow_run_id):
+    if case.status != CaseStatus.failed and not _is_stuck(case):
+        return False
+    if not orchestration.retry_flow_run(case.flow_run_id):
         return False
     case.status = CaseStatus.running
     session.add(case)
@@ -22,6 +25,12 @@ def retry(session: Session, *, case: Case, actor: str) -> bool:
         detail=f"Schritt {case.current_step}",
     )
     return True
+
+
+def _is_stuck(case: Case) -> bool:
+    """Running without a process (see orchestration.stuck_case_runs)."""
+    stuck = orchestration.stuck_case_runs(get_settings().stuck_after)
+    return case.flow_run_id in {str(run.id) for run in stuck}
 
 
 def cancel(session: Session, *, case: Case, actor: str, reason: str) -> None:

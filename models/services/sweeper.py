@@ -13,12 +13,14 @@ from datetime import datetime, timedelta
 from serviceplus.models import clock
 from serviceplus.models.db import session_scope
 from serviceplus.models.services import audit, cases, deadlines, human_tasks, orchestration
+from serviceplus.settings import get_settings
 
 MAX_CRASH_RETRIES = 3
 
 
 @dataclass
 class SweepReport:
+    stuck_crashed: int = 0
     crashed_retried: int = 0
     deadlines: int = 0
     resumed: int = 0
@@ -27,10 +29,20 @@ class SweepReport:
     start_pending: int = 0
 
 
-def sweep(now: datetime | None = None, grace: timedelta = timedelta(seconds=5)) -> SweepReport:
-    """`grace` leaves fresh rows to the request that created them."""
+def sweep(
+    now: datetime | None = None,
+    grace: timedelta = timedelta(seconds=5),
+    stuck_after: timedelta | None = None,
+) -> SweepReport:
+    """`grace` leaves fresh rows to the request that created them; runs that
+    lost their process are found by wall-clock time (`stuck_after`, default
+    the setting), whatever `now` says about deadlines."""
     now = now or clock.now()
     report = SweepReport()
+    with session_scope() as session:
+        if stuck_after is None:
+            stuck_after = get_settings().stuck_after
+        report.stuck_crashed = _crash_stuck(session, stuck_after)
     with session_scope() as session:
         report.crashed_retried = _retry_crashed(session)
     with session_scope() as session:
@@ -50,6 +62,29 @@ def sweep(now: datetime | None = None, grace: timedelta = timedelta(seconds=5)) 
                 else:
                     report.start_pending += 1
     return report
+
+
+def _crash_stuck(session, stuck_after: timedelta) -> int:
+    """Runs Running or Pending with no process behind them are marked Crashed,
+    so _retry_crashed schedules them again in the same sweep."""
+    from serviceplus.models.tables import Case
+
+    crashed = 0
+    for run in orchestration.stuck_case_runs(stuck_after):
+        minutes = stuck_after.total_seconds() / 60
+        message = f"no process for more than {minutes:g} min (stuck in {run.state.name})"
+        if orchestration.mark_crashed(str(run.id), message):
+            case = session.get(Case, run.parameters.get("case_id"))
+            if case is not None:
+                audit.record(
+                    session,
+                    actor="system",
+                    action="flow_stuck",
+                    case_id=case.id,
+                    detail=f"Prozesslauf ohne Prozess seit über {minutes:g} Minuten",
+                )
+            crashed += 1
+    return crashed
 
 
 def _retry_crashed(session) -> int:
