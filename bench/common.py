@@ -39,12 +39,16 @@ def serves_login() -> bool:
         return False
 
 
-def prepare(prefix: str, web_port: int, prefect_port: int) -> Path:
-    """Environment for a benchmark stack: a temporary data directory, its own
-    ports, and with BENCH_POSTGRES=user@host:port fresh PostgreSQL databases
-    for the app and the Prefect server. Call before anything imports prefect."""
+def prepare(prefix: str) -> Path:
+    """Environment for a benchmark stack: a temporary data directory, free
+    ports of its own, and with BENCH_POSTGRES=user@host:port fresh PostgreSQL
+    databases for the app and the Prefect server. Call before anything
+    imports prefect."""
     import tempfile
 
+    from serviceplus.stack import free_port
+
+    web_port, prefect_port = free_port(), free_port()
     data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     os.environ.update(SERVICEPLUS_DATA_DIR=str(data_dir), SERVICEPLUS_DEMO="1",
                       SERVICEPLUS_WEB_PORT=str(web_port),

@@ -3,7 +3,7 @@ start on an empty data directory, then a warm restart), and the latency from
 completing a task to the case's next state, with the real server and worker.
 
 Usage: .venv/bin/python -m bench.foundation [--cases 50] [--write docs/performance.md]
-Runs its own stack on ports 5100/4300 with a temporary data directory.
+Runs its own stack on free ports with a temporary data directory.
 """
 
 import argparse
@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="replace this section in a Markdown file")
     args = parser.parse_args()
 
-    prepare("serviceplus-bench-", web_port=5100, prefect_port=4300)
+    prepare("serviceplus-bench-")
     proc, first = start_stack()
     stop_stack(proc)
     proc, warm = start_stack()

@@ -2,7 +2,7 @@
 resume latency.
 
 For each setting (worker query interval, worker limit, SQLite or PostgreSQL
-for both databases) a fresh `serviceplus run` (ports 5400/4600, temporary data
+for both databases) a fresh `serviceplus run` (free ports, temporary data
 directory; PostgreSQL at BENCH_POSTGRES, default postgres@127.0.0.1:5432)
 takes N cases to their first human task, then measures the resume latency of
 M decisions one after the other. Each setting runs in its own process.
@@ -48,7 +48,7 @@ def measure_one(cases: int, resumes: int, settle: float) -> dict:
         stop_stack,
     )
 
-    prepare("serviceplus-bench-knobs-", web_port=5400, prefect_port=4600)
+    prepare("serviceplus-bench-knobs-")
     proc, _ = start_stack()
     try:
         time.sleep(settle)  # let the demo cases reach their first human step

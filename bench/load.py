@@ -1,6 +1,6 @@
 """Load: simulated clerks work the inbox of a running stack over HTTP.
 
-Starts `serviceplus run` (gunicorn, worker, Prefect server) on ports 5200/4400
+Starts `serviceplus run` (gunicorn, worker, Prefect server) on free ports
 with a temporary data directory, creates clerk accounts and Blue Card cases,
 then lets N clerks (threads, each with its own session) for S seconds: open the
 group inbox, open a task, claim it, decide it (approve, or confirm a
@@ -30,13 +30,15 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from serviceplus.stack import free_port
+
 DATA_DIR = Path(tempfile.mkdtemp(prefix="serviceplus-bench-load-"))
 PG = os.environ.get("BENCH_POSTGRES")  # e.g. postgres@127.0.0.1:5432: both databases there
 os.environ.update(
     SERVICEPLUS_DATA_DIR=str(DATA_DIR),
     SERVICEPLUS_DEMO="1",
-    SERVICEPLUS_WEB_PORT="5200",
-    SERVICEPLUS_PREFECT_PORT="4400",
+    SERVICEPLUS_WEB_PORT=str(free_port()),
+    SERVICEPLUS_PREFECT_PORT=str(free_port()),
 )
 for name in ("DATABASE_URL", "PREFECT_API_URL", "SERVICEPLUS_DATABASE_URL"):
     os.environ.pop(name, None)
@@ -52,7 +54,7 @@ if PG:
 
 from bench.common import CLI, percentile, replace_section  # noqa: E402
 
-BASE = "http://127.0.0.1:5200"
+BASE = f"http://127.0.0.1:{os.environ['SERVICEPLUS_WEB_PORT']}"
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 TASK_LINK = re.compile(r'href="/tasks/(\d+)"')
 OPTION = re.compile(r'name="decision"[^>]*type="radio" value="([a-z_]+)"')

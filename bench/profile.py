@@ -1,6 +1,6 @@
 """Benchmark: where one flow-run process spends its time, sampled by py-spy.
 
-Starts a Prefect server without a worker (port 4700, temporary data
+Starts a Prefect server without a worker (a free port, temporary data
 directory), creates one case, and runs the process a worker would start for
 it (`python -m prefect.engine`, as prefect.yaml configures) under
 `py-spy record --gil` twice: the case start up to its first human task, and
@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="replace this section in a Markdown file")
     args = parser.parse_args()
 
-    prepare("serviceplus-bench-profile-", web_port=5500, prefect_port=4700)
+    prepare("serviceplus-bench-profile-")
     from bench.common import open_task
     from serviceplus.demo import submit_example
     from serviceplus.models.db import migrate, session_scope

@@ -1,6 +1,6 @@
 """Benchmark: case start throughput against bare Prefect, letters, memory.
 
-Runs `serviceplus run` (ports 5300/4500, temporary data directory), then in
+Runs `serviceplus run` (free ports, temporary data directory), then in
 the same run: N cases from creation to their first human task, and N runs of
 a bare Prefect flow with the same number of tasks and one suspend on the same
 work pool and worker; the ratio of the two. Also milliseconds and bytes per
@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="replace this section in a Markdown file")
     args = parser.parse_args()
 
-    prepare("serviceplus-bench-throughput-", web_port=5300, prefect_port=4500)
+    prepare("serviceplus-bench-throughput-")
     proc, _ = start_stack()
     try:
         time.sleep(args.settle)  # let the demo cases reach their first human step

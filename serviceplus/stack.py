@@ -58,6 +58,16 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) ->
     raise TimeoutError(f"{url} not healthy after {timeout:.0f} s")
 
 
+def free_port() -> int:
+    """A port nobody listens on now, for tests and benchmarks that start
+    their own stack beside whatever else runs on the machine."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 

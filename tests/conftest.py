@@ -2,16 +2,10 @@
 server for the whole session (starting a server costs ~10 s)."""
 
 import os
-import socket
 import tempfile
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from serviceplus.stack import free_port
 
 # Before anything imports Prefect or reads the settings.
 DATA_DIR = Path(tempfile.mkdtemp(prefix="serviceplus-test-"))
@@ -19,8 +13,8 @@ os.environ.update(
     {
         "SERVICEPLUS_DEMO": "1",
         "SERVICEPLUS_DATA_DIR": str(DATA_DIR),
-        "SERVICEPLUS_PREFECT_PORT": str(_free_port()),
-        "SERVICEPLUS_WEB_PORT": str(_free_port()),
+        "SERVICEPLUS_PREFECT_PORT": str(free_port()),
+        "SERVICEPLUS_WEB_PORT": str(free_port()),
         "SERVICEPLUS_DEPLOYMENT": "case-flow/inprocess",
     }
 )
