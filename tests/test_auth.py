@@ -312,3 +312,38 @@ def test_role_change_returns_claimed_tasks_to_the_group(app):
         task = session.exec(select(HumanTask).where(HumanTask.id == task.id)).one()
         assert (task.status, task.assignee) == (TaskStatus.open, None)
     assert any(clerk in d and "1 Aufgabe(n)" in d for d in audit_details("user_role_changed"))
+
+
+def test_every_user_changes_their_own_password_and_all_sessions_end(app):
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services import accounts
+
+    with session_scope() as session:
+        accounts.create_user(
+            session,
+            username="pw.wechsel",
+            full_name="Paula Wechsel",
+            role="clerk",
+            org_slug="abh-md",
+            password="altes-passwort-123",
+            by="test",
+        )
+    client, other = app.test_client(), app.test_client()
+    for c in (client, other):
+        login = c.post("/login", data={"username": "pw.wechsel", "password": "altes-passwort-123"})
+        assert login.status_code == 302
+
+    def change(current, new, repeat):
+        data = {"current": current, "new": new, "repeat": repeat}
+        return client.post("/password", data=data)
+
+    assert "bisherige Passwort ist falsch" in change("falsch", "x" * 12, "x" * 12).text
+    assert "mindestens 12 Zeichen" in change("altes-passwort-123", "kurz", "kurz").text
+    assert "stimmen nicht überein" in change("altes-passwort-123", "a" * 12, "b" * 12).text
+    done = change("altes-passwort-123", "neues-passwort-456", "neues-passwort-456")
+    assert done.status_code == 302 and done.headers["Location"].endswith("/login")
+    assert other.get("/inbox").status_code == 302  # the other session ended too
+    again = app.test_client().post(
+        "/login", data={"username": "pw.wechsel", "password": "neues-passwort-456"}
+    )
+    assert again.status_code == 302

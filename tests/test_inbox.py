@@ -14,7 +14,7 @@ from serviceplus.models.services import assignment, comments, human_tasks, inbox
 from serviceplus.models.services.accounts import get_user
 from serviceplus.models.services.cases import visible_documents
 from serviceplus.models.tables import Case, HumanTask, PendingResume, TaskStatus
-from tests.helpers import BLUE_CARD, drive, make_case, open_task_of
+from tests.helpers import BLUE_CARD, advance, drive, make_case, open_task_of, reload
 
 pytestmark = pytest.mark.usefixtures("inprocess_deployment")
 
@@ -232,3 +232,20 @@ def test_two_clerks_completing_at_once_exactly_one_wins(app, login):
 def case_flow_run(case) -> str:
     with session_scope() as session:
         return session.get(Case, case.id).flow_run_id
+
+
+def test_proposer_never_sees_nor_claims_the_confirmation_of_own_proposal():
+    case = make_case(example=BLUE_CARD)
+    drive(case)
+    assert advance(case, "decision", "sb.magdeburg", "approve") == "Suspended"
+    confirmation = open_task_of(case)
+    reference = reload(case).reference
+    with session_scope() as session:
+        shown = lambda name: [  # noqa: E731
+            t.id
+            for t, _ in inbox.queue_for(session, user(name), inbox.InboxFilter(q=reference)).rows
+        ]
+        assert confirmation.id not in shown("sb.magdeburg")
+        assert confirmation.id in shown("sb2.magdeburg")
+        with pytest.raises(human_tasks.TaskError, match="zweite Person"):
+            assignment.claim(session, task=confirmation, user=user("sb.magdeburg"))

@@ -21,6 +21,7 @@ NOT_ADMIN = EVERYONE - {"admin"}  # admins read no case data (segregation of dut
 ROUTES = {
     "index": ("GET", "/", EVERYONE),
     "auth.logout": ("POST", "/logout", EVERYONE),
+    "auth.password": ("GET", "/password", EVERYONE),
     "inbox.index": ("GET", "/inbox", NOT_ADMIN),
     "inbox.bulk": ("POST", "/inbox/bulk", CLERKS_MD | {"sb.halle", "ba"}),  # acts on own tasks only
     "inbox.save_view": ("POST", "/inbox/views", NOT_ADMIN),

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
-from wtforms.validators import InputRequired
+from wtforms.validators import EqualTo, InputRequired
 
 from serviceplus.models import clock
 from serviceplus.models.services import accounts, throttle
@@ -145,3 +145,45 @@ def logout():
     session.clear()
     flash("Sie wurden abgemeldet.", "info")
     return redirect(url_for("auth.login"))
+
+
+class PasswordForm(FlaskForm):
+    current = PasswordField(
+        "Bisheriges Passwort", validators=[InputRequired("Bitte bisheriges Passwort angeben.")]
+    )
+    new = PasswordField(
+        "Neues Passwort (mindestens 12 Zeichen)",
+        validators=[InputRequired("Bitte neues Passwort angeben.")],
+    )
+    repeat = PasswordField(
+        "Neues Passwort wiederholen",
+        validators=[
+            InputRequired("Bitte neues Passwort wiederholen."),
+            EqualTo("new", "Die beiden neuen Passwörter stimmen nicht überein."),
+        ],
+    )
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+def password():
+    """Every user changes their own password; it ends all their sessions."""
+    form = PasswordForm()
+    if form.validate_on_submit():
+        db = get_db()
+        user = current_user.row
+        if accounts.authenticate(db, username=user.username, password=form.current.data) is None:
+            form.current.errors.append("Das bisherige Passwort ist falsch.")
+        else:
+            try:
+                accounts.set_password(db, user=user, password=form.new.data, by=user.username)
+            except accounts.AccountError as exc:
+                db.rollback()
+                form.new.errors.append(str(exc))
+            else:
+                db.commit()
+                logout_user()
+                session.clear()
+                flash("Ihr Passwort wurde geändert. Bitte melden Sie sich neu an.", "success")
+                return redirect(url_for("auth.login"))
+    return render_template("auth/password.html", form=form)

@@ -7,13 +7,15 @@ from sqlmodel import Session, select
 
 from serviceplus.models import clock
 from serviceplus.models.services import audit
-from serviceplus.models.services.human_tasks import ACTIVE, TaskError, can_act
+from serviceplus.models.services.human_tasks import ACTIVE, OWN_PROPOSAL, TaskError, can_act
 from serviceplus.models.tables import HumanTask, TaskStatus, User
 
 
 def claim(session: Session, *, task: HumanTask, user: User) -> None:
     if not can_act(user, task):
         raise TaskError("Diese Aufgabe ist nicht an Sie gerichtet.")
+    if task.proposed_by == user.username:
+        raise TaskError(OWN_PROPOSAL)
     _change(
         session,
         task,

@@ -162,6 +162,9 @@ def can_act(user: User, task: HumanTask) -> bool:
     return task.organisation_id == user.organisation_id and task.role == user.role
 
 
+OWN_PROPOSAL = "Sie haben diesen Vorschlag selbst gemacht. Bestätigen muss eine zweite Person."
+
+
 def complete(
     session: Session, *, task: HumanTask, user: User, decision: str, reason: str = ""
 ) -> PendingResume:
@@ -177,9 +180,7 @@ def complete(
     if task.status == TaskStatus.claimed and task.assignee != user.username:
         raise TaskError(f"Die Aufgabe ist von {task.assignee} übernommen.")
     if task.proposed_by == user.username:
-        raise TaskError(
-            "Sie haben diesen Vorschlag selbst gemacht. Bestätigen muss eine zweite Person."
-        )
+        raise TaskError(OWN_PROPOSAL)
     return record(
         session,
         task=task,

@@ -63,6 +63,8 @@ def queue_for(
         HumanTask.organisation_id == user.organisation_id,
         HumanTask.role == user.role,
         HumanTask.active == True,  # noqa: E712 (SQL, not Python)
+        # Four eyes: the proposer never sees the confirmation of their proposal.
+        or_(HumanTask.proposed_by.is_(None), HumanTask.proposed_by != user.username),
     )
     now = now or clock.now()
     query = _apply(select(HumanTask, Case).join(Case).where(*mine), flt, user, now)
