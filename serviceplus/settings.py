@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # its process (no step takes more than seconds): the sweeper marks it
     # Crashed and reschedules it.
     stuck_after: timedelta = timedelta(minutes=5)
+    # Flow runs start in a child forked from a server with everything
+    # imported (serviceplus/forkserver.py); off: `python -m prefect.engine`.
+    warm_start: bool = True
     retention: timedelta = timedelta(days=3 * 365)  # closed cases keep personal data this long
 
     @model_validator(mode="after")
@@ -80,6 +83,10 @@ class Settings(BaseSettings):
                 "SERVICEPLUS_SECRET_KEY must be set outside demo mode (SERVICEPLUS_DEMO=1)"
             )
         return self
+
+    @property
+    def forkserver_socket(self) -> Path:
+        return self.data_dir / "forkserver.sock"
 
     @property
     def prefect_home(self) -> Path:

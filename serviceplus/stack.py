@@ -40,7 +40,28 @@ def stack_env(settings: Settings) -> dict[str, str]:
             "PREFECT_WORKER_PREFETCH_SECONDS": env.get("PREFECT_WORKER_PREFETCH_SECONDS", "1"),
         }
     )
+    if settings.warm_start:
+        env["SERVICEPLUS_FORKSERVER_SOCKET"] = str(settings.forkserver_socket)
+    else:
+        env.pop("SERVICEPLUS_FORKSERVER_SOCKET", None)
     return env
+
+
+def wait_socket(path: Path, timeout: float, proc: subprocess.Popen) -> None:
+    """Until something accepts connections on the Unix socket `path`."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{path.name}: its server exited with {proc.returncode}")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(path))
+                return
+            except OSError:
+                time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {path} after {timeout} s")
 
 
 def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
@@ -90,7 +111,11 @@ class Stack:
         self._logs: dict[int, object] = {}
         # Parts that are restarted when they die (the server and the database
         # are not: without them nothing can work, so the stack stops).
-        self._restartable = {"prefect-worker": self.start_worker, "web": self.start_web}
+        self._restartable = {
+            "forkserver": self.start_forkserver,
+            "prefect-worker": self.start_worker,
+            "web": self.start_web,
+        }
         self._restarts: dict[str, list[float]] = {}  # name -> restart times
         self._due: dict[str, float] = {}  # name -> when to start it again
 
@@ -139,6 +164,16 @@ class Stack:
         self._prefect("work-pool", "create", s.work_pool, "--type", "process", "--overwrite")
         self._prefect("--no-prompt", "deploy", "--all")
 
+    def start_forkserver(self) -> None:
+        """The warm start of flow runs (serviceplus/forkserver.py), if on."""
+        if not self.settings.warm_start:
+            return
+        path = self.settings.forkserver_socket
+        server = self._spawn(
+            "forkserver", [sys.executable, "-m", "serviceplus.forkserver", str(path)]
+        )
+        wait_socket(path, 120, server)
+
     def start_worker(self) -> None:
         self._spawn(
             "prefect-worker",
@@ -175,6 +210,7 @@ class Stack:
     def start(self) -> "Stack":
         self.start_server()
         self.deploy()
+        self.start_forkserver()
         self.start_worker()
         if self.web:
             self.start_web()

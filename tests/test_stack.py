@@ -27,12 +27,13 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def stack(prefect_server):
-    """Deploy from prefect.yaml, start the worker and the web UI against the
-    session's Prefect server and database."""
+    """Deploy from prefect.yaml, start the fork server (warm start), the worker
+    and the web UI against the session's Prefect server and database."""
     settings = Settings(deployment="case-flow/s81a-v1", demo=True)
     running = Stack(settings, log_dir=get_settings().data_dir / "logs")
     try:
         running.deploy()
+        running.start_forkserver()
         running.start_worker()
         running.start_web()
         yield running
@@ -373,3 +374,52 @@ def test_dead_prefect_server_stops_the_stack_with_a_clear_message(tmp_path):
     with pytest.raises(RuntimeError, match="prefect-server exited with 3; the stack cannot work"):
         other.heal()
     other.stop()
+
+
+def test_runs_execute_in_children_of_the_fork_server(stack, tmp_path):
+    """The warm path: the run's work happens in a child of the fork server
+    (the engine is not imported again); the worker's process only waits."""
+    (server,) = [proc for name, proc in stack.procs if name == "forkserver"]
+    reference = start_example_case(stack, tmp_path, "stack-warm")
+    assert wait_for(lambda: task_of(stack, reference), 240, "the decision task")
+    log = (stack.log_dir / "forkserver.log").read_text()
+    assert "fork server ready" in log
+    assert server.poll() is None
+
+
+def test_killed_fork_server_is_restarted_and_runs_go_on_meanwhile(stack, tmp_path):
+    import os
+    import signal
+
+    (server,) = [proc for name, proc in stack.procs if name == "forkserver"]
+    os.killpg(server.pid, signal.SIGKILL)
+    server.wait()
+    # Meanwhile a new run falls back to the plain engine and still gets going.
+    reference = start_example_case(stack, tmp_path, "stack-no-forkserver")
+    assert wait_for(lambda: task_of(stack, reference), 240, "the decision task")
+
+    def restarted():
+        stack.heal()
+        return [p for name, p in stack.procs if name == "forkserver" and p.poll() is None]
+
+    wait_for(restarted, 120, "the fork server to be restarted")
+    second = start_example_case(stack, tmp_path, "stack-forkserver-back")
+    assert wait_for(lambda: task_of(stack, second), 240, "the decision task")
+
+
+def test_fork_server_refuses_to_fork_from_a_process_with_threads(tmp_path):
+    """Prefect's engine deadlocks in a child forked while engine threads run
+    (Prefect PR 16802): the server forks only from a thread-free parent."""
+    import threading
+
+    from serviceplus.forkserver import ForkServer
+
+    stop = threading.Event()
+    busy = threading.Thread(target=stop.wait, name="engine-like")
+    busy.start()
+    try:
+        with pytest.raises(RuntimeError, match="refusing to fork"):
+            ForkServer(tmp_path / "fs.sock")
+    finally:
+        stop.set()
+        busy.join()

@@ -1,0 +1,175 @@
+"""The warm start of flow runs: a fork server.
+
+`python -m prefect.engine` spends about 3.5 of its 4 CPU-seconds importing
+Python, Prefect, the flow module and WeasyPrint before the first step runs.
+This server imports all of that once and then forks one child per flow run.
+The worker still starts one process per run (the deployment's command,
+`python -m serviceplus.flowrun`), but that process only hands its run to the
+server and waits: the run executes in a forked child with everything
+imported, one OS process per run as before.
+
+Rules that keep forking safe (Prefect's engine deadlocks in a child forked
+from a process whose engine threads were running, Prefect PR 16802):
+- the server imports, but never runs a flow, a task or a client call;
+- it is single-threaded: it checks that no thread was started by the
+  imports before it accepts its first run, and refuses to serve otherwise;
+- each child runs exactly one flow run and exits.
+
+Protocol on a Unix socket: the client sends one JSON line {"env": {...}}
+with its stdin, stdout and stderr as file descriptors; the server answers
+one line with the child's pid and, when the child has ended, one line with
+its exit status. A child whose client goes away (the worker killed the
+run's process) kills itself, as the plain engine process would have died.
+"""
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+
+
+def preload() -> dict:
+    """Everything a flow run needs, imported once; the flows by name."""
+    import sqlalchemy  # noqa: F401
+    import weasyprint  # noqa: F401  (letters)
+    from prefect.engine import handle_engine_signals  # noqa: F401
+    from prefect.flow_engine import load_flow_run, run_flow  # noqa: F401
+
+    from serviceplus.flows.case_flow import case_flow
+    from serviceplus.flows.sweeper import sweeper
+
+    return {"case-flow": case_flow, "sweeper": sweeper}
+
+
+def run_child(conn: socket.socket, env: dict[str, str], flows: dict) -> int:
+    """In the forked child: one flow run, as `python -m prefect.engine` runs it."""
+    os.environ.clear()
+    os.environ.update(env)
+    threading.Thread(target=_die_with_client, args=(conn,), daemon=True).start()
+    from uuid import UUID
+
+    from prefect._internal.control_listener import configure_from_env
+    from prefect.engine import handle_engine_signals
+    from prefect.flow_engine import flow_run_logger, load_flow, load_flow_run, run_flow
+
+    flow_run_id = UUID(env["PREFECT__FLOW_RUN_ID"])
+    configure_from_env()
+    try:
+        with handle_engine_signals(flow_run_id):
+            flow_run = load_flow_run(flow_run_id=flow_run_id)
+            flow = flows.get(_flow_name(flow_run)) or load_flow(flow_run)
+            flow_run_logger(flow_run=flow_run).debug("started by the fork server")
+            run_flow(flow, flow_run=flow_run)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 1
+    return 0
+
+
+def _flow_name(flow_run) -> str:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow(flow_run.flow_id).name
+
+
+def _die_with_client(conn: socket.socket) -> None:
+    # The client never sends after its request: EOF means it is gone.
+    while conn.recv(1024):
+        pass
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class ForkServer:
+    def __init__(self, path: Path):
+        self.path = path
+        self.flows = preload()
+        # Checked after the imports: a thread alive now would be copied into
+        # every child in whatever state it holds its locks.
+        if threading.active_count() != 1:
+            names = [t.name for t in threading.enumerate()]
+            raise RuntimeError(f"refusing to fork: threads started during imports: {names}")
+        self.children: dict[int, socket.socket] = {}
+
+    def serve(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(self.path))
+        os.chmod(self.path, 0o600)
+        listener.listen(64)
+        selector = selectors.DefaultSelector()
+        selector.register(listener, selectors.EVENT_READ)
+        print(f"fork server ready on {self.path}", file=sys.stderr, flush=True)
+        while True:
+            for _key, _mask in selector.select(timeout=0.2):
+                conn, _ = listener.accept()
+                self._start(conn, listener)
+            self._reap()
+
+    def _start(self, conn: socket.socket, listener: socket.socket) -> None:
+        try:
+            line, fds = _receive_request(conn)
+            env = json.loads(line)["env"]
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"bad request: {exc}", file=sys.stderr, flush=True)
+            conn.close()
+            return
+        pid = os.fork()
+        if pid == 0:  # the child: never returns to the loop
+            code = 1
+            try:
+                listener.close()
+                for other in self.children.values():
+                    other.close()
+                for fd, target in zip(fds, (0, 1, 2), strict=True):
+                    os.dup2(fd, target)
+                code = run_child(conn, env, self.flows)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        for fd in fds:
+            os.close(fd)
+        conn.sendall(f"{pid}\n".encode())
+        self.children[pid] = conn
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.children.pop(pid, None)
+            if conn is None:
+                continue
+            with contextlib.suppress(OSError):  # a client gone waits for nothing
+                conn.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+            conn.close()
+
+
+def _receive_request(conn: socket.socket) -> tuple[bytes, list[int]]:
+    data, fds, _flags, _addr = socket.recv_fds(conn, 1 << 20, 3)
+    while not data.endswith(b"\n"):
+        more = conn.recv(1 << 20)
+        if not more:
+            raise ValueError("request ended early")
+        data += more
+    if len(fds) != 3:
+        raise ValueError("expected stdin, stdout and stderr")
+    return data, fds
+
+
+def main() -> None:
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ["SERVICEPLUS_FORKSERVER_SOCKET"])
+    ForkServer(path).serve()
+
+
+if __name__ == "__main__":
+    main()
