@@ -104,7 +104,7 @@ class ForkServer:
         listener.listen(64)
         selector = selectors.DefaultSelector()
         selector.register(listener, selectors.EVENT_READ)
-        print(f"fork server ready on {self.path}", file=sys.stderr, flush=True)
+        _log(f"fork server ready on {self.path}")
         while True:
             for _key, _mask in selector.select(timeout=0.2):
                 conn, _ = listener.accept()
@@ -116,7 +116,7 @@ class ForkServer:
             line, fds = _receive_request(conn)
             env = json.loads(line)["env"]
         except (OSError, ValueError, KeyError) as exc:
-            print(f"bad request: {exc}", file=sys.stderr, flush=True)
+            _log(f"bad request: {exc}")
             conn.close()
             return
         pid = os.fork()
@@ -137,11 +137,12 @@ class ForkServer:
             os.close(fd)
         conn.sendall(f"{pid}\n".encode())
         self.children[pid] = conn
+        _log(f"flow run {env.get('PREFECT__FLOW_RUN_ID')}: child {pid}")
 
     def _reap(self) -> None:
         while self.children:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
@@ -149,9 +150,16 @@ class ForkServer:
             conn = self.children.pop(pid, None)
             if conn is None:
                 continue
+            code = os.waitstatus_to_exitcode(status)
             with contextlib.suppress(OSError):  # a client gone waits for nothing
-                conn.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+                conn.sendall(f"{code}\n".encode())
             conn.close()
+            # CPU per run: the figure the warm start exists for (docs/performance.md).
+            _log(f"child {pid} exited {code} after {usage.ru_utime + usage.ru_stime:.2f} CPU-s")
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _receive_request(conn: socket.socket) -> tuple[bytes, list[int]]:

@@ -379,11 +379,17 @@ def test_dead_prefect_server_stops_the_stack_with_a_clear_message(tmp_path):
 def test_runs_execute_in_children_of_the_fork_server(stack, tmp_path):
     """The warm path: the run's work happens in a child of the fork server
     (the engine is not imported again); the worker's process only waits."""
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services.cases import get_by_reference
+
     (server,) = [proc for name, proc in stack.procs if name == "forkserver"]
     reference = start_example_case(stack, tmp_path, "stack-warm")
     assert wait_for(lambda: task_of(stack, reference), 240, "the decision task")
+    with session_scope() as session:
+        flow_run_id = get_by_reference(session, reference).flow_run_id
     log = (stack.log_dir / "forkserver.log").read_text()
-    assert "fork server ready" in log
+    assert f"flow run {flow_run_id}: child" in log  # the run was forked, not started cold
+    assert " exited 0 after " in log
     assert server.poll() is None
 
 
