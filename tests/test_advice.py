@@ -4,6 +4,7 @@ the authority recognises as pre-checked, and what the adviser sees after."""
 
 import copy
 import io
+import json
 
 import pytest
 from pypdf import PdfReader
@@ -219,3 +220,79 @@ def test_progress_shows_steps_and_employer_letters_but_no_internals():
         own = session.get(Precheck, row.id)
         assert refusal and advice.letter_for(session, own, refusal[0].id) is None
         assert advice.letter_for(session, own, progress.letters[0].id) is not None
+
+
+def test_cli_creates_and_hands_over_a_precheck():
+    from click.testing import CliRunner
+
+    from serviceplus.cli import main
+    from serviceplus.demo import EXAMPLES
+
+    example = str(EXAMPLES / "case-18a.json")
+    refused = CliRunner().invoke(main, ["precheck", "create", example, "--as", "sb.magdeburg"])
+    assert refused.exit_code == 1 and "not an active adviser" in refused.output
+    created = CliRunner().invoke(main, ["precheck", "create", example, "--as", "berater.iq"])
+    assert created.exit_code == 0, created.output
+    result = json.loads(created.output)
+    assert result["complete"] is True and result["missing"] == []
+    args = ["precheck", "handover", str(result["precheck"]), "--as", "berater.iq"]
+    handed = CliRunner().invoke(main, args)
+    assert handed.exit_code == 0, handed.output
+    with session_scope() as session:
+        case = cases.get_by_reference(session, json.loads(handed.output)["reference"])
+        assert case.prechecked_by == "IQ Netzwerk Sachsen-Anhalt"
+    other = CliRunner().invoke(
+        main, ["precheck", "handover", str(result["precheck"]), "--as", "berater.wcst"]
+    )
+    assert other.exit_code == 1  # another advice organisation's pre-check
+
+
+def form_data(**files):
+    data = {
+        "residence_purpose": "18a",
+        "organisation": "abh-hal",
+        "applicant_name": "Lina Haddad",
+        "applicant_birth_date": "1994-05-06",
+        "applicant_nationality": "syrisch",
+        "employer_name": "Pflegedienst Saale GmbH",
+        "employer_address": "Große Ulrichstraße 1, 06108 Halle (Saale)",
+        "gross_annual_salary_eur": "41000",
+        "note": "Bitte Termin am Vormittag.",
+    }
+    data.update({f"doc_{k}": (io.BytesIO(blank_pdf()), f"{k}.pdf") for k in files})
+    return data
+
+
+def test_web_precheck_upload_handover_and_progress(login):
+    client = login("berater.wcst")
+    kinds = [d["kind"] for d in EXAMPLE["documents"]]
+    first = kinds[:-1]
+    response = client.post("/advice/new", data=form_data(**dict.fromkeys(first)))
+    assert response.status_code == 302, response.get_data(as_text=True)
+    url = response.headers["Location"]
+    page = client.get(url).get_data(as_text=True)
+    assert "noch nicht vollständig" in page and "– fehlt" in page
+    assert "zuständig: IHK FOSA" in page
+    assert "Übergeben wird erst eine vollständige Vorprüfung" in page
+    upload = {"kind": kinds[-1], "file": (io.BytesIO(blank_pdf()), "q.pdf")}
+    client.post(f"{url}/documents", data=upload)
+    assert "Die Unterlagen sind vollständig" in client.get(url).get_data(as_text=True)
+    checklist = client.get(f"{url}/checklist.pdf")
+    assert checklist.data.startswith(b"%PDF-")
+    # Another advice organisation sees nothing of it.
+    assert login("berater.iq").get(url).status_code == 404
+    handed = client.post(f"{url}/handover")
+    assert handed.status_code == 302 and handed.headers["Location"].endswith("/progress")
+    precheck_id = int(url.rstrip("/").rsplit("/", 1)[-1])
+    with session_scope() as session:
+        case = session.get(Case, session.get(Precheck, precheck_id).case_id)
+        assert case.organisation_id == accounts.get_organisation(session, "abh-hal").id
+    drive(case)
+    progress = client.get(f"{url}/progress").get_data(as_text=True)
+    assert "Eingangsbestätigung" in progress and "Anerkennung der Berufsqualifikation" in progress
+    # The authority and the recognition body see it as pre-checked.
+    case_page = login("sb.halle").get(f"/cases/{case.reference}").get_data(as_text=True)
+    assert "vorgeprüft von WelcomeCenter Sachsen-Anhalt" in case_page
+    assert "Bitte Termin am Vormittag." in case_page
+    inbox = login("fosa").get(f"/inbox?q={case.reference}").get_data(as_text=True)
+    assert "vorgeprüft" in inbox
