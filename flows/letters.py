@@ -94,3 +94,14 @@ def _add_months(day: date, months: int) -> date:
     month = day.month - 1 + months
     year, month = day.year + month // 12, month % 12 + 1
     return day.replace(year=year, month=month, day=min(day.day, 28))
+
+
+CHECKLIST_TITLE = "Checkliste zur Vorprüfung"
+
+
+def checklist_pdf(context: dict) -> bytes:
+    """The adviser's checklist for the employer (models/services/advice.py
+    builds the context). Not a letter of the case: not archived, no letterhead
+    of an authority, written again on each download."""
+    html = _env.get_template("precheck_checklist.html").render(title=CHECKLIST_TITLE, **context)
+    return render_pdf(html)

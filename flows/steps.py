@@ -13,11 +13,11 @@ from sqlmodel import Session
 
 from serviceplus.flows.letters import write_letter
 from serviceplus.models import clock
-from serviceplus.models.conditions import Context, evaluate
+from serviceplus.models.conditions import Context
 from serviceplus.models.definition import Definition, Step
-from serviceplus.models.services import storage
+from serviceplus.models.services import advice, audit, storage
 from serviceplus.models.services.cases import documents_of
-from serviceplus.models.services.completeness import CompletenessResult, check_documents
+from serviceplus.models.services.completeness import CompletenessResult, check_file, file_facts
 from serviceplus.models.tables import Case
 
 
@@ -35,33 +35,42 @@ class StepRun:
 Action = Callable[[StepRun], str | None]
 
 
+def facts_of(case: Case) -> dict:
+    return file_facts(
+        residence_purpose=case.residence_purpose,
+        passport_valid_until=case.passport_valid_until,
+        planned_entry=case.planned_entry,
+        applicant_birth_date=case.applicant_birth_date,
+        applicant_nationality=case.applicant_nationality,
+        facts=case.facts,
+    )
+
+
 def case_context(case: Case, definition: Definition, outcomes: dict[str, str]) -> Context:
-    facts = {
-        "residence_purpose": case.residence_purpose,
-        "passport_valid_until": case.passport_valid_until,
-        "planned_entry": case.planned_entry,
-        "applicant_birth_date": case.applicant_birth_date,
-        "applicant_nationality": case.applicant_nationality,
-        "facts": case.facts,
-    }
-    return Context(facts, outcomes, definition.thresholds, clock.now().date())
+    return Context(facts_of(case), outcomes, definition.thresholds, clock.now().date())
 
 
 def completeness_of(session: Session, case: Case, definition: Definition) -> CompletenessResult:
-    required = definition.required_documents.get(case.residence_purpose, [])
     documents = [
         (d.kind, storage.read_bytes(d.storage_path)) for d in documents_of(session, case.id)
     ]
-    result = check_documents(required, documents)
-    ctx = case_context(case, definition, {})
-    for rule in definition.completeness_rules:
-        if (rule.when is None or evaluate(rule.when, ctx)) and not evaluate(rule.require, ctx):
-            result.problems.append(rule.message)
-    return result
+    return check_file(definition, facts_of(case), documents, clock.now().date())
 
 
 def check_completeness(run: StepRun) -> str:
-    if not completeness_of(run.session, run.case, run.definition).complete:
+    # A file an adviser found complete with the same check, handed over
+    # unchanged, is not checked twice.
+    if run.attempt == 1 and advice.unchanged_since_precheck(run.session, run.case):
+        audit.record(
+            run.session,
+            actor="system",
+            action="precheck_accepted",
+            case_id=run.case.id,
+            detail="Vollständigkeit aus der Vorprüfung übernommen (Unterlagen unverändert)",
+            step_key=run.step_key,
+            attempt=run.attempt,
+        )
+    elif not completeness_of(run.session, run.case, run.definition).complete:
         return "incomplete"
     # The statutory clocks (recognition, BA) start with the complete file.
     run.case.file_complete_at = clock.now()

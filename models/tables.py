@@ -42,6 +42,11 @@ class Role(StrEnum):
     clerk = "clerk"
     coordinator = "coordinator"
     admin = "admin"
+    # An adviser at an advice organisation (WelcomeCenter, IQ): pre-checks
+    # files, hands them over, follows them; never decides or reads internals.
+    adviser = "adviser"
+    # The ServicePLUS partners' overview: figures across all authorities only.
+    network = "network"
 
 
 class CaseStatus(StrEnum):
@@ -119,11 +124,46 @@ class Case(SQLModel, table=True):
     created_by: str = Field(max_length=80)
     created_at: datetime = ts_field(default_factory=utcnow, nullable=False)
     closed_at: datetime | None = ts_field(default=None)
+    # Handed over from an adviser's pre-check (models/services/advice.py).
+    precheck_id: int | None = Field(default=None)
+    prechecked_by: str | None = Field(default=None, max_length=200)  # the adviser organisation
 
 
 class Document(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
+    kind: str = Field(max_length=60)
+    original_name: str = Field(max_length=255)
+    media_type: str = Field(max_length=100)
+    size: int
+    sha256: str = Field(max_length=64)
+    storage_path: str = Field(max_length=400)
+    uploaded_by: str = Field(max_length=80)
+    uploaded_at: datetime = ts_field(default_factory=utcnow, nullable=False)
+
+
+class Precheck(SQLModel, table=True):
+    """An adviser's pre-check of a file ("Vorprüfung"): the same input as a
+    case, owned by the advice organisation; no fee, no clock, and no
+    authority sees it. A hand-over turns it into a case (case_id)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)  # the adviser's
+    authority_id: int = Field(foreign_key="organisation.id")  # where the case will be opened
+    data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # CaseCreate as JSON
+    note: str = Field(default="", sa_type=sa.Text)  # the adviser's note for the authority
+    complete: bool = False  # the last check's result
+    created_by: str = Field(max_length=80)
+    created_at: datetime = ts_field(default_factory=utcnow, nullable=False)
+    case_id: int | None = Field(default=None, foreign_key="case.id")
+    handed_over_by: str | None = Field(default=None, max_length=80)
+    handed_over_at: datetime | None = ts_field(default=None)
+
+
+class PrecheckDocument(SQLModel, table=True):
+    __tablename__ = "precheck_document"
+    id: int | None = Field(default=None, primary_key=True)
+    precheck_id: int = Field(foreign_key="precheck.id", index=True)
     kind: str = Field(max_length=60)
     original_name: str = Field(max_length=255)
     media_type: str = Field(max_length=100)

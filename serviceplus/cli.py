@@ -270,6 +270,80 @@ def task_complete(task_id: int, decision: str, reason: str, username: str) -> No
     click.echo(json.dumps({"task_id": task_id, "decision": decision, "resumed": resumed}))
 
 
+@main.group()
+def precheck() -> None:
+    """Advisers' pre-checks: create one, hand it over to the authority."""
+
+
+def _adviser(session, username: str):
+    from serviceplus.models.services import accounts
+    from serviceplus.models.tables import Role
+
+    user = accounts.get_user(session, username)
+    if user is None or not user.active or user.role != Role.adviser:
+        _fail(f"{username}: not an active adviser")
+    return user
+
+
+@precheck.command("create")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--documents",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder with the files named in the case file (default: the file's folder).",
+)
+@click.option("--note", default="", help="The adviser's note for the authority.")
+@click.option("--as", "username", required=True, help="The adviser (role adviser).")
+def precheck_create(file: Path, documents: Path | None, note: str, username: str) -> None:
+    """Pre-check FILE (the same JSON as `case start`) for the adviser's organisation."""
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services import advice, cases
+
+    raw = _load_json(file)
+    try:
+        data = cases.parse_case_input(raw)
+        files = [_read_document(documents or file.parent, ref) for ref in data.documents]
+        with session_scope() as session:
+            row = advice.create(
+                session,
+                data=data,
+                documents=files,
+                adviser=_adviser(session, username),
+                note=note,
+                max_upload_bytes=get_settings().max_upload_bytes,
+            )
+            found = advice.check(session, row).result
+            result = {
+                "precheck": row.id,
+                "complete": found.complete,
+                "missing": found.missing,
+                "unreadable": found.unreadable,
+                "problems": found.problems,
+            }
+    except cases.CaseInputError as exc:
+        _fail("; ".join(exc.english))
+    click.echo(json.dumps(result, ensure_ascii=False))
+
+
+@precheck.command("handover")
+@click.argument("precheck_id", type=int)
+@click.option("--as", "username", required=True, help="The adviser (role adviser).")
+def precheck_handover(precheck_id: int, username: str) -> None:
+    """Open the case at the competent authority from a complete pre-check."""
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services import advice
+
+    with session_scope() as session:
+        user = _adviser(session, username)
+    try:
+        case, started = advice.handover(
+            precheck_id=precheck_id, user=user, max_upload_bytes=get_settings().max_upload_bytes
+        )
+    except advice.PrecheckError as exc:
+        _fail(str(exc))
+    click.echo(json.dumps({"reference": case.reference, "flow_started": started}))
+
+
 def _fail(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)

@@ -5,26 +5,43 @@ new page can go without an access decision."""
 import pytest
 from sqlmodel import select
 
+from serviceplus.demo import blank_pdf
 from serviceplus.models.db import session_scope
+from serviceplus.models.services import accounts, advice, cases
 from serviceplus.models.tables import Document, HumanTask, Letter, SavedView
-from tests.helpers import BLUE_CARD, drive, make_case
+from serviceplus.settings import get_settings
+from tests.helpers import BLUE_CARD, EXAMPLE, drive, make_case
 
 pytestmark = pytest.mark.usefixtures("inprocess_deployment")
 
-USERS = ["sb.magdeburg", "sb2.magdeburg", "koordination", "admin", "sb.halle", "ba"]
+USERS = [
+    "sb.magdeburg",
+    "sb2.magdeburg",
+    "koordination",
+    "admin",
+    "sb.halle",
+    "ba",
+    "berater.wcst",
+    "berater.iq",
+    "netzwerk",
+]
+ADVISERS = {"berater.wcst", "berater.iq"}
+WCST = {"berater.wcst"}  # the pre-check below is the WelcomeCenter's
 CLERKS_MD = {"sb.magdeburg", "sb2.magdeburg"}
 CASE_ROLES_MD = CLERKS_MD | {"koordination"}
 EVERYONE = set(USERS)
-NOT_ADMIN = EVERYONE - {"admin"}  # admins read no case data (segregation of duties)
+# Admins read no case data (segregation of duties); advisers and the network
+# overview have their own pages and none of an authority's.
+AUTHORITIES = EVERYONE - {"admin", "netzwerk"} - ADVISERS
 
 # endpoint: (method, url, users allowed in). Everyone else gets 403 or 404.
 ROUTES = {
     "index": ("GET", "/", EVERYONE),
     "auth.logout": ("POST", "/logout", EVERYONE),
     "auth.password": ("GET", "/password", EVERYONE),
-    "inbox.index": ("GET", "/inbox", NOT_ADMIN),
+    "inbox.index": ("GET", "/inbox", AUTHORITIES),
     "inbox.bulk": ("POST", "/inbox/bulk", CLERKS_MD | {"sb.halle", "ba"}),  # acts on own tasks only
-    "inbox.save_view": ("POST", "/inbox/views", NOT_ADMIN),
+    "inbox.save_view": ("POST", "/inbox/views", AUTHORITIES),
     "inbox.delete_view": ("POST", "/inbox/views/{view}/delete", {"sb.magdeburg"}),
     "inbox.task_page": ("GET", "/tasks/{task}", CASE_ROLES_MD),
     "inbox.claim": ("POST", "/tasks/{task}/claim", CLERKS_MD),
@@ -59,6 +76,16 @@ ROUTES = {
     "admin.users": ("GET", "/admin/users", {"admin"}),
     "admin.deactivate": ("POST", "/admin/users/1/deactivate", {"admin"}),
     "admin.role": ("POST", "/admin/users/1/role", {"admin"}),
+    "advice.index": ("GET", "/advice/", ADVISERS),
+    "advice.new": ("GET", "/advice/new", ADVISERS),
+    "advice.detail": ("GET", "/advice/{precheck}", WCST),
+    "advice.upload": ("POST", "/advice/{precheck}/documents", WCST),
+    "advice.checklist": ("GET", "/advice/{precheck}/checklist.pdf", WCST),
+    "advice.handover": ("POST", "/advice/{precheck}/handover", WCST),
+    "advice.progress": ("GET", "/advice/{precheck}/progress", WCST),
+    "advice.letter": ("GET", "/advice/{precheck}/letters/{precheck_letter}", WCST),
+    "network.index": ("GET", "/network/", {"netzwerk"}),
+    "network.figure_csv": ("GET", "/network/figures/deadlines.csv", {"netzwerk"}),
 }
 
 
@@ -73,13 +100,39 @@ def ids(app):
         view = SavedView(organisation_id=task.organisation_id, owner="sb.magdeburg", name="v")
         session.add(view)
         session.flush()
-        return {
+        found = {
             "task": task.id,
             "ref": case.reference,
             "doc": doc.id,
             "letter": letter.id,
             "view": view.id,
         }
+    found["precheck"], found["precheck_letter"] = handed_over_precheck()
+    return found
+
+
+def handed_over_precheck() -> tuple[int, int]:
+    """A WelcomeCenter pre-check handed over to Magdeburg, and a letter of its case."""
+    data = {k: v for k, v in EXAMPLE.items() if k != "documents"}
+    docs = [cases.NewDocument(d["kind"], d["file"], blank_pdf()) for d in EXAMPLE["documents"]]
+    with session_scope() as session:
+        adviser = accounts.get_user(session, "berater.wcst")
+        row = advice.create(
+            session,
+            data=cases.parse_case_input(data),
+            documents=docs,
+            adviser=adviser,
+            max_upload_bytes=get_settings().max_upload_bytes,
+        )
+    case, _ = advice.handover(
+        precheck_id=row.id, user=adviser, max_upload_bytes=get_settings().max_upload_bytes
+    )
+    drive(case)
+    with session_scope() as session:
+        letter = session.exec(
+            select(Letter).where(Letter.case_id == case.id, Letter.kind == "receipt")
+        ).one()
+        return row.id, letter.id
 
 
 def test_every_route_is_in_the_table(app):

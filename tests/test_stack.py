@@ -258,6 +258,50 @@ def test_browser_admin_pages_are_accessible(stack):
         browser.close()
 
 
+def test_browser_adviser_precheck_handover_and_network_pages_are_accessible(stack):
+    from playwright.sync_api import sync_playwright
+
+    base = f"http://{stack.settings.host}:{stack.settings.web_port}"
+    example = json.loads((EXAMPLES / "case-18a.json").read_text(encoding="utf-8"))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        log_in(page, base, "berater.wcst")
+        page.get_by_role("heading", name="Vorprüfungen – WelcomeCenter Sachsen-Anhalt").wait_for()
+        assert serious_violations(page) == []
+        page.get_by_role("link", name="Neue Vorprüfung").click()
+        assert serious_violations(page) == []
+        page.get_by_label("Zuständige Ausländerbehörde").select_option("abh-md")
+        page.get_by_label("Name der Fachkraft").fill(example["applicant"]["name"])
+        page.get_by_label("Geburtsdatum").fill(example["applicant"]["birth_date"])
+        page.get_by_label("Staatsangehörigkeit").fill(example["applicant"]["nationality"])
+        page.get_by_label("Arbeitgeber", exact=True).fill(example["employer"]["name"])
+        page.get_by_label("Anschrift des Arbeitgebers").fill(example["employer"]["address"])
+        for doc in example["documents"]:
+            page.locator(f"#doc_{doc['kind']}").set_input_files(str(EXAMPLES / doc["file"]))
+        page.get_by_role("button", name="Vorprüfung anlegen und prüfen").click()
+        page.get_by_text("Die Unterlagen sind vollständig.").wait_for()
+        assert serious_violations(page) == []
+        page.get_by_role("button", name="Übergeben").click()
+        page.get_by_role("heading", name="Stand des Verfahrens").wait_for()
+
+        def shows_receipt():
+            page.reload()
+            return page.get_by_role("link", name="Eingangsbestätigung").count() == 1
+
+        wait_for(shows_receipt, 120, "the receipt letter on the progress page")
+        assert serious_violations(page) == []
+        page.get_by_role("button", name="Abmelden").click()
+        log_in(page, base, "netzwerk")
+        page.get_by_role("heading", name="Netzwerk-Überblick ServicePLUS").wait_for()
+        assert (
+            page.get_by_role("img", name="Vorprüfungen und Übergaben je Beratungsstelle").count()
+            == 1
+        )
+        assert serious_violations(page) == []
+        browser.close()
+
+
 def test_decision_saved_while_prefect_is_down_continues_by_itself(
     stack, prefect_server, login, tmp_path
 ):

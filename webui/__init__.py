@@ -32,9 +32,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.add_template_global(labels.case_status)
     app.add_template_global(labels.task_status)
     app.add_template_global(labels.run_state)
+    app.add_template_global(labels.role, "role_label")
     app.add_template_global(list(labels.CASE_STATUS.items()), "case_status_choices")
 
-    from serviceplus.webui import admin, auth, cases, db, inbox, monitor
+    from serviceplus.webui import admin, advice, auth, cases, db, inbox, monitor, network
 
     db.init_app(app)
     app.register_blueprint(auth.bp)
@@ -42,6 +43,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(cases.bp)
     app.register_blueprint(monitor.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(advice.bp)
+    app.register_blueprint(network.bp)
 
     @app.get("/")
     @login_required
@@ -50,6 +53,8 @@ def create_app(config: dict | None = None) -> Flask:
             Role.clerk: "inbox.index",
             Role.coordinator: "monitor.index",
             Role.admin: "admin.index",
+            Role.adviser: "advice.index",
+            Role.network: "network.index",
         }
         return redirect(url_for(home.get(current_user.row.role, "inbox.index")))
 

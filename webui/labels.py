@@ -1,7 +1,7 @@
 """German labels for case and task statuses, in one place so that no
 template shows a blank or an English status."""
 
-from serviceplus.models.tables import CaseStatus, TaskStatus
+from serviceplus.models.tables import CaseStatus, Role, TaskStatus
 
 CASE_STATUS = {
     CaseStatus.running: "in Bearbeitung",
@@ -38,3 +38,16 @@ def case_status(status: str) -> str:
 
 def task_status(status: str) -> str:
     return TASK_STATUS.get(status, status)
+
+
+ROLE = {
+    Role.clerk: "Sachbearbeitung",
+    Role.coordinator: "Koordination",
+    Role.admin: "Verwaltung",
+    Role.adviser: "Beratung",
+    Role.network: "Netzwerk-Überblick",
+}
+
+
+def role(value: str) -> str:
+    return ROLE.get(value, value)

@@ -31,6 +31,12 @@ DEMO_ORGANISATIONS = [
         "Bundesagentur für Arbeit · Zentrale Auslands- und Fachvermittlung",
     ),
     ("wcst", "WelcomeCenter Sachsen-Anhalt", "advice", "WelcomeCenter Sachsen-Anhalt · Magdeburg"),
+    (
+        "iq-lsa",
+        "IQ Netzwerk Sachsen-Anhalt",
+        "advice",
+        "IQ Netzwerk Sachsen-Anhalt · Anerkennungsberatung · Magdeburg",
+    ),
 ]
 
 DEMO_USERS = [
@@ -41,6 +47,10 @@ DEMO_USERS = [
     ("ba", "Britta Albers", Role.clerk, "ba"),
     ("koordination", "Karin Ostermann", Role.coordinator, "abh-md"),
     ("admin", "Anton Admin", Role.admin, "abh-md"),
+    ("berater.wcst", "Wiebke Christ", Role.adviser, "wcst"),
+    ("berater.iq", "Ilja Quast", Role.adviser, "iq-lsa"),
+    # The partners' overview sits with the WelcomeCenter, which coordinates ServicePLUS.
+    ("netzwerk", "Nora Netz", Role.network, "wcst"),
 ]
 DEMO_PASSWORD = "demo"
 

@@ -3,6 +3,11 @@ whether each given file is a readable PDF, JPEG or PNG."""
 
 import io
 from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from serviceplus.models.conditions import Context, evaluate
+from serviceplus.models.definition import Definition
 
 MEDIA_TYPES = {
     b"%PDF-": "application/pdf",
@@ -61,4 +66,43 @@ def check_documents(required: list[str], documents: list[tuple[str, bytes]]) -> 
             result.missing.append(kind)
         elif not any(is_readable(data) for data in files):
             result.unreadable.append(kind)
+    return result
+
+
+def file_facts(
+    *,
+    residence_purpose: str,
+    passport_valid_until: date | None,
+    planned_entry: date | None,
+    applicant_birth_date: date | None,
+    applicant_nationality: str,
+    facts: dict[str, Any],
+) -> dict[str, Any]:
+    """What conditions read about a file: a case's columns or a pre-check's
+    input give the same dictionary (see case_context, advice.check)."""
+    return {
+        "residence_purpose": residence_purpose,
+        "passport_valid_until": passport_valid_until,
+        "planned_entry": planned_entry,
+        "applicant_birth_date": applicant_birth_date,
+        "applicant_nationality": applicant_nationality,
+        "facts": facts,
+    }
+
+
+def check_file(
+    definition: Definition,
+    facts: dict[str, Any],
+    documents: list[tuple[str, bytes]],
+    today: date,
+) -> CompletenessResult:
+    """The completeness check: the definition's required documents for the
+    purpose and its completeness rules. The authority's step and the
+    adviser's pre-check both call this, so they cannot disagree."""
+    required = definition.required_documents.get(facts["residence_purpose"], [])
+    result = check_documents(required, documents)
+    ctx = Context(facts, {}, definition.thresholds, today)
+    for rule in definition.completeness_rules:
+        if (rule.when is None or evaluate(rule.when, ctx)) and not evaluate(rule.require, ctx):
+            result.problems.append(rule.message)
     return result
