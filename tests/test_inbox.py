@@ -6,7 +6,7 @@ from datetime import timedelta
 from uuid import UUID
 
 import pytest
-from sqlmodel import func, select
+from sqlmodel import func, or_, select
 
 from serviceplus.models import clock
 from serviceplus.models.db import session_scope
@@ -160,6 +160,8 @@ def test_inbox_sorts_undated_last_and_shows_only_active_tasks():
             HumanTask.organisation_id == me.organisation_id,
             HumanTask.role == me.role,
             HumanTask.status.in_([TaskStatus.open, TaskStatus.claimed]),
+            # The confirmation of one's own proposal is not shown (four eyes).
+            or_(HumanTask.proposed_by.is_(None), HumanTask.proposed_by != me.username),
         )
         assert inbox.queue_for(session, me).total == session.exec(active).one()
 
