@@ -156,10 +156,18 @@ def resume_latencies(n: int, gap: float = 0) -> list[float]:
 def start_stack() -> tuple[subprocess.Popen, float]:
     """`serviceplus run` with this process's environment; seconds until the
     login page is served."""
+    from serviceplus.stack import die_with_parent
+
     started = time.monotonic()
     proc = subprocess.Popen(
-        [CLI, "run"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        [CLI, "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        # Killed or failed, a benchmark takes its stack with it.
+        preexec_fn=die_with_parent,
     )
+    atexit.register(_stop_if_running, proc)
     while not serves_login():
         if proc.poll() is not None:
             raise RuntimeError("serviceplus run exited early; see the logs in its data directory")
@@ -170,6 +178,11 @@ def start_stack() -> tuple[subprocess.Popen, float]:
 def stop_stack(proc: subprocess.Popen) -> None:
     os.killpg(proc.pid, 2)  # Ctrl-C, as a user would
     proc.wait(timeout=60)
+
+
+def _stop_if_running(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        stop_stack(proc)
 
 
 def replace_section(path: Path, section: str) -> None:

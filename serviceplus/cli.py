@@ -2,6 +2,7 @@
 services as the web UI; settings from the environment (docs/operations.md)."""
 
 import json
+import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -41,11 +42,14 @@ def init() -> None:
 def run(no_web: bool) -> None:
     """Start the Prefect server, the worker and the web UI; Ctrl-C stops all."""
     from serviceplus.demo import seed_demo_cases
-    from serviceplus.stack import Stack
+    from serviceplus.stack import Stack, interrupt
 
     settings = get_settings()
     click.get_current_context().invoke(init)
     stack = Stack(settings, web=not no_web)
+    # SIGTERM (systemd, a parent dying) stops the parts as Ctrl-C does, also
+    # while they are still starting.
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         stack.start()
         if settings.demo:

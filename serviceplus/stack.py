@@ -1,6 +1,7 @@
 """Start the moving parts (Prefect server, worker, web UI) as subprocesses,
 each after the one it needs is healthy, and stop them all on Ctrl-C."""
 
+import ctypes
 import os
 import shutil
 import signal
@@ -17,6 +18,18 @@ BIN = Path(sys.executable).parent
 
 def _exe(name: str) -> str:
     return str(BIN / name) if (BIN / name).exists() else shutil.which(name) or name
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """Run in a child between fork and exec: the kernel sends it SIGTERM when
+    the process that started it dies, however it dies (even kill -9), so an
+    interrupted launcher, test or benchmark leaves no parts behind. Each part
+    stops its own children on SIGTERM."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stack_env(settings: Settings) -> dict[str, str]:
@@ -89,7 +102,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _interrupt(signum, frame) -> None:
+def interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
@@ -129,6 +142,7 @@ class Stack:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+            preexec_fn=die_with_parent,
         )
         self.procs.append((name, proc))
         self._logs[proc.pid] = log
@@ -243,8 +257,8 @@ class Stack:
         """Block until Ctrl-C or SIGTERM, healing the stack meanwhile; raises
         when a part dies that cannot be restarted (the Prefect server)."""
         # Also SIGINT: a shell may start us with it ignored (background jobs).
-        signal.signal(signal.SIGTERM, _interrupt)
-        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, interrupt)
+        signal.signal(signal.SIGINT, interrupt)
         while True:
             self.heal()
             time.sleep(1)

@@ -473,3 +473,40 @@ def test_fork_server_refuses_to_fork_from_a_process_with_threads(tmp_path):
     finally:
         stop.set()
         busy.join()
+
+
+LAUNCHER = """
+import sys, time
+from pathlib import Path
+from serviceplus.settings import Settings
+from serviceplus.stack import Stack
+part = Stack(Settings(), web=False, log_dir=Path(sys.argv[1]))._spawn("part", ["sleep", "300"])
+print(part.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_parts_do_not_outlive_a_launcher_killed_with_sigkill(tmp_path):
+    """kill -9 gives the launcher no chance to stop its parts: the kernel
+    does it (die_with_parent), so nothing is left holding ports."""
+    import os
+    import signal
+
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    with launcher.stdout:
+        part_pid = int(launcher.stdout.readline())
+    os.kill(part_pid, 0)  # running
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait()
+
+    def part_gone():
+        try:
+            os.kill(part_pid, 0)
+        except ProcessLookupError:
+            return True
+        # Dead but not yet reaped by init counts as gone.
+        return Path(f"/proc/{part_pid}/stat").read_text().split()[2] == "Z"
+
+    assert wait_for(part_gone, 30, "the part to stop with its launcher")
