@@ -75,6 +75,24 @@ def run(no_web: bool) -> None:
 
 
 @main.command()
+@click.option(
+    "--web", "web_url", help="Also check this web UI address, e.g. http://127.0.0.1:5000."
+)
+@click.option("--forkserver", is_flag=True, help="Also check the fork server's socket.")
+def health(web_url: str | None, forkserver: bool) -> None:
+    """Check the database, the Prefect API and optionally the web UI and the
+    fork server; exit 1 if one fails (for systemd and monitoring)."""
+    from serviceplus.health import checks
+
+    failed = False
+    for name, problem in checks(get_settings(), web_url=web_url, forkserver=forkserver):
+        click.echo(f"{name}: {problem or 'ok'}")
+        failed = failed or bool(problem)
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
 def sweep() -> None:
     """Resume flow runs of saved decisions and start flows of saved cases
     that Prefect could not take at once."""

@@ -114,6 +114,9 @@ class ForkServer:
     def _start(self, conn: socket.socket, listener: socket.socket) -> None:
         try:
             line, fds = _receive_request(conn)
+            if not line:  # connected and closed: `serviceplus health --forkserver`
+                conn.close()
+                return
             env = json.loads(line)["env"]
         except (OSError, ValueError, KeyError) as exc:
             _log(f"bad request: {exc}")
@@ -164,6 +167,8 @@ def _log(message: str) -> None:
 
 def _receive_request(conn: socket.socket) -> tuple[bytes, list[int]]:
     data, fds, _flags, _addr = socket.recv_fds(conn, 1 << 20, 3)
+    if not data and not fds:
+        return b"", []
     while not data.endswith(b"\n"):
         more = conn.recv(1 << 20)
         if not more:

@@ -510,3 +510,24 @@ def test_parts_do_not_outlive_a_launcher_killed_with_sigkill(tmp_path):
         return Path(f"/proc/{part_pid}/stat").read_text().split()[2] == "Z"
 
     assert wait_for(part_gone, 30, "the part to stop with its launcher")
+
+
+def test_health_command_checks_each_part(stack):
+    from serviceplus.stack import free_port
+
+    def health(*args):
+        return subprocess.run(
+            [CLI, "health", *args], env=stack.env, capture_output=True, text=True, timeout=60
+        )
+
+    web = f"http://{stack.settings.host}:{stack.settings.web_port}"
+    good = health("--web", web, "--forkserver")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.stdout.split() == [
+        *("database:", "ok", "prefect:", "ok", "web:", "ok", "forkserver:", "ok")
+    ]
+    bad = health("--web", f"http://127.0.0.1:{free_port()}")  # nobody listens there
+    assert bad.returncode == 1
+    assert "web: failed" in bad.stdout
+    assert "prefect: ok" in bad.stdout
+    assert "bad request" not in (stack.log_dir / "forkserver.log").read_text()
