@@ -115,11 +115,25 @@ RESTART_RESET_AFTER = 600
 class Stack:
     """The running system. Use as a context manager, or start()/stop()."""
 
-    def __init__(self, settings: Settings, *, web: bool = True, log_dir: Path | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        web: bool = True,
+        log_dir: Path | None = None,
+        work_dir: Path = PROJECT_ROOT,
+        forkserver_socket: Path | None = None,
+    ):
         self.settings = settings
         self.web = web
         self.env = stack_env(settings)
         self.log_dir = log_dir or settings.data_dir / "logs"
+        # Another working directory and socket: one more worker "host" beside
+        # this one (tests/test_workers.py); results and storage stay shared.
+        self.work_dir = work_dir
+        self.forkserver_socket = forkserver_socket or settings.forkserver_socket
+        if settings.warm_start:
+            self.env["SERVICEPLUS_FORKSERVER_SOCKET"] = str(self.forkserver_socket)
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self._logs: dict[int, object] = {}
         # Parts that are restarted when they die (the server and the database
@@ -138,7 +152,7 @@ class Stack:
         proc = subprocess.Popen(
             args,
             env=self.env,
-            cwd=PROJECT_ROOT,
+            cwd=self.work_dir,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
@@ -182,7 +196,7 @@ class Stack:
         """The warm start of flow runs (serviceplus/forkserver.py), if on."""
         if not self.settings.warm_start:
             return
-        path = self.settings.forkserver_socket
+        path = self.forkserver_socket
         server = self._spawn(
             "forkserver", [sys.executable, "-m", "serviceplus.forkserver", str(path)]
         )
