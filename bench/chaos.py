@@ -1,0 +1,279 @@
+"""Benchmark: cases keep going while the parts of the stack are killed.
+
+Starts the stack in this process (free ports, temporary data directory, the
+sweeper deployment every minute), files N cases and lets simulated clerks
+take every open task (the first option; four eyes by a second clerk), while
+at random moments one part is killed with SIGKILL: a flow-run process, the
+fork server, the worker, the web server, the Prefect server, and with
+--kill-postgres the PostgreSQL cluster (immediate restart; BENCH_POSTGRES
+only, never a shared production server). The launcher's healing restarts
+the worker, fork server and web server; the Prefect server is started again
+here, as systemd would. Then the faults stop and the run settles.
+
+Reports: cases completed, decisions lost (saved decisions whose case did
+not complete), letters duplicated, cases stuck after settling, and the
+longest a case waited from a decision to its next step (recovery included).
+
+Usage: .venv/bin/python -m bench.chaos [--cases 200] [--minutes 10] [--write FILE]
+"""
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench.common import database_label, percentile, prepare, replace_section
+
+FAULTS = ["flow-run", "forkserver", "prefect-worker", "web", "prefect-server"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=200)
+    parser.add_argument("--minutes", type=float, default=10, help="how long faults are injected")
+    parser.add_argument("--interval", type=float, default=20, help="mean seconds between faults")
+    parser.add_argument("--settle", type=float, default=600, help="seconds to wait afterwards")
+    parser.add_argument("--kill-postgres", action="store_true")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--write", type=Path, help="replace this section in a Markdown file")
+    args = parser.parse_args()
+
+    prepare("serviceplus-chaos-")
+    # A run without a process is found after a minute (default 5).
+    os.environ.setdefault("SERVICEPLUS_STUCK_AFTER", "PT1M")
+    result = run(args)
+    text = report(args, result)
+    print(text)
+    if args.write:
+        replace_section(args.write, text)
+
+
+def run(args) -> dict:
+    from serviceplus.cli import main as cli
+    from serviceplus.demo import submit_example
+    from serviceplus.settings import get_settings
+    from serviceplus.stack import Stack
+
+    cli(["init"], standalone_mode=False)
+    stack = Stack(get_settings())
+    stack.start()
+    clerks = Clerks()
+    faults: Counter = Counter()
+    try:
+        cases = [submit_example() for _ in range(args.cases)]
+        clerks.start([c.id for c in cases])
+        chaos = random.Random(args.seed)
+        faults_end = time.monotonic() + args.minutes * 60
+        next_fault = time.monotonic() + chaos.expovariate(1 / args.interval)
+        while time.monotonic() < faults_end:
+            heal(stack)
+            if time.monotonic() >= next_fault:
+                fault = chaos.choice(FAULTS + (["postgresql"] if args.kill_postgres else []))
+                if inject(stack, fault, chaos):
+                    faults[fault] += 1
+                next_fault = time.monotonic() + chaos.expovariate(1 / args.interval)
+            time.sleep(0.5)
+        settle_end = time.monotonic() + args.settle
+        while time.monotonic() < settle_end and not clerks.all_closed():
+            heal(stack)
+            time.sleep(1)
+    finally:
+        clerks.stop()
+        stack.stop()
+    return clerks.outcome() | {"faults": faults}
+
+
+def heal(stack) -> None:
+    """The launcher's healing; a dead Prefect server is started again here
+    (in production its systemd unit does that)."""
+    try:
+        stack.heal()
+    except RuntimeError:
+        for name, proc in list(stack.procs):
+            if name == "prefect-server" and proc.poll() is not None:
+                stack.procs.remove((name, proc))
+                stack._logs.pop(proc.pid).close()
+        stack.start_server()
+
+
+def inject(stack, fault: str, chaos: random.Random) -> bool:
+    if fault == "postgresql":
+        for version in os.listdir("/etc/postgresql"):
+            subprocess.run(
+                ["pg_ctlcluster", version, "main", "restart", "-m", "immediate"], check=True
+            )
+        return True
+    parts = dict((name, proc) for name, proc in stack.procs if proc.poll() is None)
+    if fault == "flow-run":
+        children = _children(parts["forkserver"].pid) if "forkserver" in parts else []
+        if not children:
+            return False
+        os.kill(chaos.choice(children), signal.SIGKILL)
+        return True
+    if fault not in parts:
+        return False
+    os.killpg(parts[fault].pid, signal.SIGKILL)
+    return True
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                stat = (proc / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(proc.name))
+    return found
+
+
+def _clerk_for(task) -> str:
+    """A user of the task's organisation and role; not the proposer (four eyes)."""
+    from sqlmodel import select
+
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.tables import User
+
+    with session_scope() as session:
+        query = select(User.username).where(
+            User.organisation_id == task.organisation_id, User.role == task.role, User.active
+        )
+        names = sorted(n for n in session.exec(query) if n != task.proposed_by)
+    return names[0]
+
+
+class Clerks:
+    """Simulated clerks: take every open task of the benchmark's cases."""
+
+    def __init__(self):
+        self.case_ids: list[int] = []
+        self.decided: dict[int, float] = {}  # task id -> when decided
+        self.waits: list[float] = []  # decision -> next step of the case
+        self._last_decision: dict[int, float] = {}  # case id -> when last decided
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, daemon=True)
+
+    def start(self, case_ids: list[int]) -> None:
+        self.case_ids = case_ids
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._round()
+            except Exception as error:  # the database or Prefect is down: try again
+                print(f"clerks: {type(error).__name__}: {error}", flush=True)
+                time.sleep(2)
+            time.sleep(0.5)
+
+    def _round(self) -> None:
+        from sqlmodel import select
+
+        from serviceplus.models.db import session_scope
+        from serviceplus.models.definition import CONFIRM
+        from serviceplus.models.services.human_tasks import ACTIVE, TaskError, decide_and_resume
+        from serviceplus.models.tables import HumanTask
+
+        with session_scope() as session:
+            query = select(HumanTask).where(
+                HumanTask.case_id.in_(self.case_ids), HumanTask.status.in_(ACTIVE)
+            )
+            tasks = list(session.exec(query))
+        for task in tasks:
+            self._note_next_step(task)
+            confirm = task.proposed_by is not None
+            username = _clerk_for(task)
+            decision = CONFIRM if confirm else task.form["options"][0]["value"]
+            try:
+                decide_and_resume(task_id=task.id, username=username, decision=decision)
+            except TaskError:
+                continue  # taken meanwhile
+            self.decided[task.id] = time.monotonic()
+            self._last_decision[task.case_id] = time.monotonic()
+
+    def _note_next_step(self, task) -> None:
+        """A new open task of a case: the case moved on since its last decision."""
+        started = self._last_decision.pop(task.case_id, None)
+        if started is not None:
+            self.waits.append(time.monotonic() - started)
+
+    def all_closed(self) -> bool:
+        from sqlmodel import func, select
+
+        from serviceplus.models.db import session_scope
+        from serviceplus.models.tables import Case
+
+        try:
+            with session_scope() as session:
+                query = select(func.count()).where(
+                    Case.id.in_(self.case_ids), Case.closed_at.is_(None)
+                )
+                return session.exec(query).one() == 0
+        except Exception:
+            return False
+
+    def outcome(self) -> dict:
+        from sqlmodel import select
+
+        from serviceplus.models.db import session_scope
+        from serviceplus.models.tables import Case, HumanTask, Letter
+
+        with session_scope() as session:
+            cases = list(session.exec(select(Case).where(Case.id.in_(self.case_ids))))
+            letters = Counter(
+                (x.case_id, x.kind, x.step_key)
+                for x in session.exec(select(Letter).where(Letter.case_id.in_(self.case_ids)))
+            )
+            decided = list(
+                session.exec(select(HumanTask).where(HumanTask.id.in_(list(self.decided))))
+            )
+        open_ids = {c.id for c in cases if c.closed_at is None}
+        # A case still waiting after the run settled, and the wait since its
+        # last decision, count as the longest wait too.
+        now = time.monotonic()
+        waits = self.waits + [now - t for c, t in self._last_decision.items() if c in open_ids]
+        return {
+            "cases": len(cases),
+            "completed": sum(1 for c in cases if c.closed_at is not None),
+            "decisions": len(decided),
+            "decisions_lost": sum(1 for t in decided if t.case_id in open_ids),
+            "letters_duplicated": sum(n - 1 for n in letters.values() if n > 1),
+            "stuck": len(open_ids),
+            "wait_p50": percentile(waits, 50) if waits else 0.0,
+            "wait_max": max(waits, default=0.0),
+        }
+
+
+def report(args, r: dict) -> str:
+    faults = ", ".join(f"{name} {n}" for name, n in sorted(r["faults"].items())) or "none"
+    postgres = ", PostgreSQL restarted too" if args.kill_postgres else ""
+    return f"""## Chaos
+
+`python -m bench.chaos --cases {args.cases} --minutes {args.minutes:g} --interval {args.interval:g}`
+({database_label()}, {os.cpu_count()} cores{postgres};
+`SERVICEPLUS_STUCK_AFTER={os.environ["SERVICEPLUS_STUCK_AFTER"]}`). Faults (SIGKILL): {faults}.
+
+| measure | result | goal |
+|---|---|---|
+| cases completed | {r["completed"]} of {r["cases"]} | all |
+| decisions lost | {r["decisions_lost"]} of {r["decisions"]} | 0 |
+| letters duplicated | {r["letters_duplicated"]} | 0 |
+| cases stuck after settling | {r["stuck"]} | 0 |
+| wait from a decision to the next step, median | {r["wait_p50"]:.1f} s | |
+| longest wait from a decision to the next step | {r["wait_max"]:.1f} s | under 120 s |
+"""
+
+
+if __name__ == "__main__":
+    main()
