@@ -39,6 +39,30 @@ DEMO_ORGANISATIONS = [
     ),
 ]
 
+# The letter settings of the demo authorities (fictitious contacts and accounts).
+DEMO_LETTER_SETTINGS = {
+    "abh-md": {
+        "contact_name": "Frau Sabine Berger",
+        "contact_phone": "0391 540-0000",
+        "contact_email": "auslaenderbehoerde@magdeburg.example",
+        "bank_name": "Beispielbank Magdeburg",
+        "iban": "DE89 3704 0044 0532 0130 00",
+        "bic": "COBADEFFXXX",
+        "legal_remedy": "klage",
+        "remedy_address": "dem Verwaltungsgericht Magdeburg, Breiter Weg 203–206, 39104 Magdeburg",
+    },
+    "abh-hal": {
+        "contact_name": "Frau Sevgi Bayram",
+        "contact_phone": "0345 221-0000",
+        "contact_email": "auslaenderbehoerde@halle.example",
+        "bank_name": "Beispielbank Halle",
+        "iban": "DE02 1203 0000 0000 2020 51",
+        "bic": "BYLADEM1001",
+        "legal_remedy": "klage",
+        "remedy_address": "dem Verwaltungsgericht Halle, Thüringer Straße 16, 06112 Halle (Saale)",
+    },
+}
+
 DEMO_USERS = [
     ("sb.magdeburg", "Sabine Berger", Role.clerk, "abh-md"),
     ("sb2.magdeburg", "Stefan Brandt", Role.clerk, "abh-md"),
@@ -85,6 +109,7 @@ def seed_demo_accounts(session: Session) -> None:
         if get_organisation(session, slug) is None:
             session.add(Organisation(slug=slug, name=name, kind=kind, address=address))
     session.flush()
+    _seed_letter_settings(session)
     password_hash = hash_password(DEMO_PASSWORD)
     for username, full_name, role, org_slug in DEMO_USERS:
         if get_user(session, username) is None:
@@ -98,6 +123,17 @@ def seed_demo_accounts(session: Session) -> None:
                     organisation_id=org.id,
                 )
             )
+
+
+def _seed_letter_settings(session: Session) -> None:
+    """Fill the demo authorities' letter settings where still empty (also in
+    databases seeded before the settings existed); never overwrite an admin's."""
+    for slug, settings in DEMO_LETTER_SETTINGS.items():
+        org = get_organisation(session, slug)
+        if org is not None and not org.contact_name:
+            for name, value in settings.items():
+                setattr(org, name, value)
+            session.add(org)
 
 
 class AccountError(ValueError):
