@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from serviceplus.models import clock
 from serviceplus.models.definition import Definition, period_delta
 from serviceplus.models.services import audit, storage
+from serviceplus.models.services.accounts import LEGAL_REMEDIES
 from serviceplus.models.tables import Case, Letter, Organisation
 
 TEMPLATES = Path(__file__).parent / "templates" / "letters"
@@ -27,7 +28,6 @@ _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoesc
 # PDF/A-3 level A: archival like PDF/A-3b, and tagged (structure tree,
 # reading order, language) so that screen readers can read the letter.
 PDF_VARIANT = "pdf/a-3a"
-REMEDIES = {"widerspruch": "Widerspruch", "klage": "Klage"}
 _NUMBERS = ["", "ein", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"]
 _NUMBERS += ["zehn", "elf", "zwölf"]
 # unit: (singular accusative article form, singular dative, plural, plural dative)
@@ -145,7 +145,7 @@ def letter_context(session: Session, *, case: Case, definition: Definition) -> d
     return {
         "case": case,
         "organisation": organisation,
-        "remedy": REMEDIES.get(organisation.legal_remedy),
+        "remedy": LEGAL_REMEDIES.get(organisation.legal_remedy),
         "purpose": case.residence_purpose,
         "purpose_title": definition.purpose_title(case.residence_purpose),
         "definition": definition,

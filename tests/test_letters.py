@@ -12,7 +12,7 @@ from serviceplus.flows.letters import TITLES, after, write_letter
 from serviceplus.models import clock
 from serviceplus.models.db import session_scope
 from serviceplus.models.definition import DefinitionError, parse_definition
-from serviceplus.models.services import storage, versions
+from serviceplus.models.services import accounts, storage, versions
 from serviceplus.models.tables import Case, Organisation
 from tests.helpers import BLUE_CARD, advance, drive, letter_text, letters_of, make_case
 
@@ -251,3 +251,53 @@ def test_flow_writes_the_preapproval_of_the_new_version(letter_version):
     text = letter_text(case, "preapproval")
     assert "§ 18g AufenthG (Blaue Karte EU)" in text and "drei Monate gültig" in text
     assert "Rechtsbehelfsbelehrung" in letter_text(case, "fee_notice")
+
+
+@pytest.fixture
+def magdeburg_settings(database):
+    """Restores the Magdeburg demo settings a test changes."""
+    yield
+    with session_scope() as session:
+        org = accounts.get_organisation(session, "abh-md")
+        for name, value in accounts.DEMO_LETTER_SETTINGS["abh-md"].items():
+            setattr(org, name, value)
+
+
+def test_admin_edits_the_own_organisations_letter_settings(
+    login, letter_version, magdeburg_settings
+):
+    admin = login("admin")
+    page = admin.get("/admin/organisation").get_data(as_text=True)
+    assert 'value="Frau Sabine Berger"' in page and "Rechtsbehelfsbelehrung" in page
+    form = dict(accounts.DEMO_LETTER_SETTINGS["abh-md"])
+    form |= {"contact_name": "Herr Paul Neu", "iban": "de02120300000000202051"}
+    form |= {"legal_remedy": "widerspruch", "remedy_address": "der Landeshauptstadt Magdeburg"}
+    response = admin.post("/admin/organisation", data=form, follow_redirects=True)
+    assert "Briefeinstellungen gespeichert" in response.get_data(as_text=True)
+    text = write(make_case(start=False), "fee_notice")
+    assert "Ansprechperson: Herr Paul Neu" in text
+    assert "IBAN: DE02 1203 0000 0000 2020 51" in text
+    assert "nach Bekanntgabe Widerspruch erhoben werden" in text
+    assert "bei der Landeshauptstadt Magdeburg einzulegen" in text
+
+
+def test_invalid_letter_settings_change_nothing(login, magdeburg_settings):
+    admin = login("admin")
+    form = dict(accounts.DEMO_LETTER_SETTINGS["abh-md"])
+    form |= {"contact_name": "Herr Falsch", "iban": "DE89 3704 0044 0532 0130 01"}
+    form |= {"bic": "XYZ", "legal_remedy": "klage", "remedy_address": ""}
+    page = admin.post("/admin/organisation", data=form).get_data(as_text=True)
+    assert "Die IBAN ist ungültig" in page and "Die BIC ist ungültig" in page
+    assert "wo der Rechtsbehelf einzulegen ist" in page
+    with session_scope() as session:
+        org = accounts.get_organisation(session, "abh-md")
+        assert (org.contact_name, org.iban) == ("Frau Sabine Berger", "DE89 3704 0044 0532 0130 00")
+    assert login("sb.magdeburg").get("/admin/organisation").status_code == 403
+
+
+def test_demo_authorities_are_seeded_with_letter_settings(database):
+    with session_scope() as session:
+        for slug in ("abh-md", "abh-hal"):
+            org = accounts.get_organisation(session, slug)
+            assert org.contact_email and org.iban and org.bic and org.legal_remedy == "klage"
+            assert org.remedy_address.startswith("dem Verwaltungsgericht")
