@@ -30,7 +30,7 @@ _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoesc
 PDF_VARIANT = "pdf/a-3a"
 _NUMBERS = ["", "ein", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"]
 _NUMBERS += ["zehn", "elf", "zwölf"]
-# unit: (singular accusative article form, singular dative, plural, plural dative)
+# unit: (one, accusative; one, dative; plural; plural dative)
 _UNITS = {
     "Y": ("ein Jahr", "einem Jahr", "Jahre", "Jahren"),
     "M": ("einen Monat", "einem Monat", "Monate", "Monaten"),
