@@ -254,6 +254,9 @@ def test_browser_admin_pages_are_accessible(stack):
         assert serious_violations(page) == []
         page.goto(f"{base}/admin/users")
         assert serious_violations(page) == []
+        page.goto(f"{base}/admin/organisation")
+        page.get_by_role("heading", name="Briefeinstellungen").wait_for()
+        assert serious_violations(page) == []
         page.goto(f"{base}/admin/definitions/s81a/draft")
         page.get_by_role("button", name="Prüfen und als Entwurf speichern").wait_for()
         assert serious_violations(page) == []
