@@ -1,15 +1,17 @@
-"""Letters: Jinja templates rendered to PDF/A-3b by WeasyPrint, archived
+"""Letters: Jinja templates rendered to tagged PDF/A-3a by WeasyPrint
+(archival and accessible: structure tree, language), archived
 content-addressed and recorded once per (case, kind, step, attempt)."""
 
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlmodel import Session, select
 
 from serviceplus.models import clock
-from serviceplus.models.definition import Definition
+from serviceplus.models.definition import Definition, period_delta
 from serviceplus.models.services import audit, storage
+from serviceplus.models.services.accounts import LEGAL_REMEDIES
 from serviceplus.models.tables import Case, Letter, Organisation
 
 TEMPLATES = Path(__file__).parent / "templates" / "letters"
@@ -18,12 +20,66 @@ TITLES = {
     "fee_notice": "Vereinbarung und Gebührenbescheid",
     "missing_documents": "Nachforderung von Unterlagen",
     "partial_recognition": "Hinweis: teilweise Anerkennung der Berufsqualifikation",
-    "deemed_approval": "Vermerk: Zustimmung der Bundesagentur für Arbeit gilt als erteilt",
-    "preapproval": "Vorabzustimmung nach § 81a AufenthG",
+    "deemed_approval": "Aktenvermerk: Zustimmung der Bundesagentur für Arbeit gilt als erteilt",
+    "preapproval": "Vorabzustimmung im beschleunigten Fachkräfteverfahren",
     "refusal": "Ablehnung der Vorabzustimmung",
 }
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-_env.filters["datum"] = lambda d: d.strftime("%d.%m.%Y") if d else "–"
+# PDF/A-3 level A: archival like PDF/A-3b, and tagged (structure tree,
+# reading order, language) so that screen readers can read the letter.
+PDF_VARIANT = "pdf/a-3a"
+_NUMBERS = ["", "ein", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"]
+_NUMBERS += ["zehn", "elf", "zwölf"]
+# unit: (one, accusative; one, dative; plural; plural dative)
+_UNITS = {
+    "Y": ("ein Jahr", "einem Jahr", "Jahre", "Jahren"),
+    "M": ("einen Monat", "einem Monat", "Monate", "Monaten"),
+    "W": ("eine Woche", "einer Woche", "Wochen", "Wochen"),
+    "D": ("einen Tag", "einem Tag", "Tage", "Tagen"),
+}
+
+
+def _datum(value) -> str:
+    if not value:
+        return "–"
+    if isinstance(value, str):
+        value = date.fromisoformat(value[:10])
+    return value.strftime("%d.%m.%Y")
+
+
+def _dauer(period: str, dative: bool = False) -> str:
+    """A period in words: "P3M" -> "drei Monate" (dative: "drei Monaten")."""
+    delta = period_delta(period)
+    parts = [
+        ("Y", delta.years),
+        ("M", delta.months),
+        ("W", delta.days // 7 if delta.days % 7 == 0 else 0),
+        ("D", delta.days if delta.days % 7 else 0),
+    ]
+    words = []
+    for unit, count in parts:
+        if count == 1:
+            words.append(_UNITS[unit][1 if dative else 0])
+        elif count:
+            number = _NUMBERS[count] if count < len(_NUMBERS) else str(count)
+            words.append(f"{number} {_UNITS[unit][3 if dative else 2]}")
+    return " und ".join(words)
+
+
+def _innerhalb(period: str) -> str:
+    """ "innerhalb eines Monats", "innerhalb von drei Wochen" (legal style)."""
+    genitive = {"einen Monat": "eines Monats", "eine Woche": "einer Woche"}
+    genitive |= {"ein Jahr": "eines Jahres", "einen Tag": "eines Tages"}
+    words = _dauer(period)
+    if words in genitive:
+        return f"innerhalb {genitive[words]}"
+    return f"innerhalb von {_dauer(period, dative=True)}"
+
+
+_env.filters["datum"] = _datum
+_env.filters["innerhalb"] = _innerhalb
+_env.filters["dauer"] = _dauer
+_env.filters["klammer"] = lambda reference: f" ({reference})" if reference else ""
 _env.filters["eur"] = lambda v: (
     f"{v:,.2f} EUR".replace(",", "X").replace(".", ",").replace("X", ".")
 )
@@ -36,7 +92,7 @@ def render_html(kind: str, context: dict) -> str:
 def render_pdf(html: str) -> bytes:
     from weasyprint import HTML  # heavy import, only where a letter is written
 
-    return HTML(string=html, base_url=str(TEMPLATES)).write_pdf(pdf_variant="pdf/a-3b")
+    return HTML(string=html, base_url=str(TEMPLATES)).write_pdf(pdf_variant=PDF_VARIANT)
 
 
 def write_letter(
@@ -60,17 +116,7 @@ def write_letter(
     ).first()
     if existing is not None:
         return existing
-    today = clock.now().date()
-    context = {
-        "case": case,
-        "organisation": session.get(Organisation, case.organisation_id),
-        "purpose": case.residence_purpose,
-        "definition": definition,
-        "today": today,
-        "reply_by": today + timedelta(weeks=4),
-        "valid_until": _add_months(today, 3),
-        **(extra or {}),
-    }
+    context = letter_context(session, case=case, definition=definition) | (extra or {})
     pdf = render_pdf(render_html(kind, context))
     sha256, path = storage.store_bytes(pdf)
     letter = Letter(
@@ -90,10 +136,34 @@ def write_letter(
     return letter
 
 
-def _add_months(day: date, months: int) -> date:
-    month = day.month - 1 + months
-    year, month = day.year + month // 12, month % 12 + 1
-    return day.replace(year=year, month=month, day=min(day.day, 28))
+def letter_context(session: Session, *, case: Case, definition: Definition) -> dict:
+    """What every letter may print. Dates that depend on a period the
+    definition lacks are None: the template leaves their sentence out."""
+    today = clock.now().date()
+    periods = definition.letter_periods
+    organisation = session.get(Organisation, case.organisation_id)
+    return {
+        "case": case,
+        "organisation": organisation,
+        "remedy": LEGAL_REMEDIES.get(organisation.legal_remedy),
+        "purpose": case.residence_purpose,
+        "purpose_title": definition.purpose_title(case.residence_purpose),
+        "definition": definition,
+        "periods": periods,
+        "refs": definition.references,
+        "mission": case.facts.get("mission"),
+        "today": today,
+        "reply_by": after(today, periods.reply),
+        "pay_by": after(today, periods.payment),
+        "valid_until": after(today, periods.preapproval_validity),
+        "recognition_refusal": None,
+        "ba_refusal": None,
+    }
+
+
+def after(day: date, period: str | None) -> date | None:
+    """The calendar date `period` after `day` (months by the calendar)."""
+    return day + period_delta(period) if period else None
 
 
 CHECKLIST_TITLE = "Checkliste zur Vorprüfung"

@@ -5,11 +5,20 @@ deadline passes, conditions and routes. The flow walks it; nothing in it is
 evaluated as code (conditions: models/conditions.py). See docs/definitions.md.
 """
 
+import re
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from dateutil.relativedelta import relativedelta
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from serviceplus.models.conditions import Condition, Context, evaluate
 from serviceplus.models.tables import Role
@@ -113,6 +122,49 @@ class Rule(_Strict):
     message: str
 
 
+# A calendar period for letters: years, months, weeks, days (P3M, P1M, P3W,
+# P14D). Unlike the task deadlines it keeps calendar months: 31 Jan + P1M is
+# 28/29 Feb and 15 May + P3M is 15 Aug, with no day clamped beyond need.
+_PERIOD = r"^P(?=\d)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$"
+
+
+def _check_period(value: str) -> str:
+    if not re.match(_PERIOD, value):
+        raise ValueError(f"not a period like P1M, P3W or P14D: {value!r}")
+    return value
+
+
+Period = Annotated[str, AfterValidator(_check_period)]
+
+
+def period_delta(period: str) -> relativedelta:
+    years, months, weeks, days = (int(n or 0) for n in re.match(_PERIOD, period).groups())
+    return relativedelta(years=years, months=months, weeks=weeks, days=days)
+
+
+class LetterPeriods(_Strict):
+    """Periods the letters print; a missing one leaves its sentence out."""
+
+    reply: Period | None = None  # reply date of a request for documents
+    payment: Period | None = None  # the fee is paid within
+    appeal: Period | None = None  # the legal remedy is lodged within (Rechtsbehelfsfrist)
+    preapproval_validity: Period | None = None  # the pre-approval is valid for
+    visa_appointment: Period | None = None  # the mission gives an appointment within
+    visa_decision: Period | None = None  # the mission decides within (complete application)
+
+
+class LegalReferences(_Strict):
+    """The provisions the letters cite; a missing one is not cited."""
+
+    agreement: str = ""  # the agreement, e.g. § 81a Abs. 2 AufenthG
+    fee: str = ""  # the fee, e.g. § 47 Abs. 1 Nr. 15 AufenthV
+    continuation: str = ""  # continuing after a partial recognition
+    deemed_approval: str = ""  # the BA's deemed approval
+    preapproval: str = ""  # the pre-approval
+    mission: str = ""  # informing the mission abroad
+    visa_deadlines: str = ""  # the mission's deadlines
+
+
 class Definition(_Strict):
     name: str = Field(pattern=r"^[a-z0-9_-]+$")
     version: int = Field(ge=1)
@@ -123,10 +175,18 @@ class Definition(_Strict):
     documents: dict[str, str]
     required_documents: dict[str, list[str]]
     completeness_rules: list[Rule] = []
+    # Letters: residence purpose -> its title with the provision; the periods
+    # and provisions they print (all optional, see docs/definitions.md).
+    purposes: dict[str, str] = {}
+    letter_periods: LetterPeriods = LetterPeriods()
+    references: LegalReferences = LegalReferences()
     steps: dict[str, Step]
 
     def step(self, key: str) -> Step:
         return self.steps[key]
+
+    def purpose_title(self, purpose: str) -> str:
+        return self.purposes.get(purpose) or f"§ {purpose} AufenthG"
 
     def document_label(self, kind: str) -> str:
         return self.documents.get(kind, kind)
@@ -184,6 +244,9 @@ def _semantic_problems(d: Definition, organisations: set[str] | None):
         for i, kind in enumerate(kinds):
             if kind not in d.documents:
                 yield ("required_documents", purpose, i), f"unknown document {kind!r}"
+    if d.purposes:
+        for purpose in sorted(set(d.required_documents) - set(d.purposes)):
+            yield ("purposes",), f"purpose {purpose!r} has no title"
     for i, rule in enumerate(d.completeness_rules):
         for name in rule.require.thresholds() - set(d.thresholds):
             yield ("completeness_rules", i), f"unknown threshold {name!r}"

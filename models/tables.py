@@ -64,12 +64,30 @@ class TaskStatus(StrEnum):
     cancelled = "cancelled"
 
 
+def _setting(max_length: int):
+    """An organisation's letter setting: text, empty until an admin fills it."""
+    return Field(default="", max_length=max_length, sa_column_kwargs={"server_default": ""})
+
+
 class Organisation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(unique=True, max_length=40)
     name: str = Field(max_length=200)
     kind: str = Field(max_length=40)  # abh, recognition, ba, advice
     address: str = Field(default="", max_length=400)
+    # Letter settings (flows/letters.py): the named contact in the letterhead,
+    # the bank account and the legal remedy printed on every Bescheid.
+    contact_name: str = _setting(200)
+    contact_phone: str = _setting(60)
+    contact_email: str = _setting(200)
+    bank_name: str = _setting(200)
+    iban: str = _setting(40)
+    bic: str = _setting(20)
+    # "widerspruch" (objection to the authority) or "klage" (action at the court)
+    legal_remedy: str = _setting(20)
+    # Where the remedy is lodged, in the dative after "bei":
+    # "dem Verwaltungsgericht Magdeburg, Breiter Weg 203–206, 39104 Magdeburg".
+    remedy_address: str = _setting(400)
 
 
 class User(SQLModel, table=True):

@@ -76,6 +76,7 @@ ROUTES = {
     "admin.users": ("GET", "/admin/users", {"admin"}),
     "admin.deactivate": ("POST", "/admin/users/1/deactivate", {"admin"}),
     "admin.role": ("POST", "/admin/users/1/role", {"admin"}),
+    "admin.organisation": ("GET", "/admin/organisation", {"admin"}),
     "advice.index": ("GET", "/advice/", ADVISERS),
     "advice.new": ("GET", "/advice/new", ADVISERS),
     "advice.detail": ("GET", "/advice/{precheck}", WCST),

@@ -156,7 +156,9 @@ def test_browser_login_approve_and_download_letter(stack, tmp_path):
 
         wait_for(shows_completed, 120, "the case page to show the case completed")
         with page.expect_download() as download_info:
-            page.get_by_role("link", name="Vorabzustimmung nach § 81a AufenthG").click()
+            page.get_by_role(
+                "link", name="Vorabzustimmung im beschleunigten Fachkräfteverfahren"
+            ).click()
         download = download_info.value
         assert download.suggested_filename == f"{reference}-preapproval-1.pdf"
         assert Path(download.path()).read_bytes().startswith(b"%PDF-")
@@ -251,6 +253,9 @@ def test_browser_admin_pages_are_accessible(stack):
         page.get_by_role("img", name=diagram).wait_for()
         assert serious_violations(page) == []
         page.goto(f"{base}/admin/users")
+        assert serious_violations(page) == []
+        page.goto(f"{base}/admin/organisation")
+        page.get_by_role("heading", name="Briefeinstellungen").wait_for()
         assert serious_violations(page) == []
         page.goto(f"{base}/admin/definitions/s81a/draft")
         page.get_by_role("button", name="Prüfen und als Entwurf speichern").wait_for()

@@ -1,5 +1,6 @@
 """Admins: workflow definitions (versions, drafts, publish, activate, diff,
-diagram, migration of running cases) and user accounts."""
+diagram, migration of running cases), user accounts and the own
+organisation's letter settings."""
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -218,6 +219,36 @@ def users():
     ).all()
     return render_template(
         "admin/users.html", people=people, organisation=own, roles=list(Role), csrf_form=CsrfForm()
+    )
+
+
+@bp.route("/organisation", methods=["GET", "POST"])
+@admin_only
+def organisation():
+    """The letter settings of the admin's own organisation only."""
+    session = get_db()
+    own = current_user.organisation
+    values = {name: getattr(own, name) for name in accounts.LETTER_SETTINGS}
+    if request.method == "POST":
+        _csrf_or_400()
+        values = {name: request.form.get(name, "") for name in accounts.LETTER_SETTINGS}
+        try:
+            accounts.update_letter_settings(
+                session, organisation=own, values=values, by=current_user.row.username
+            )
+            session.commit()
+            flash("Briefeinstellungen gespeichert.", "success")
+            return redirect(url_for("admin.organisation"))
+        except accounts.AccountError as exc:
+            session.rollback()
+            flash(str(exc), "error")
+    return render_template(
+        "admin/organisation.html",
+        organisation=own,
+        values=values,
+        labels=accounts.LETTER_SETTINGS,
+        remedies=accounts.LEGAL_REMEDIES,
+        csrf_form=CsrfForm(),
     )
 
 

@@ -1,4 +1,6 @@
-"""Organisations and users: passwords, lookups and the demo data."""
+"""Organisations and users: passwords, lookups, letter settings and the demo data."""
+
+import re
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -38,6 +40,30 @@ DEMO_ORGANISATIONS = [
         "IQ Netzwerk Sachsen-Anhalt · Anerkennungsberatung · Magdeburg",
     ),
 ]
+
+# The letter settings of the demo authorities (fictitious contacts and accounts).
+DEMO_LETTER_SETTINGS = {
+    "abh-md": {
+        "contact_name": "Frau Sabine Berger",
+        "contact_phone": "0391 540-0000",
+        "contact_email": "auslaenderbehoerde@magdeburg.example",
+        "bank_name": "Beispielbank Magdeburg",
+        "iban": "DE89 3704 0044 0532 0130 00",
+        "bic": "COBADEFFXXX",
+        "legal_remedy": "klage",
+        "remedy_address": "dem Verwaltungsgericht Magdeburg, Breiter Weg 203–206, 39104 Magdeburg",
+    },
+    "abh-hal": {
+        "contact_name": "Frau Sevgi Bayram",
+        "contact_phone": "0345 221-0000",
+        "contact_email": "auslaenderbehoerde@halle.example",
+        "bank_name": "Beispielbank Halle",
+        "iban": "DE02 1203 0000 0000 2020 51",
+        "bic": "BYLADEM1001",
+        "legal_remedy": "klage",
+        "remedy_address": "dem Verwaltungsgericht Halle, Thüringer Straße 16, 06112 Halle (Saale)",
+    },
+}
 
 DEMO_USERS = [
     ("sb.magdeburg", "Sabine Berger", Role.clerk, "abh-md"),
@@ -85,6 +111,7 @@ def seed_demo_accounts(session: Session) -> None:
         if get_organisation(session, slug) is None:
             session.add(Organisation(slug=slug, name=name, kind=kind, address=address))
     session.flush()
+    _seed_letter_settings(session)
     password_hash = hash_password(DEMO_PASSWORD)
     for username, full_name, role, org_slug in DEMO_USERS:
         if get_user(session, username) is None:
@@ -100,8 +127,89 @@ def seed_demo_accounts(session: Session) -> None:
             )
 
 
+def _seed_letter_settings(session: Session) -> None:
+    """Fill the demo authorities' letter settings where still empty (also in
+    databases seeded before the settings existed); never overwrite an admin's."""
+    for slug, settings in DEMO_LETTER_SETTINGS.items():
+        org = get_organisation(session, slug)
+        if org is not None and not org.contact_name:
+            for name, value in settings.items():
+                setattr(org, name, value)
+            session.add(org)
+
+
 class AccountError(ValueError):
     """An account change that cannot be made; the message is German."""
+
+
+# The legal remedies a Bescheid may name: setting value -> the word in letters.
+LEGAL_REMEDIES = {"widerspruch": "Widerspruch", "klage": "Klage"}
+# Letter settings an admin edits: field -> German label (form and messages).
+LETTER_SETTINGS = {
+    "contact_name": "Ansprechperson",
+    "contact_phone": "Telefon",
+    "contact_email": "E-Mail",
+    "bank_name": "Kreditinstitut",
+    "iban": "IBAN",
+    "bic": "BIC",
+    "legal_remedy": "Rechtsbehelf",
+    "remedy_address": "Einzulegen bei",
+}
+
+
+def update_letter_settings(
+    session: Session, *, organisation: Organisation, values: dict[str, str], by: str
+) -> None:
+    """Check all settings first and change nothing unless all are valid."""
+    clean = {name: " ".join(values.get(name, "").split()) for name in LETTER_SETTINGS}
+    clean["iban"] = _grouped_iban(clean["iban"])
+    clean["bic"] = clean["bic"].replace(" ", "").upper()
+    problems = list(_letter_setting_problems(clean))
+    if problems:
+        raise AccountError(" ".join(problems))
+    for name, value in clean.items():
+        setattr(organisation, name, value)
+    session.add(organisation)
+    audit.record(
+        session,
+        actor=by,
+        action="organisation_settings_changed",
+        case_id=None,
+        detail=organisation.slug,
+    )
+
+
+def _letter_setting_problems(clean: dict[str, str]):
+    for name, label in LETTER_SETTINGS.items():
+        limit = Organisation.model_fields[name].metadata[0].max_length
+        if len(clean[name]) > limit:
+            yield f"{label}: höchstens {limit} Zeichen."
+    if clean["contact_email"] and not re.fullmatch(
+        r"[^@\s]+@[^@\s]+\.[^@\s]+", clean["contact_email"]
+    ):
+        yield "Die E-Mail-Adresse ist ungültig."
+    if clean["iban"] and not _iban_valid(clean["iban"]):
+        yield "Die IBAN ist ungültig (Prüfziffer oder Aufbau)."
+    if clean["bic"] and not re.fullmatch(r"[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?", clean["bic"]):
+        yield "Die BIC ist ungültig (8 oder 11 Zeichen)."
+    if clean["legal_remedy"] not in {"", *LEGAL_REMEDIES}:
+        yield "Unbekannter Rechtsbehelf."
+    if clean["legal_remedy"] and not clean["remedy_address"]:
+        yield "Bitte geben Sie an, wo der Rechtsbehelf einzulegen ist."
+
+
+def _grouped_iban(value: str) -> str:
+    compact = value.replace(" ", "").upper()
+    return " ".join(compact[i : i + 4] for i in range(0, len(compact), 4))
+
+
+def _iban_valid(grouped: str) -> bool:
+    """ISO 13616: country, check digits, account; mod 97 of the rearranged number is 1."""
+    iban = grouped.replace(" ", "")
+    if not re.fullmatch(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}", iban):
+        return False
+    digits = "".join(str(int(c, 36)) for c in iban[4:] + iban[:4])
+    return int(digits) % 97 == 1
 
 
 def create_user(
