@@ -12,6 +12,7 @@ from prefect.cache_policies import INPUTS, RUN_ID, CacheKeyFnPolicy
 from prefect.context import get_run_context
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
+from pydantic import ValidationError
 
 from serviceplus.flows.steps import ACTIONS, StepRun, case_context
 from serviceplus.models import contracts
@@ -159,9 +160,18 @@ def wait_for_decision(case_id: int, key: str, attempt: int, stage: str) -> Decis
     if saved := decision_already_saved(case_id, key, attempt, stage):
         return Decision.model_validate(saved)
     for round_ in range(MAX_REFUSED_RESUMES + 1):
-        decision = suspend_flow_run(
-            wait_for_input=Decision, key=suspend_key(key, attempt, stage, round_), timeout=None
-        )
+        try:
+            decision = suspend_flow_run(
+                wait_for_input=Decision, key=suspend_key(key, attempt, stage, round_), timeout=None
+            )
+        except ValidationError:
+            # This key's suspension ended without an input: the run crashed
+            # while suspended and was scheduled again. Suspend anew; the
+            # sweeper delivers the saved decision to the new suspension.
+            get_run_logger().warning(
+                "suspension %s#%s (%s) lost; suspending again", key, attempt, stage
+            )
+            continue
         if decision_is_saved(case_id, key, attempt, stage, round_, decision.model_dump()):
             return decision
         get_run_logger().warning(

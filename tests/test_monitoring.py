@@ -249,3 +249,43 @@ def test_coordinator_retries_a_stuck_run(login, monkeypatch):
     client.post(f"/monitor/cases/{case.reference}/retry")
     assert drive(case) == "Suspended"
     assert open_task_of(case).step_key == "decision"
+
+
+def test_run_crashed_while_suspended_waits_again_and_takes_the_saved_decision():
+    """A process killed just after its run suspended makes the worker report
+    the run Crashed, which ends the suspension (found by bench/chaos.py).
+    Retried, the run must suspend anew, not fail on the missing input."""
+    from serviceplus.models.services.orchestration import flow_run_state, mark_crashed
+    from serviceplus.models.services.sweeper import sweep
+    from tests.helpers import decide, letters_of
+
+    case = make_case(example=BLUE_CARD)
+    assert drive(case) == "Suspended"
+    assert decide(open_task_of(case), "approve")
+    assert drive(case) == "Suspended"
+    confirmation = open_task_of(case)
+    assert confirmation.step_key == "decision.confirm"
+    assert mark_crashed(reload(case).flow_run_id, "Process exited with status code: -9")
+
+    assert not decide(confirmation, "confirm", username="sb2.magdeburg")  # saved, not delivered
+    assert sweep().crashed_retried >= 1
+    assert drive(case) == "Suspended"  # again, under a new key
+    assert sweep(grace=timedelta(0)).resumed >= 1  # the saved confirmation
+    assert flow_run_state(reload(case).flow_run_id) != "Suspended"
+    assert drive(case) == "Completed"
+    assert reload(case).outcome == "approved"
+    assert [x.kind for x in letters_of(case)].count("preapproval") == 1
+
+
+def test_flowrun_tells_a_suspended_run_from_a_running_one(monkeypatch):
+    """serviceplus.flowrun reports a run process killed after its run
+    suspended as a clean exit, so that the worker does not crash the run."""
+    from serviceplus.flowrun import run_is_suspended
+    from serviceplus.models.services.orchestration import mark_crashed
+
+    case = make_case(example=BLUE_CARD)
+    assert drive(case) == "Suspended"
+    monkeypatch.setenv("PREFECT__FLOW_RUN_ID", reload(case).flow_run_id)
+    assert run_is_suspended()
+    assert mark_crashed(reload(case).flow_run_id, "killed")
+    assert not run_is_suspended()
