@@ -21,6 +21,8 @@ TITLES = {
     "deemed_approval": "Vermerk: Zustimmung der Bundesagentur für Arbeit gilt als erteilt",
     "preapproval": "Vorabzustimmung nach § 81a AufenthG",
     "refusal": "Ablehnung der Vorabzustimmung",
+    "hearing": "Anhörung vor einer Ablehnung (§ 28 VwVfG)",
+    "partial_recognition_choice": "Teilweise Anerkennung: Fortsetzung nach § 16d AufenthG oder Rücknahme",
 }
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
 _env.filters["datum"] = lambda d: d.strftime("%d.%m.%Y") if d else "–"
@@ -65,6 +67,8 @@ def write_letter(
         "case": case,
         "organisation": session.get(Organisation, case.organisation_id),
         "purpose": case.residence_purpose,
+        "purpose_reference": definition.purpose_reference(case.residence_purpose),
+        "recognition_refusal": None,
         "definition": definition,
         "today": today,
         "reply_by": today + timedelta(weeks=4),

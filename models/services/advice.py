@@ -230,10 +230,12 @@ def _other_bodies(session: Session, definition: Definition, ctx: Context) -> lis
     file or not, by the step's own condition, and who decides it."""
     rows = []
     for step in definition.steps.values():
-        if step.kind != "human" or step.organisation == "case":
+        slug = step.organisation_for(ctx) if step.kind == "human" else "case"
+        # One option is a confirmation (e.g. of receipt), not a decision.
+        if slug == "case" or len(step.options) < 2:
             continue
-        org = get_organisation(session, step.organisation)
-        name = org.name if org else step.organisation
+        org = get_organisation(session, slug)
+        name = org.name if org else slug
         if step.when is None or evaluate(step.when, ctx):
             rows.append((step.title, f"voraussichtlich erforderlich – zuständig: {name}"))
         else:
