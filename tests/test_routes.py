@@ -70,7 +70,7 @@ ROUTES = {
     "admin.version": ("GET", "/admin/definitions/s81a/1", {"admin"}),
     "admin.draft": ("GET", "/admin/definitions/s81a/draft", {"admin"}),
     "admin.publish": ("POST", "/admin/definitions/s81a/1/publish", {"admin"}),
-    "admin.activate": ("POST", "/admin/definitions/s81a/1/activate", {"admin"}),
+    "admin.activate": ("POST", "/admin/definitions/s81a/2/activate", {"admin"}),
     "admin.diff": ("GET", "/admin/definitions/s81a/diff?a=1&b=1", {"admin"}),
     "admin.migrate": ("GET", "/admin/definitions/s81a/migrate?source=1&target=1", {"admin"}),
     "admin.users": ("GET", "/admin/users", {"admin"}),

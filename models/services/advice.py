@@ -42,13 +42,14 @@ from serviceplus.models.tables import (
 ADVICE = "advice"  # Organisation.kind of an advice organisation
 NOTE_MAX = 2000
 # Letters the authority sends to the employer, whom the adviser advises.
-# Not the internal note on the BA's deemed approval, and not the refusal:
-# it quotes the reasons of the body that refused (BA, recognition body).
+# Not the internal note on the BA's deemed approval, and not the hearing
+# or the refusal: they quote the reasons of the body that refused (BA, recognition body).
 LETTERS_TO_EMPLOYER = (
     "receipt",
     "fee_notice",
     "missing_documents",
     "partial_recognition",
+    "partial_recognition_choice",
     "preapproval",
 )
 
