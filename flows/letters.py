@@ -22,7 +22,9 @@ TITLES = {
     "preapproval": "Vorabzustimmung nach § 81a AufenthG",
     "refusal": "Ablehnung der Vorabzustimmung",
     "hearing": "Anhörung vor einer Ablehnung (§ 28 VwVfG)",
-    "partial_recognition_choice": "Teilweise Anerkennung: Fortsetzung nach § 16d AufenthG oder Rücknahme",
+    "partial_recognition_choice": (
+        "Teilweise Anerkennung: Fortsetzung nach § 16d AufenthG oder Rücknahme"
+    ),
 }
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
 _env.filters["datum"] = lambda d: d.strftime("%d.%m.%Y") if d else "–"

@@ -34,10 +34,24 @@ def demo_inputs() -> list[tuple[dict, list[str]]]:
     variants = [
         # org, applicant, employer, example, facts, number of documents (None: all)
         # A nurse: recognition at the Landesverwaltungsamt (health professions).
-        ("abh-md", "Nguyen Van An", "Elbe Pflege GmbH", skilled, {"occupation_group": "health"}, None),
+        (
+            "abh-md",
+            "Nguyen Van An",
+            "Elbe Pflege GmbH",
+            skilled,
+            {"occupation_group": "health"},
+            None,
+        ),
         ("abh-md", "Priya Raman", "Magdeburger Softwarehaus AG", blue_card, None, None),
         # A craft: the chamber of crafts, once the file is complete.
-        ("abh-md", "Carlos Mendoza", "Börde Metallbau KG", skilled, {"occupation_group": "craft"}, 2),
+        (
+            "abh-md",
+            "Carlos Mendoza",
+            "Börde Metallbau KG",
+            skilled,
+            {"occupation_group": "craft"},
+            2,
+        ),
         (
             "abh-hal",
             "Amina Okafor",

@@ -88,7 +88,9 @@ def test_case_started_on_v1_finishes_on_v1_after_v2_is_activated(v2):
         new = make_case(example=BLUE_CARD)
         drive(new)
         assert reload(new).definition_version == 3
-        assert advance(new, "decision", "sb.magdeburg", "approve") == "Completed"  # v3: no four eyes
+        assert (
+            advance(new, "decision", "sb.magdeburg", "approve") == "Completed"
+        )  # v3: no four eyes
         assert advance(old, "decision", "sb.magdeburg", "approve") == "Suspended"  # still four eyes
         assert advance(old, "decision.confirm", "sb2.magdeburg", "confirm") == "Completed"
         assert reload(old).definition_version == 1

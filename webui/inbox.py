@@ -11,11 +11,11 @@ from wtforms.validators import InputRequired
 
 from serviceplus.models import clock
 from serviceplus.models.services import (
-    deadlines,
     assignment,
     audit,
     cases,
     comments,
+    deadlines,
     human_tasks,
     inbox,
     versions,

@@ -7,9 +7,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from serviceplus.models import clock
+from serviceplus.models.conditions import Context
 from serviceplus.models.contracts import Decision
 from serviceplus.models.db import session_scope
-from serviceplus.models.conditions import Context
 from serviceplus.models.definition import CONFIRM, SEND_BACK, Definition, Step
 from serviceplus.models.services import audit, orchestration
 from serviceplus.models.services.accounts import get_organisation, get_user
@@ -49,9 +49,7 @@ def open_for_step(
     often the flow asks. `definition` (the case's) lets organisation routes
     and rule findings read its thresholds."""
     now = clock.now()
-    ctx = Context(
-        facts_of_case(case), {}, definition.thresholds if definition else {}, now.date()
-    )
+    ctx = Context(facts_of_case(case), {}, definition.thresholds if definition else {}, now.date())
     form: dict = {"options": [o.model_dump() for o in step.options]}
     if step.recheck_rules and definition is not None:
         # Thresholds change by year: checked again on the day the decision opens.

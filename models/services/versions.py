@@ -135,7 +135,9 @@ def install_shipped(session: Session) -> None:
         if active is None or (is_new and row.version > active.version):
             activate(session, row)
             if active is not None:
-                move_running_cases(session, name=row.name, source=active.version, target=row.version)
+                move_running_cases(
+                    session, name=row.name, source=active.version, target=row.version
+                )
 
 
 def move_running_cases(session: Session, *, name: str, source: int, target: int) -> list[str]:
