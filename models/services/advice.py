@@ -201,8 +201,10 @@ class Advice:
 THRESHOLD_LABELS = {
     "blue_card_salary": "Gehaltsgrenze Blaue Karte EU",
     "blue_card_salary_reduced": (
-        "Gesenkte Gehaltsgrenze Blaue Karte EU (Engpassberufe, Berufsanfänger)"
+        "Gesenkte Gehaltsgrenze Blaue Karte EU "
+        "(Engpassberufe, Berufsanfänger, IT-Fachkräfte ohne Hochschulabschluss)"
     ),
+    "age_45_salary": "Gehaltsgrenze ab 45 Jahren (§ 18 Abs. 2 Nr. 5 AufenthG)",
 }
 
 
