@@ -39,7 +39,7 @@ def demo_inputs() -> list[tuple[dict, list[str]]]:
             "Nguyen Van An",
             "Elbe Pflege GmbH",
             skilled,
-            {"occupation_group": "health"},
+            {"occupation": "Pflegefachfrau", "occupation_group": "health"},
             None,
         ),
         ("abh-md", "Priya Raman", "Magdeburger Softwarehaus AG", blue_card, None, None),
@@ -49,7 +49,7 @@ def demo_inputs() -> list[tuple[dict, list[str]]]:
             "Carlos Mendoza",
             "Börde Metallbau KG",
             skilled,
-            {"occupation_group": "craft"},
+            {"occupation": "Metallbauer", "occupation_group": "craft"},
             2,
         ),
         (

@@ -50,6 +50,7 @@ ROUTES = {
     "inbox.delegate": ("POST", "/tasks/{task}/delegate", CLERKS_MD),
     "inbox.take_back": ("POST", "/tasks/{task}/take-back", CLERKS_MD),
     "inbox.priority": ("POST", "/tasks/{task}/priority", CLERKS_MD),
+    "inbox.extend": ("POST", "/tasks/{task}/extend", CLERKS_MD),
     "inbox.comment": ("POST", "/tasks/{task}/comments", CASE_ROLES_MD),
     "inbox.complete": ("POST", "/tasks/{task}/complete", CLERKS_MD),
     "cases.index": ("GET", "/cases/", CASE_ROLES_MD | {"sb.halle", "ba"}),
