@@ -433,6 +433,30 @@ def test_running_version_1_cases_move_to_version_2_after_a_dry_run():
     assert advance(at_ba, "ba_approval", "ba", "refuse", "Nicht vergleichbar") == "Completed"
 
 
+def test_withdrawal_while_documents_are_missing():
+    case = make_case(kinds=["passport", "power_of_attorney"])
+    drive(case)
+    assert advance(case, "await_documents", "sb.magdeburg", "withdrawn", "Stelle besetzt") == (
+        "Completed"
+    )
+    assert reload(case).outcome == "withdrawn"
+
+
+def test_withdrawal_while_the_ba_waits_for_an_answer():
+    case = make_case(facts={"anabin_equivalent": True})
+    drive(case)
+    advance(case, "ba_approval", "ba", "question", "Arbeitszeit?")
+    assert advance(case, "ba_answer", "sb.magdeburg", "withdrawn", "Rücknahme") == "Completed"
+    assert reload(case).outcome == "withdrawn"
+    assert letters(case) == ["fee_notice", "receipt"]
+
+
+def test_installing_again_keeps_an_admins_rollback():
+    with active_version(1), session_scope() as session:
+        versions.install_shipped(session)
+        assert versions.active_row(session, "s81a").version == 1
+
+
 def test_demo_organisations_and_shipped_versions():
     with session_scope() as session:
         slugs = {o.slug for o in session.exec(select(Organisation))}
