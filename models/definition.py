@@ -101,9 +101,6 @@ class Step(_Strict):
                 return route.to
         return self.organisation
 
-    def organisations(self) -> set[str]:
-        return {self.organisation, *(r.to for r in self.organisation_routes)}
-
     def route_targets(self) -> list[str]:
         if isinstance(self.routes, dict):
             return list(self.routes.values())
