@@ -237,7 +237,7 @@ def test_recognition_refusal_is_cited_as_the_bodys_appealable_decision():
     assert advance(case, "await_hearing", "sb.magdeburg", "refuse", final) == "Completed"
     refusal = letter_text(case, "refusal")
     decided_on = [t for t in tasks_of(case) if t.step_key == "recognition"][0].completed_at
-    assert "Bescheid der Handwerkskammer Magdeburg" in refusal
+    assert "Bescheid der zuständigen Stelle (Handwerkskammer Magdeburg)" in refusal
     assert decided_on.strftime("%d.%m.%Y") in refusal and final in refusal
     assert reload(case).outcome == "refused"
 
@@ -248,7 +248,7 @@ def test_ba_refusal_leads_to_a_hearing_and_the_employer_may_withdraw():
     reason = "Die Arbeitsbedingungen sind nicht vergleichbar."
     assert advance(case, "ba_approval", "ba", "refuse", reason) == "Suspended"
     assert reason in letter_text(case, "hearing")
-    assert "Bescheid der" not in letter_text(case, "hearing")  # no recognition refusal
+    assert "zuständige Stelle" not in letter_text(case, "hearing")  # no recognition refusal
     assert advance(case, "await_hearing", "sb.magdeburg", "withdrawn", "Rücknahme") == "Completed"
     assert reload(case).outcome == "withdrawn"
     assert letters(case) == ["fee_notice", "hearing", "receipt"]
@@ -262,7 +262,7 @@ def test_own_rejection_is_heard_before_the_refusal_letter():
     final = "Keine Stellungnahme eingegangen; der Vertrag bleibt ohne Unterschrift."
     assert advance(case, "await_hearing", "sb.magdeburg", "refuse", final) == "Completed"
     assert final in letter_text(case, "refusal")
-    assert "Bescheid der" not in letter_text(case, "refusal")
+    assert "zuständigen Stelle" not in letter_text(case, "refusal")
 
 
 # --- the BA: question, deemed approval ---------------------------------------------------
