@@ -103,6 +103,7 @@ def open_human_step(case_id: int, step_key: str, attempt: int, stage: str) -> in
             attempt=attempt,
             step=definition.step(step_key),
             flow_run_id=flow_run_id,
+            definition=definition,
         ).id
 
 

@@ -15,10 +15,10 @@ from serviceplus.flows.letters import write_letter
 from serviceplus.models import clock
 from serviceplus.models.conditions import Context
 from serviceplus.models.definition import Definition, Step
-from serviceplus.models.services import advice, audit, storage
+from serviceplus.models.services import advice, audit, human_tasks, storage
 from serviceplus.models.services.cases import documents_of
-from serviceplus.models.services.completeness import CompletenessResult, check_file, file_facts
-from serviceplus.models.tables import Case
+from serviceplus.models.services.completeness import CompletenessResult, check_file, facts_of_case
+from serviceplus.models.tables import Case, Organisation
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,7 @@ Action = Callable[[StepRun], str | None]
 
 
 def facts_of(case: Case) -> dict:
-    return file_facts(
-        residence_purpose=case.residence_purpose,
-        passport_valid_until=case.passport_valid_until,
-        planned_entry=case.planned_entry,
-        applicant_birth_date=case.applicant_birth_date,
-        applicant_nationality=case.applicant_nationality,
-        facts=case.facts,
-    )
+    return facts_of_case(case)
 
 
 def case_context(case: Case, definition: Definition, outcomes: dict[str, str]) -> Context:
@@ -78,8 +71,39 @@ def check_completeness(run: StepRun) -> str:
     return "complete"
 
 
+def _last_refusal(session: Session, case: Case, step_key: str, decision: str):
+    refused = [
+        t
+        for t in human_tasks.tasks_of_case(session, case.id)
+        if t.step_key == step_key and t.decision == decision
+    ]
+    return refused[-1] if refused else None
+
+
+def recognition_refusal(session: Session, case: Case) -> dict | None:
+    """The recognition body's refusal the ABH's letters cite as that body's
+    own appealable decision (its name, date, reasons); None if there is none."""
+    task = _last_refusal(session, case, "recognition", "refused")
+    if task is None:
+        return None
+    body = session.get(Organisation, task.organisation_id)
+    return {"body": body.name, "decided_on": task.completed_at.date(), "reason": task.reason}
+
+
+def ba_refusal(session: Session, case: Case) -> dict | None:
+    """The BA's refusal: internal, cited with its reasons, not appealable alone."""
+    task = _last_refusal(session, case, "ba_approval", "refuse")
+    return {"reason": task.reason} if task else None
+
+
 def send_letter(run: StepRun) -> None:
-    extra: dict = {"reason": run.reason}
+    extra: dict = {
+        "reason": run.reason,
+        "recognition_refusal": recognition_refusal(run.session, run.case),
+        "ba_refusal": ba_refusal(run.session, run.case),
+    }
+    if run.step.reply_within:
+        extra["reply_by"] = clock.now().date() + run.step.reply_within
     if run.step.letter == "missing_documents":
         result = completeness_of(run.session, run.case, run.definition)
         extra |= {
@@ -98,7 +122,40 @@ def send_letter(run: StepRun) -> None:
     )
 
 
+def change_purpose(run: StepRun) -> None:
+    """The case continues under another residence purpose (e.g. § 16d after a
+    partial recognition); the documents are then checked for that purpose."""
+    old = run.case.residence_purpose
+    run.case.residence_purpose = run.step.purpose
+    run.session.add(run.case)
+    audit.record(
+        run.session,
+        actor="system",
+        action="purpose_changed",
+        case_id=run.case.id,
+        detail=f"Aufenthaltszweck {old} → {run.step.purpose}",
+        step_key=run.step_key,
+        attempt=run.attempt,
+    )
+
+
+def record_note(run: StepRun) -> None:
+    """An internal note in the case's history (e.g. the BA's deemed approval):
+    for the file, not a letter to the employer."""
+    audit.record(
+        run.session,
+        actor="system",
+        action="internal_note",
+        case_id=run.case.id,
+        detail=f"{run.step.note} ({clock.now():%d.%m.%Y})",
+        step_key=run.step_key,
+        attempt=run.attempt,
+    )
+
+
 ACTIONS: dict[str, Action] = {
     "check_completeness": check_completeness,
     "send_letter": send_letter,
+    "change_purpose": change_purpose,
+    "record_note": record_note,
 }

@@ -6,7 +6,8 @@
     {all: [...]}, {any: [...]}, {not: {...}}
 
 A fact path reads the case (`residence_purpose`, `facts.<name>`, `passport_valid_until`,
-`planned_entry`, `contract_months` ...); `outcome` reads the last outcome of
+`planned_entry`, `contract_months` ...; `applicant_age` is the applicant's age in
+full years on the day of evaluation); `outcome` reads the last outcome of
 an earlier step. A threshold names a table in the definition, looked up by
 the current year.
 """
@@ -75,6 +76,8 @@ class Context:
         self.facts, self.outcomes, self.thresholds, self.today = facts, outcomes, thresholds, today
 
     def fact(self, path: str) -> Any:
+        if path == "applicant_age":  # derived: full years on `today`
+            return _age(_as_date(self.facts.get("applicant_birth_date")), self.today)
         value: Any = self.facts
         for part in path.split("."):
             value = value.get(part) if isinstance(value, dict) else None
@@ -130,3 +133,9 @@ def _as_date(value: Any) -> date | None:
         return date.fromisoformat(str(value))
     except ValueError:
         return None
+
+
+def _age(born: date | None, today: date) -> int | None:
+    if born is None:
+        return None
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))

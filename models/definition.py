@@ -43,6 +43,9 @@ class Option(_Strict):
 class Deadline(_Strict):
     duration: timedelta
     from_: Literal["opened", "file_complete"] = Field(default="opened", alias="from")
+    # How much longer the acting body may make it, once, with a reason
+    # (e.g. a recognition body's extension); None: not extendable.
+    extension: timedelta | None = None
 
 
 class OnTimeout(_Strict):
@@ -65,8 +68,15 @@ class Step(_Strict):
     # auto
     action: str | None = None
     letter: str | None = None
+    reply_within: timedelta | None = None  # send_letter: the reply date the letter names
+    purpose: str | None = None  # change_purpose: the case's new residence purpose
+    note: str = ""  # record_note: the internal note written to the case
     # human
     organisation: str = "case"  # "case" (the case's authority) or an organisation slug
+    # The first route whose condition holds picks the organisation instead;
+    # the last one has no condition (the default).
+    organisation_routes: list[Route] = []
+    recheck_rules: bool = False  # show the completeness rules' findings as of opening
     role: Role | None = None
     deadline: Deadline | None = None
     on_timeout: OnTimeout | None = None
@@ -92,6 +102,13 @@ class Step(_Strict):
         if self.on_timeout and self.on_timeout.outcome:
             values.add(self.on_timeout.outcome)
         return values
+
+    def organisation_for(self, ctx: Context) -> str:
+        """The organisation that acts here for the case `ctx` describes."""
+        for route in self.organisation_routes:
+            if route.when is None or evaluate(route.when, ctx):
+                return route.to
+        return self.organisation
 
     def route_targets(self) -> list[str]:
         if isinstance(self.routes, dict):
@@ -273,6 +290,10 @@ def _step_problems(step: Step, d: Definition, organisations: set[str] | None):
         yield ("action",), f"unknown action {step.action!r}"
     if step.action == "send_letter" and step.letter not in letters:
         yield ("letter",), f"unknown letter template {step.letter!r}"
+    if step.action == "change_purpose" and step.purpose not in d.required_documents:
+        yield ("purpose",), f"unknown residence purpose {step.purpose!r}"
+    if step.action == "record_note" and not step.note:
+        yield ("note",), "record_note needs a note"
     if step.kind == "human":
         yield from _human_step_problems(step, organisations)
     for i, kind in enumerate(step.documents):
@@ -284,7 +305,8 @@ def _step_problems(step: Step, d: Definition, organisations: set[str] | None):
         yield (), "needs next or routes"
     if step.when is not None and not (step.skip_to or step.next):
         yield ("when",), "a conditional step needs skip_to or next"
-    for condition in [step.when, *(r.when for r in step.routes if isinstance(r, Route))]:
+    conditional = [r for r in step.routes if isinstance(r, Route)] + step.organisation_routes
+    for condition in [step.when, *(r.when for r in conditional)]:
         for name in (condition.thresholds() if condition else set()) - set(d.thresholds):
             yield ("when",), f"unknown threshold {name!r}"
     for field, target in [("next", step.next), ("skip_to", step.skip_to)] + [
@@ -301,6 +323,11 @@ def _human_step_problems(step: Step, organisations: set[str] | None):
         yield ("options",), "a human step needs options"
     if organisations is not None and step.organisation not in organisations | {"case"}:
         yield ("organisation",), f"unknown organisation {step.organisation!r}"
+    for i, route in enumerate(step.organisation_routes):
+        if organisations is not None and route.to not in organisations | {"case"}:
+            yield ("organisation_routes", i), f"unknown organisation {route.to!r}"
+    if step.organisation_routes and step.organisation_routes[-1].when is not None:
+        yield ("organisation_routes",), "the last organisation route needs no condition"
     if isinstance(step.routes, dict) and set(step.routes) != step.outcomes():
         yield ("routes",), "routes must cover exactly the options (and the timeout outcome)"
     timeout = step.on_timeout

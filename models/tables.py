@@ -229,6 +229,9 @@ class HumanTask(SQLModel, table=True):
     cancelled_at: datetime | None = ts_field(default=None)
     reminded_at: datetime | None = ts_field(default=None)
     escalated_at: datetime | None = ts_field(default=None)
+    # The acting body's one extension of the deadline, with its reason.
+    deadline_extended_at: datetime | None = ts_field(default=None)
+    deadline_extension_reason: str | None = Field(default=None, sa_type=sa.Text)
     priority: int = 0  # 0 normal, 1 high
     delegated_by: str | None = Field(default=None, max_length=80)  # who can take it back
     # Computed by the database (migration 0006) so the inbox can sort by an

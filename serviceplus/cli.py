@@ -63,7 +63,7 @@ def run(no_web: bool) -> None:
         if settings.demo:
             click.echo(
                 "  Demo logins (password 'demo'): sb.magdeburg, sb2.magdeburg, sb.halle, "
-                "fosa, ba, koordination, admin\n"
+                "fosa, hwk, lvwa, zab, ba, koordination, admin\n"
             )
         click.echo("Press Ctrl-C to stop.")
         stack.wait()

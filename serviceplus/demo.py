@@ -33,9 +33,25 @@ def demo_inputs() -> list[tuple[dict, list[str]]]:
     skilled, blue_card = _example("case-18a.json"), _example("case-18g.json")
     variants = [
         # org, applicant, employer, example, facts, number of documents (None: all)
-        ("abh-md", "Nguyen Van An", "Elbe Pflege GmbH", skilled, {}, None),
+        # A nurse: recognition at the Landesverwaltungsamt (health professions).
+        (
+            "abh-md",
+            "Nguyen Van An",
+            "Elbe Pflege GmbH",
+            skilled,
+            {"occupation": "Pflegefachfrau", "occupation_group": "health"},
+            None,
+        ),
         ("abh-md", "Priya Raman", "Magdeburger Softwarehaus AG", blue_card, None, None),
-        ("abh-md", "Carlos Mendoza", "Börde Metallbau KG", skilled, {}, 2),
+        # A craft: the chamber of crafts, once the file is complete.
+        (
+            "abh-md",
+            "Carlos Mendoza",
+            "Börde Metallbau KG",
+            skilled,
+            {"occupation": "Metallbauer", "occupation_group": "craft"},
+            2,
+        ),
         (
             "abh-hal",
             "Amina Okafor",

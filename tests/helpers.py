@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from serviceplus.demo import EXAMPLES, blank_pdf
 from serviceplus.models.db import session_scope
-from serviceplus.models.services import audit, cases, human_tasks, storage
+from serviceplus.models.services import audit, cases, human_tasks, storage, versions
 from serviceplus.models.tables import Case, HumanTask, Letter
 from serviceplus.settings import get_settings
 
@@ -52,6 +52,20 @@ def make_case(kinds=None, org="abh-md", start=True, files=None, example=EXAMPLE,
     )
     assert started
     return case
+
+
+@contextlib.contextmanager
+def active_version(version: int, name: str = "s81a"):
+    """New cases follow definition `version` inside the block; the version
+    active before is active again after it."""
+    with session_scope() as session:
+        before = versions.active_row(session, name).version
+        versions.activate(session, versions.load_row(session, name, version))
+    try:
+        yield
+    finally:
+        with session_scope() as session:
+            versions.activate(session, versions.load_row(session, name, before))
 
 
 def drive(case: Case) -> str:

@@ -8,17 +8,34 @@ from serviceplus.models.db import session_scope
 from serviceplus.models.definition import DefinitionError
 from serviceplus.models.services import accounts, versions
 from serviceplus.models.tables import TaskStatus, User, WorkflowDefinition
-from tests.helpers import BLUE_CARD, advance, decide, drive, make_case, open_task_of, reload
+from tests.helpers import (
+    BLUE_CARD,
+    active_version,
+    advance,
+    decide,
+    drive,
+    make_case,
+    open_task_of,
+    reload,
+)
 
-pytestmark = pytest.mark.usefixtures("inprocess_deployment")
+# Cases start on version 1 here; the admin's own version is 3 (2 is shipped).
+pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_1")
 V1 = (versions.SHIPPED_DIR / "s81a.yaml").read_text(encoding="utf-8")
 
 
+@pytest.fixture(scope="module")
+def on_version_1(database):
+    with active_version(1):
+        yield
+
+
 def v2_text() -> str:
-    """Version 2: the decision without four eyes, a longer deadline."""
-    text = V1.replace("version: 1\n", "version: 2\n", 1)
+    """The admin's version 3: version 1's decision without four eyes, a
+    longer deadline. (Named after its role in these tests: the next version.)"""
+    text = V1.replace("version: 1\n", "version: 3\n", 1)
     text = text.replace("    four_eyes: true\n    deadline: P2W", "    deadline: P3W", 1)
-    assert text.count("version: 2") == 1 and "P3W" in text
+    assert text.count("version: 3") == 1 and "P3W" in text
     return text
 
 
@@ -27,27 +44,18 @@ def v2(database):
     with session_scope() as session:
         row = versions.save_draft(session, name="s81a", text=v2_text(), by="admin")
         versions.publish_draft(session, row=row, by="admin")
-    return 2
-
-
-@pytest.fixture
-def v2_active(v2):
-    with session_scope() as session:
-        versions.activate(session, versions.load_row(session, "s81a", 2))
-    yield
-    with session_scope() as session:
-        versions.activate(session, versions.load_row(session, "s81a", 1))
+    return 3
 
 
 def test_draft_with_errors_is_refused_with_lines(login):
     client = login("admin")
     assert (
-        "version: 2" in client.get("/admin/definitions/s81a/draft").get_data(as_text=True) or True
+        "version: 3" in client.get("/admin/definitions/s81a/draft").get_data(as_text=True) or True
     )
     bad = (
         v2_text()
         .replace("letter: preapproval", "letter: nonsense")
-        .replace("version: 2", "version: 9")
+        .replace("version: 3", "version: 9")
     )
     response = client.post("/admin/definitions/s81a/draft", data={"text": bad})
     assert response.status_code == 400
@@ -60,27 +68,29 @@ def test_draft_with_errors_is_refused_with_lines(login):
 
 def test_published_version_is_immutable(v2):
     with session_scope() as session:
-        row = versions.load_row(session, "s81a", 2)
+        row = versions.load_row(session, "s81a", 3)
         with pytest.raises(DefinitionError, match="bereits veröffentlicht"):
             versions.publish_draft(session, row=row, by="admin")
         with pytest.raises(DefinitionError, match="a change needs a new version"):
             versions.publish(session, text=v2_text().replace("P3W", "P4W"), by="admin")
-        with pytest.raises(DefinitionError, match="name and version must be s81a and 3"):
+        with pytest.raises(DefinitionError, match="name and version must be s81a and 4"):
             versions.save_draft(session, name="s81a", text=v2_text(), by="admin")
     with session_scope() as session:
-        assert versions.load_row(session, "s81a", 2).body == v2_text()
+        assert versions.load_row(session, "s81a", 3).body == v2_text()
 
 
 def test_case_started_on_v1_finishes_on_v1_after_v2_is_activated(v2):
     old = make_case(example=BLUE_CARD)
     drive(old)
     with session_scope() as session:
-        versions.activate(session, versions.load_row(session, "s81a", 2))
+        versions.activate(session, versions.load_row(session, "s81a", 3))
     try:
         new = make_case(example=BLUE_CARD)
         drive(new)
-        assert reload(new).definition_version == 2
-        assert advance(new, "decision", "sb.magdeburg", "approve") == "Completed"  # no four eyes
+        assert reload(new).definition_version == 3
+        assert (
+            advance(new, "decision", "sb.magdeburg", "approve") == "Completed"
+        )  # v3: no four eyes
         assert advance(old, "decision", "sb.magdeburg", "approve") == "Suspended"  # still four eyes
         assert advance(old, "decision.confirm", "sb2.magdeburg", "confirm") == "Completed"
         assert reload(old).definition_version == 1
@@ -90,7 +100,7 @@ def test_case_started_on_v1_finishes_on_v1_after_v2_is_activated(v2):
 
 
 def test_diff_by_line_and_step(v2, login):
-    page = login("admin").get("/admin/definitions/s81a/diff?a=1&b=2").get_data(as_text=True)
+    page = login("admin").get("/admin/definitions/s81a/diff?a=1&b=3").get_data(as_text=True)
     assert "-    four_eyes: true" in page and "+    deadline: P3W" in page
     assert "Geändert: decision" in page
 
@@ -100,17 +110,17 @@ def test_migration_dry_run_then_migrate_keeps_the_task(v2, login):
     drive(case)
     task = open_task_of(case)
     client = login("admin")
-    page = client.get("/admin/definitions/s81a/migrate?source=1&target=2").get_data(as_text=True)
+    page = client.get("/admin/definitions/s81a/migrate?source=1&target=3").get_data(as_text=True)
     assert case.reference in page and "Geänderte oder neue Schritte: decision" in page
     assert reload(case).definition_version == 1  # the dry run changed nothing
     client.post(
         "/admin/definitions/s81a/migrate",
-        data={"source": 1, "target": 2, "cases": [case.reference]},
+        data={"source": 1, "target": 3, "cases": [case.reference]},
     )
-    assert reload(case).definition_version == 2
+    assert reload(case).definition_version == 3
     assert open_task_of(case).id == task.id  # kept its task
     assert decide(task, "approve")
-    assert drive(case) == "Completed"  # v2: no confirmation needed
+    assert drive(case) == "Completed"  # v3: no confirmation needed
 
 
 def test_migration_refused_when_a_passed_step_is_missing(v2):

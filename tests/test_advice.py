@@ -92,7 +92,33 @@ def test_advice_names_the_bodies_and_thresholds_from_the_rules():
     thresholds = dict(blue.thresholds)
     assert thresholds["Gehaltsgrenze Blaue Karte EU"].endswith("– erreicht")
     assert blue.authority == "Ausländerbehörde Magdeburg"
-    assert check(new_precheck()).thresholds == []  # § 18a: no salary rule
+    assert check(new_precheck()).thresholds == []  # § 18a under 45: no salary rule
+
+
+@pytest.mark.parametrize(
+    ("purpose", "facts", "body"),
+    [
+        ("18a", {"occupation_group": "craft"}, "Handwerkskammer Magdeburg"),
+        ("18a", {"occupation_group": "health"}, "Landesverwaltungsamt Sachsen-Anhalt"),
+        ("18b", {}, "Zentralstelle für ausländisches Bildungswesen"),
+    ],
+)
+def test_advice_names_the_recognition_body_the_definition_routes_to(purpose, facts, body):
+    row = new_precheck(residence_purpose=purpose, facts={**EXAMPLE["facts"], **facts})
+    steps = dict(check(row).steps)
+    assert steps["Anerkennung der Berufsqualifikation"].endswith(f"zuständig: {body}")
+    # A confirmation of receipt is no decision of its own for the employer.
+    assert "Eingang bei der Anerkennungsstelle bestätigen" not in steps
+
+
+def test_advice_shows_the_age_45_threshold():
+    applicant = {**EXAMPLE["applicant"], "birth_date": "1970-01-01"}
+    advice_ = check(new_precheck(applicant=applicant))
+    assert any("Ab 45 Jahren" in p for p in advice_.result.problems)
+    thresholds = dict(advice_.thresholds)
+    assert thresholds["Gehaltsgrenze ab 45 Jahren (§ 18 Abs. 2 Nr. 5 AufenthG)"] == (
+        "55.770,00 EUR – nicht erreicht"
+    )
 
 
 def test_bad_input_saves_nothing():
@@ -178,7 +204,7 @@ def test_handover_opens_a_prechecked_case_that_skips_the_second_check():
     assert len(accepted) == 1
     assert executions(case)["completeness#1"] == 1
     assert reload(case).file_complete_at is not None
-    assert reload(case).current_step == "recognition"
+    assert reload(case).current_step == "recognition_receipt"
 
 
 def test_changed_documents_are_checked_again():
@@ -200,21 +226,25 @@ def test_changed_documents_are_checked_again():
             )
         ).all()
     assert accepted == []
-    assert reload(case).current_step == "recognition"  # still complete, by the full check
+    # Still complete, by the full check: on to the recognition body.
+    assert reload(case).current_step == "recognition_receipt"
 
 
 def test_progress_shows_steps_and_employer_letters_but_no_internals():
     row = new_precheck(EXAMPLE)
     case, _ = advice.handover(precheck_id=row.id, user=adviser(), max_upload_bytes=MAX)
     drive(case)
+    advance(case, "recognition_receipt", "fosa", "received")
     advance(case, "recognition", "fosa", "refused", "Geheime Begründung der IHK")
+    advance(case, "await_hearing", "sb.magdeburg", "refuse", "Geheime Würdigung")
     with session_scope() as session:
         progress = advice.progress(session, session.get(Precheck, row.id))
         titles = [s[0] for s in progress.steps]
         assert "Anerkennung der Berufsqualifikation" in titles
         assert "Eingang bestätigen" in titles
         kinds = sorted(letter.kind for letter in progress.letters)
-        assert kinds == ["fee_notice", "receipt"]  # not the refusal with the IHK's reasons
+        # Not the hearing or the refusal: they quote the IHK's reasons.
+        assert kinds == ["fee_notice", "receipt"]
         assert "Geheime" not in repr(progress.steps)
         refusal = [x for x in cases.letters_of(session, case.id) if x.kind == "refusal"]
         own = session.get(Precheck, row.id)
@@ -289,7 +319,8 @@ def test_web_precheck_upload_handover_and_progress(login):
         assert case.organisation_id == accounts.get_organisation(session, "abh-hal").id
     drive(case)
     progress = client.get(f"{url}/progress").get_data(as_text=True)
-    assert "Eingangsbestätigung" in progress and "Anerkennung der Berufsqualifikation" in progress
+    assert "Eingangsbestätigung" in progress
+    assert "Eingang bei der Anerkennungsstelle bestätigen" in progress
     # The authority and the recognition body see it as pre-checked.
     case_page = login("sb.halle").get(f"/cases/{case.reference}").get_data(as_text=True)
     assert "vorgeprüft von WelcomeCenter Sachsen-Anhalt" in case_page

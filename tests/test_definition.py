@@ -22,6 +22,61 @@ def test_shipped_definition_is_valid():
     assert definition.thresholds["blue_card_salary"][2026] == 50700
 
 
+SHIPPED_V2 = (SHIPPED_DIR / "s81a_v2.yaml").read_text(encoding="utf-8")
+ORGS_V2 = ORGS | {"hwk", "lvwa", "zab"}
+
+
+def test_shipped_version_2_is_valid():
+    definition = parse_definition(SHIPPED_V2, ORGS_V2)
+    assert definition.version == 2 and definition.fee_eur == 411
+    recognition = definition.step("recognition")
+    assert [r.to for r in recognition.organisation_routes] == ["lvwa", "hwk", "zab", "ihk-fosa"]
+    assert recognition.deadline.extension.days == 30
+    assert definition.thresholds["age_45_salary"][2026] == 55770
+    assert definition.purpose_title("16d").startswith("§ 16d Abs. 1 AufenthG (")
+    # Every step that waits for the employer can end in a withdrawal.
+    for key in ("await_documents", "partial_choice", "ba_answer", "await_hearing"):
+        option = definition.step(key).option("withdrawn")
+        assert option is not None and option.reason_required, key
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "        to: hwk",
+            "        to: nobody",
+            "organisation_routes.1: unknown organisation 'nobody'",
+        ),
+        (
+            "      - to: ihk-fosa",
+            "      - {when: {fact: residence_purpose, equals: x}, to: ihk-fosa}",
+            "the last organisation route needs no condition",
+        ),
+        ('purpose: "16d"\n', 'purpose: "99x"\n', "unknown residence purpose '99x'"),
+        (
+            "      - when: {fact: facts.occupation_group, equals: health}",
+            "      - when: {fact: facts.x, gte: {threshold: nope}}",
+            "unknown threshold 'nope'",
+        ),
+    ],
+)
+def test_version_2_features_are_validated(old, new, message):
+    assert old in SHIPPED_V2
+    with pytest.raises(DefinitionError, match=message):
+        parse_definition(SHIPPED_V2.replace(old, new, 1), ORGS_V2)
+
+
+def test_applicant_age_is_derived_on_the_day():
+    facts = {"applicant_birth_date": date(1981, 6, 1)}
+    at = {"fact": "applicant_age", "gte": 45}
+    older = Context(facts, {}, {}, date(2026, 6, 1))
+    younger = Context(facts, {}, {}, date(2026, 5, 31))
+    assert evaluate(Condition.model_validate(at), older)
+    assert not evaluate(Condition.model_validate(at), younger)
+    assert not evaluate(Condition.model_validate(at), Context({}, {}, {}, date(2026, 1, 1)))
+
+
 def test_every_registered_letter_has_its_template():
     for kind in TITLES:
         assert (TEMPLATES / f"{kind}.html").is_file(), kind

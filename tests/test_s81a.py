@@ -1,5 +1,7 @@
-"""The § 81a procedure, one scenario per branch, on a real Prefect server:
-the sequence of tasks and the letters each branch produces."""
+"""The § 81a procedure of definition version 1, one scenario per branch, on a
+real Prefect server: the sequence of tasks and the letters each branch
+produces. Version 1 stays for the cases that run on it; version 2 (the active
+one) is tested in test_s81a_v2.py."""
 
 from datetime import timedelta
 
@@ -14,6 +16,7 @@ from serviceplus.models.services.sweeper import sweep
 from tests.helpers import (
     BLUE_CARD,
     EXAMPLE,
+    active_version,
     advance,
     decide,
     drive,
@@ -25,7 +28,13 @@ from tests.helpers import (
     tasks_of,
 )
 
-pytestmark = pytest.mark.usefixtures("inprocess_deployment")
+pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_1")
+
+
+@pytest.fixture(scope="module")
+def on_version_1(database):
+    with active_version(1):
+        yield
 
 
 def sequence(case) -> list[tuple[str, str | None, str | None]]:

@@ -85,9 +85,8 @@ def render(definition: Definition) -> str:
             f'<text x="{x + 8}" y="{y + 18}" font-size="12" font-weight="bold" '
             f'fill="#1a1a1a">{escape(key)}</text>'
         )
-        who = {"auto": "automatisch", "end": "Ende"}.get(
-            step.kind, f"{step.organisation}/{step.role}"
-        )
+        acting = "|".join(r.to for r in step.organisation_routes) or step.organisation
+        who = {"auto": "automatisch", "end": "Ende"}.get(step.kind, f"{acting}/{step.role}")
         parts.append(
             f'<text x="{x + 8}" y="{y + 34}" font-size="11" fill="#1a1a1a">'
             f"{escape(who)}{' · 4 Augen' if step.four_eyes else ''}</text>"

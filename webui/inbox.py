@@ -15,6 +15,7 @@ from serviceplus.models.services import (
     audit,
     cases,
     comments,
+    deadlines,
     human_tasks,
     inbox,
     versions,
@@ -183,6 +184,7 @@ def _render_task(task: HumanTask, case: Case, form: DecisionForm, status: int = 
         comments=comments.for_case(session, case.id),
         events=audit.events_for_case(session, case.id) if own else [],
         purposes=cases.PURPOSES,
+        extension=deadlines.extension_of(session, task),
     ), status
 
 
@@ -273,6 +275,17 @@ def comment(task_id: int):
         task_id,
         lambda s, t: comments.add(s, task=t, author=current_user.row.username, body=body),
         "Ihr Kommentar wurde gespeichert.",
+    )
+
+
+@bp.post("/tasks/<int:task_id>/extend")
+@roles_required(*TASK_ROLES)
+def extend(task_id: int):
+    reason = request.form.get("reason", "")
+    return _task_action(
+        task_id,
+        lambda s, t: deadlines.extend(s, task=t, user=current_user.row, reason=reason),
+        "Die Frist wurde verlängert.",
     )
 
 

@@ -27,6 +27,26 @@ DEMO_ORGANISATIONS = [
     ),
     ("ihk-fosa", "IHK FOSA", "recognition", "IHK FOSA · Ulmenstraße 52g · 90443 Nürnberg"),
     (
+        "hwk",
+        "Handwerkskammer Magdeburg",
+        "recognition",
+        "Handwerkskammer Magdeburg · Anerkennungsstelle · Gareisstraße 10 · 39106 Magdeburg",
+    ),
+    (
+        "lvwa",
+        "Landesverwaltungsamt Sachsen-Anhalt",
+        "recognition",
+        "Landesverwaltungsamt Sachsen-Anhalt · Gesundheitsberufe · Ernst-Kamieth-Straße 2 · "
+        "06112 Halle (Saale)",
+    ),
+    (
+        "zab",
+        "Zentralstelle für ausländisches Bildungswesen",
+        "recognition",
+        "Zentralstelle für ausländisches Bildungswesen (ZAB) · Graurheindorfer Straße 157 · "
+        "53117 Bonn",
+    ),
+    (
         "ba",
         "Bundesagentur für Arbeit",
         "ba",
@@ -70,6 +90,9 @@ DEMO_USERS = [
     ("sb2.magdeburg", "Stefan Brandt", Role.clerk, "abh-md"),
     ("sb.halle", "Sevgi Bayram", Role.clerk, "abh-hal"),
     ("fosa", "Frank Oswald", Role.clerk, "ihk-fosa"),
+    ("hwk", "Heike Wendt", Role.clerk, "hwk"),
+    ("lvwa", "Lars Vogt", Role.clerk, "lvwa"),
+    ("zab", "Zora Abel", Role.clerk, "zab"),
     ("ba", "Britta Albers", Role.clerk, "ba"),
     ("koordination", "Karin Ostermann", Role.coordinator, "abh-md"),
     ("admin", "Anton Admin", Role.admin, "abh-md"),

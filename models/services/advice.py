@@ -42,13 +42,14 @@ from serviceplus.models.tables import (
 ADVICE = "advice"  # Organisation.kind of an advice organisation
 NOTE_MAX = 2000
 # Letters the authority sends to the employer, whom the adviser advises.
-# Not the internal note on the BA's deemed approval, and not the refusal:
-# it quotes the reasons of the body that refused (BA, recognition body).
+# Not the internal note on the BA's deemed approval, and not the hearing
+# or the refusal: they quote the reasons of the body that refused (BA, recognition body).
 LETTERS_TO_EMPLOYER = (
     "receipt",
     "fee_notice",
     "missing_documents",
     "partial_recognition",
+    "partial_recognition_choice",
     "preapproval",
 )
 
@@ -200,8 +201,10 @@ class Advice:
 THRESHOLD_LABELS = {
     "blue_card_salary": "Gehaltsgrenze Blaue Karte EU",
     "blue_card_salary_reduced": (
-        "Gesenkte Gehaltsgrenze Blaue Karte EU (Engpassberufe, Berufsanfänger)"
+        "Gesenkte Gehaltsgrenze Blaue Karte EU "
+        "(Engpassberufe, Berufsanfänger, IT-Fachkräfte ohne Hochschulabschluss)"
     ),
+    "age_45_salary": "Gehaltsgrenze ab 45 Jahren (§ 18 Abs. 2 Nr. 5 AufenthG)",
 }
 
 
@@ -230,10 +233,12 @@ def _other_bodies(session: Session, definition: Definition, ctx: Context) -> lis
     file or not, by the step's own condition, and who decides it."""
     rows = []
     for step in definition.steps.values():
-        if step.kind != "human" or step.organisation == "case":
+        slug = step.organisation_for(ctx) if step.kind == "human" else "case"
+        # One option is a confirmation (e.g. of receipt), not a decision.
+        if slug == "case" or len(step.options) < 2:
             continue
-        org = get_organisation(session, step.organisation)
-        name = org.name if org else step.organisation
+        org = get_organisation(session, slug)
+        name = org.name if org else slug
         if step.when is None or evaluate(step.when, ctx):
             rows.append((step.title, f"voraussichtlich erforderlich – zuständig: {name}"))
         else:

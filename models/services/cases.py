@@ -35,6 +35,7 @@ PURPOSES = {
     "18b": "§ 18b AufenthG – Fachkraft mit akademischer Ausbildung",
     "18g": "§ 18g AufenthG – Blaue Karte EU",
     "16d": "§ 16d AufenthG – Anerkennung ausländischer Berufsqualifikationen",
+    "16d3": "§ 16d Abs. 3 AufenthG – Anerkennungspartnerschaft",
 }
 MEDIA_TYPE_NAMES = "PDF, JPEG oder PNG"
 ATTACHMENT, ATTACHMENT_LABEL = "attachment", "Anlage der Sachbearbeitung"
@@ -148,7 +149,7 @@ class CaseCreate(_Input):
     The only validation of a case: web and CLI both come through here."""
 
     organisation: Text(40)
-    residence_purpose: Literal["18a", "18b", "18g", "16d"]
+    residence_purpose: Literal["18a", "18b", "18g", "16d", "16d3"]
     applicant: Applicant
     employer: Employer
     planned_entry: PlausibleDate | None = None

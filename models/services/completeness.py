@@ -90,6 +90,29 @@ def file_facts(
     }
 
 
+def facts_of_case(case) -> dict[str, Any]:
+    """The facts of a case (models.tables.Case) as conditions read them."""
+    return file_facts(
+        residence_purpose=case.residence_purpose,
+        passport_valid_until=case.passport_valid_until,
+        planned_entry=case.planned_entry,
+        applicant_birth_date=case.applicant_birth_date,
+        applicant_nationality=case.applicant_nationality,
+        facts=case.facts,
+    )
+
+
+def rule_findings(definition: Definition, facts: dict[str, Any], today: date) -> list[str]:
+    """The messages of the completeness rules that the facts break on `today`
+    (thresholds are looked up by that day's year)."""
+    ctx = Context(facts, {}, definition.thresholds, today)
+    return [
+        rule.message
+        for rule in definition.completeness_rules
+        if (rule.when is None or evaluate(rule.when, ctx)) and not evaluate(rule.require, ctx)
+    ]
+
+
 def check_file(
     definition: Definition,
     facts: dict[str, Any],
@@ -101,8 +124,5 @@ def check_file(
     adviser's pre-check both call this, so they cannot disagree."""
     required = definition.required_documents.get(facts["residence_purpose"], [])
     result = check_documents(required, documents)
-    ctx = Context(facts, {}, definition.thresholds, today)
-    for rule in definition.completeness_rules:
-        if (rule.when is None or evaluate(rule.when, ctx)) and not evaluate(rule.require, ctx):
-            result.problems.append(rule.message)
+    result.problems += rule_findings(definition, facts, today)
     return result

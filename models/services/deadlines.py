@@ -7,9 +7,10 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from serviceplus.models import clock
 from serviceplus.models.definition import OnTimeout
 from serviceplus.models.services import audit, human_tasks, versions
-from serviceplus.models.tables import Case, HumanTask, PendingResume
+from serviceplus.models.tables import Case, HumanTask, PendingResume, User
 
 
 def overdue(session: Session, now: datetime) -> list[HumanTask]:
@@ -79,4 +80,41 @@ def _escalate(session: Session, task: HumanTask, rule: OnTimeout, now: datetime)
         action="task_escalated",
         case_id=task.case_id,
         detail=f"Frist überschritten: {task.title} → {role}",
+    )
+
+
+def extension_of(session: Session, task: HumanTask):
+    """How much longer the task's deadline may be made (the definition's
+    `deadline.extension`), or None when it cannot be extended (any more)."""
+    if task.deadline_extended_at is not None or task.due_at is None:
+        return None
+    if task.status not in human_tasks.ACTIVE or human_tasks.is_confirmation(task.step_key):
+        return None
+    case = session.get(Case, task.case_id)
+    definition = versions.load(session, case.definition_name, case.definition_version)
+    step = definition.steps.get(task.step_key)
+    return step.deadline.extension if step and step.deadline else None
+
+
+def extend(session: Session, *, task: HumanTask, user: User, reason: str) -> None:
+    """The acting body extends the task's deadline once, with a reason;
+    the new due date is what the inbox and the clock show from then on."""
+    if not human_tasks.can_act(user, task):
+        raise human_tasks.TaskError("Diese Aufgabe ist nicht an Sie gerichtet.")
+    extension = extension_of(session, task)
+    if extension is None:
+        raise human_tasks.TaskError("Die Frist dieser Aufgabe kann nicht (mehr) verlängert werden.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise human_tasks.TaskError("Bitte begründen Sie die Fristverlängerung.")
+    task.due_at = task.due_at + extension
+    task.deadline_extended_at = clock.now()
+    task.deadline_extension_reason = reason
+    session.add(task)
+    audit.record(
+        session,
+        actor=user.username,
+        action="deadline_extended",
+        case_id=task.case_id,
+        detail=f"{task.title}: Frist verlängert bis {task.due_at:%d.%m.%Y} – {reason}",
     )

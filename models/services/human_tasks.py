@@ -7,11 +7,13 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from serviceplus.models import clock
+from serviceplus.models.conditions import Context
 from serviceplus.models.contracts import Decision
 from serviceplus.models.db import session_scope
-from serviceplus.models.definition import CONFIRM, SEND_BACK, Step
+from serviceplus.models.definition import CONFIRM, SEND_BACK, Definition, Step
 from serviceplus.models.services import audit, orchestration
 from serviceplus.models.services.accounts import get_organisation, get_user
+from serviceplus.models.services.completeness import facts_of_case, rule_findings
 from serviceplus.models.tables import (
     Case,
     CaseStatus,
@@ -34,11 +36,24 @@ class TaskError(ValueError):
 
 
 def open_for_step(
-    session: Session, *, case: Case, step_key: str, attempt: int, step: Step, flow_run_id: str
+    session: Session,
+    *,
+    case: Case,
+    step_key: str,
+    attempt: int,
+    step: Step,
+    flow_run_id: str,
+    definition: Definition | None = None,
 ) -> HumanTask:
     """The task for a human step (case, step, attempt), created once however
-    often the flow asks."""
+    often the flow asks. `definition` (the case's) lets organisation routes
+    and rule findings read its thresholds."""
     now = clock.now()
+    ctx = Context(facts_of_case(case), {}, definition.thresholds if definition else {}, now.date())
+    form: dict = {"options": [o.model_dump() for o in step.options]}
+    if step.recheck_rules and definition is not None:
+        # Thresholds change by year: checked again on the day the decision opens.
+        form["findings"] = rule_findings(definition, ctx.facts, now.date())
     due_at = None
     if step.deadline:
         counts_from = now
@@ -52,18 +67,25 @@ def open_for_step(
             step_key=step_key,
             attempt=attempt,
             title=step.title,
-            organisation_id=_organisation_id(session, case, step.organisation),
+            organisation_id=_organisation_id(session, case, step.organisation_for(ctx)),
             role=step.role or Role.clerk,
             flow_run_id=flow_run_id,
             due_at=due_at,
-            form={"options": [o.model_dump() for o in step.options]},
+            form=form,
             created_at=now,
         ),
     )
 
 
 def open_confirmation(
-    session: Session, *, case: Case, step_key: str, attempt: int, step: Step, flow_run_id: str
+    session: Session,
+    *,
+    case: Case,
+    step_key: str,
+    attempt: int,
+    step: Step,
+    flow_run_id: str,
+    definition: Definition | None = None,
 ) -> HumanTask:
     """Four eyes: the task that confirms the proposal made on (step, attempt)."""
     proposal = session.exec(

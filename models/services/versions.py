@@ -122,11 +122,41 @@ def activate(session: Session, row: WorkflowDefinition, by: str = "system") -> N
 
 
 def install_shipped(session: Session) -> None:
-    """Publish the definitions shipped in flows/definitions; activate where none is."""
+    """Publish the definitions shipped in flows/definitions. A version newly
+    installed that is newer than the active one becomes active, and the
+    running cases of older versions move to it where the dry run allows
+    (an admin's later rollback is not undone: only new rows activate)."""
     for path in sorted(SHIPPED_DIR.glob("*.yaml")):
-        row = publish(session, text=path.read_text(encoding="utf-8"), by="system")
-        if active_row(session, row.name) is None:
+        text = path.read_text(encoding="utf-8")
+        parsed = parse_definition(text)
+        is_new = load_row(session, parsed.name, parsed.version) is None
+        row = publish(session, text=text, by="system")
+        active = active_row(session, row.name)
+        if active is None or (is_new and row.version > active.version):
             activate(session, row)
+            if active is not None:
+                move_running_cases(
+                    session, name=row.name, source=active.version, target=row.version
+                )
+
+
+def move_running_cases(session: Session, *, name: str, source: int, target: int) -> list[str]:
+    """Dry run first, then move every running case of `source` that can move
+    to `target`; the ones that cannot stay and are named in the audit log."""
+    plan = migration_plan(session, name=name, source=source, target=target)
+    for check in plan:
+        if not check.can_move:
+            audit.record(
+                session,
+                actor="system",
+                action="case_not_migrated",
+                case_id=check.case.id,
+                detail=f"{name} v{source} → v{target}: {check.reason}",
+            )
+    movable = [check.case.reference for check in plan if check.can_move]
+    return migrate(
+        session, name=name, source=source, target=target, references=movable, by="system"
+    )
 
 
 def active_row(session: Session, name: str) -> WorkflowDefinition | None:
