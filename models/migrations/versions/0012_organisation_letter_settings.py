@@ -1,7 +1,7 @@
 """organisation: letter settings (contact, bank account, legal remedy)
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-11-27 04:00:00
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 revision: str = "0012"
 # Other revisions are added in parallel; the merge chains this one.
-down_revision: Union[str, Sequence[str], None] = "0010"
+down_revision: Union[str, Sequence[str], None] = "0011"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
