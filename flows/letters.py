@@ -23,6 +23,7 @@ TITLES = {
     "deemed_approval": "Aktenvermerk: Zustimmung der Bundesagentur für Arbeit gilt als erteilt",
     "preapproval": "Vorabzustimmung im beschleunigten Fachkräfteverfahren",
     "refusal": "Ablehnung der Vorabzustimmung",
+    "hearing": "Anhörung vor einer Ablehnung",
 }
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
 # PDF/A-3 level A: archival like PDF/A-3b, and tagged (structure tree,

@@ -180,6 +180,7 @@ class LegalReferences(_Strict):
     preapproval: str = ""  # the pre-approval
     mission: str = ""  # informing the mission abroad
     visa_deadlines: str = ""  # the mission's deadlines
+    hearing: str = ""  # the hearing before a refusal
 
 
 class Definition(_Strict):

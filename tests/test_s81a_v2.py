@@ -177,7 +177,7 @@ def test_partial_recognition_continues_as_16d_and_the_preapproval_names_16d():
     drive(case)
     reason = "Ausgleichsmaßnahme: Anpassungslehrgang erforderlich"
     assert through_recognition(case, "fosa", "partial", reason) == "Suspended"
-    assert "partial_recognition_choice" in letters(case)
+    assert "partial_recognition" in letters(case)
     choice = open_task_of(case)
     assert (choice.step_key, organisation_of(choice)) == ("partial_choice", "abh-md")
     # The purpose changes; the § 16d documents are checked again and missing.

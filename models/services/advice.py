@@ -49,7 +49,6 @@ LETTERS_TO_EMPLOYER = (
     "fee_notice",
     "missing_documents",
     "partial_recognition",
-    "partial_recognition_choice",
     "preapproval",
 )
 
