@@ -237,7 +237,8 @@ def test_recognition_refusal_is_cited_as_the_bodys_appealable_decision():
     assert advance(case, "await_hearing", "sb.magdeburg", "refuse", final) == "Completed"
     refusal = letter_text(case, "refusal")
     decided_on = [t for t in tasks_of(case) if t.step_key == "recognition"][0].completed_at
-    assert "Bescheid der zuständigen Stelle (Handwerkskammer Magdeburg)" in refusal
+    assert "Handwerkskammer Magdeburg hat die Gleichwertigkeit" in refusal
+    assert "eigene Entscheidung von Handwerkskammer Magdeburg" in refusal  # appealable there
     assert decided_on.strftime("%d.%m.%Y") in refusal and final in refusal
     assert reload(case).outcome == "refused"
 
