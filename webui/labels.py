@@ -51,3 +51,25 @@ ROLE = {
 
 def role(value: str) -> str:
     return ROLE.get(value, value)
+
+
+# A closed case's outcome (the definition's end steps, and a coordinator's cancel).
+CASE_OUTCOME = {
+    "approved": "Vorabzustimmung erteilt",
+    "refused": "abgelehnt",
+    "withdrawn": "zurückgezogen",
+    "cancelled": "abgebrochen",
+}
+
+
+def case_outcome(value: str | None) -> str:
+    return CASE_OUTCOME.get(value, value) if value else "–"
+
+
+def case_state(status: str, outcome: str | None) -> str:
+    """Status and outcome in one phrase, without saying the same word twice
+    ("abgebrochen", not "abgebrochen (abgebrochen)")."""
+    state = case_status(status)
+    if not outcome or case_outcome(outcome) == state:
+        return state
+    return f"{state} – {case_outcome(outcome)}"

@@ -4,14 +4,22 @@ where they pile up. Each function returns plain rows, ready for a page or CSV.""
 
 import statistics
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from serviceplus.models import clock
-from serviceplus.models.services import audit, human_tasks, orchestration
-from serviceplus.models.tables import Case, CaseStatus, HumanTask, Organisation, TaskStatus
+from serviceplus.models.services import audit, human_tasks, orchestration, versions
+from serviceplus.models.tables import (
+    Case,
+    CaseStatus,
+    HumanTask,
+    Organisation,
+    TaskStatus,
+    WorkflowDefinition,
+)
 from serviceplus.settings import get_settings
 
 ACTIVE_CASE = (CaseStatus.running, CaseStatus.waiting, CaseStatus.failed)
@@ -25,7 +33,23 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 def _days(delta: timedelta) -> float:
-    return round(delta.total_seconds() / 86400, 2)
+    # Four places (about nine seconds): pages show hours where days would
+    # round everything to 0.
+    return round(delta.total_seconds() / 86400, 4)
+
+
+def step_titles(session: Session) -> dict[str, str]:
+    """German title of every step key in any stored version (the newest
+    version's title wins), and of each four-eyes confirmation task."""
+    titles: dict[str, str] = {}
+    query = select(WorkflowDefinition.name, WorkflowDefinition.version).order_by(
+        WorkflowDefinition.version
+    )
+    for name, version in session.exec(query):
+        for key, step in versions.load(session, name, version).steps.items():
+            titles[key] = step.title
+            titles[human_tasks.confirmation_key(key)] = f"{step.title} (Bestätigung)"
+    return titles
 
 
 def cases_by_step(session: Session, org_id: int) -> list[tuple[str, int]]:
@@ -136,15 +160,72 @@ def bottlenecks(session: Session, org_id: int, now: datetime, limit: int = 10) -
     return sorted(rows, key=lambda r: (-r[3], -r[5]))[:limit]
 
 
+@dataclass
+class DueTask:
+    """An open task that is overdue or due soon, for the coordinator's list."""
+
+    task_id: int
+    reference: str
+    step_key: str
+    organisation: str
+    role: str
+    assignee: str | None
+    due_at: datetime
+    overdue: bool
+
+
+def due_work(session: Session, org_id: int, now: datetime, soon: timedelta) -> list[DueTask]:
+    """Open tasks on the organisation's cases that are overdue or fall due
+    within `soon`, the most overdue first."""
+    names = _org_names(session)
+    query = (
+        _case_tasks(org_id, HumanTask, Case.reference)
+        .where(
+            HumanTask.status.in_(human_tasks.ACTIVE),
+            HumanTask.due_at.is_not(None),
+            HumanTask.due_at < now + soon,
+        )
+        .order_by(HumanTask.due_at, HumanTask.id)
+    )
+    return [
+        DueTask(
+            task_id=task.id,
+            reference=reference,
+            step_key=task.step_key,
+            organisation=names[task.organisation_id],
+            role=task.role,
+            assignee=task.assignee,
+            due_at=task.due_at,
+            overdue=task.due_at < now,
+        )
+        for task, reference in session.exec(query)
+    ]
+
+
+def due_work_by(tasks: list[DueTask], key) -> list[tuple[str, int, int]]:
+    """(group, overdue, due soon) per group, most overdue first; `key` maps a
+    task to its group (its person, or its body)."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for task in tasks:
+        counts[key(task)][0 if task.overdue else 1] += 1
+    return sorted(
+        ((g, late, soon) for g, (late, soon) in counts.items()), key=lambda r: (-r[1], -r[2], r[0])
+    )
+
+
 def timeline(session: Session, case: Case) -> list[dict]:
     """The case's steps: automatic ones from the audit log, human ones from
-    their tasks, with start, end, actor and the time waited."""
+    their tasks, with start, end, actor and the time waited (in days)."""
+    titles = step_titles(session)
     rows = []
     for event in audit.events_for_case(session, case.id):
         if event.action == "step_executed":
             rows.append(
                 {
-                    "step": f"{event.step_key}#{event.attempt}: {event.detail}",
+                    "step_key": event.step_key,
+                    "title": titles.get(event.step_key, event.step_key),
+                    "attempt": event.attempt,
+                    "task_id": None,
                     "start": event.at,
                     "end": event.at,
                     "actor": "automatisch",
@@ -155,7 +236,10 @@ def timeline(session: Session, case: Case) -> list[dict]:
         end = task.completed_at or task.cancelled_at
         rows.append(
             {
-                "step": f"{task.step_key}#{task.attempt}: {task.title}",
+                "step_key": task.step_key,
+                "title": task.title,
+                "attempt": task.attempt,
+                "task_id": task.id,
                 "start": task.created_at,
                 "end": end,
                 "actor": task.completed_by or task.assignee or "–",
