@@ -178,7 +178,7 @@ def test_overview_reads_german(org, login):
     assert "100,0 %" in page and "100.0" not in page
     assert "<svg" in page and "Engpässe" in page
     assert "Überfällige Aufgaben</dt><dd>1</dd>" in page
-    assert f'/monitor/cases/MON-{org}-2#task-' in page  # a link to the overdue task
+    assert f"/monitor/cases/MON-{org}-2#task-" in page  # a link to the overdue task
 
 
 def test_csv_for_german_excel_and_only_own_organisation(org, login):
