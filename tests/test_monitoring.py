@@ -254,6 +254,9 @@ def test_cancel_case_asks_first_then_shows_a_german_state(login):
     assert "Bitte geben Sie einen Grund" in client.get(refused.headers["Location"]).get_data(
         as_text=True
     )
+    detail = client.get(f"/monitor/cases/{case.reference}").get_data(as_text=True)
+    assert "Weg des Falls hervorgehoben" in detail and 'fill="#ffd966"' in detail
+    assert "Entscheidung über die Vorabzustimmung" in detail  # the timeline, by title
     asked = client.post(url, data={"reason": "Antrag zurückgenommen"})
     page = asked.get_data(as_text=True)
     assert asked.status_code == 200 and "wirklich abbrechen" in page

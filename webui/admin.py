@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from serviceplus.models.definition import DefinitionError
 from serviceplus.models.services import accounts, definition_messages, monitoring, versions
-from serviceplus.models.tables import Role, User, WorkflowDefinition
+from serviceplus.models.tables import Organisation, Role, User, WorkflowDefinition
 from serviceplus.webui import diagram
 from serviceplus.webui.auth import roles_required
 from serviceplus.webui.db import get_db
@@ -37,7 +37,9 @@ def index():
 @admin_only
 def version(name: str, version: int):
     row = _version_or_404(name, version)
-    picture = Markup(diagram.render(versions.load(get_db(), name, version)))  # our own SVG
+    definition = versions.load(get_db(), name, version)
+    organisations = dict(get_db().exec(select(Organisation.slug, Organisation.name)).all())
+    picture = Markup(diagram.render(definition, organisations))  # dot escapes the text
     others = [r for r, _ in versions.overview(get_db()) if r.name == name and r.id != row.id]
     return render_template(
         "admin/version.html", row=row, picture=picture, others=others, csrf_form=CsrfForm()

@@ -73,3 +73,11 @@ def case_state(status: str, outcome: str | None) -> str:
     if not outcome or case_outcome(outcome) == state:
         return state
     return f"{state} – {case_outcome(outcome)}"
+
+
+# Outcomes of automatic steps (the step library's actions), as arrows show them.
+STEP_OUTCOME = {"complete": "vollständig", "incomplete": "unvollständig"}
+
+
+def step_outcome(value: str) -> str:
+    return STEP_OUTCOME.get(value, value)

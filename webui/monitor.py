@@ -5,13 +5,22 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from markupsafe import Markup
+from sqlmodel import select
 
 from serviceplus import spreadsheet
 from serviceplus.models import clock
-from serviceplus.models.services import cases, monitoring, orchestration, runs
-from serviceplus.models.tables import Case, CaseStatus, Role
+from serviceplus.models.services import (
+    cases,
+    human_tasks,
+    monitoring,
+    orchestration,
+    runs,
+    versions,
+)
+from serviceplus.models.tables import Case, CaseStatus, Organisation, Role
 from serviceplus.settings import get_settings
-from serviceplus.webui import formatting, labels
+from serviceplus.webui import diagram, formatting, labels
 from serviceplus.webui.auth import roles_required
 from serviceplus.webui.db import get_db
 from serviceplus.webui.forms import CsrfForm
@@ -198,15 +207,30 @@ def case_detail(reference: str):
         run_state = orchestration.flow_run_state(case.flow_run_id) if case.flow_run_id else None
     except Exception:  # Prefect unreachable: the page still shows our figures
         run_state = "nicht erreichbar"
+    steps = monitoring.timeline(get_db(), case)
     return render_template(
         "monitor/case.html",
         case=case,
-        steps=monitoring.timeline(get_db(), case),
+        steps=steps,
+        picture=_case_picture(case, steps),
         titles=_step_titles(),
         run_state=run_state,
         run_url=orchestration.prefect_ui_url(case.flow_run_id) if case.flow_run_id else None,
         csrf_form=CsrfForm(),
     )
+
+
+def _case_picture(case: Case, steps: list[dict]) -> Markup:
+    """The definition's diagram with the path this case took drawn bold."""
+    session = get_db()
+    path: list[str] = []
+    for row in steps:
+        step = human_tasks.step_of(row["step_key"])
+        if not path or path[-1] != step:
+            path.append(step)
+    definition = versions.load(session, case.definition_name, case.definition_version)
+    organisations = dict(session.exec(select(Organisation.slug, Organisation.name)).all())
+    return Markup(diagram.render(definition, organisations, path, case.current_step))
 
 
 @bp.get("/incidents")
