@@ -318,3 +318,50 @@ def test_coordinator_retries_a_stuck_run(login, monkeypatch):
     client.post(f"/monitor/cases/{case.reference}/retry")
     assert drive(case) == "Suspended"
     assert open_task_of(case).step_key == "decision"
+
+
+def _task_of(reference: str) -> HumanTask:
+    with session_scope() as session:
+        case = session.exec(select(Case).where(Case.reference == reference)).one()
+        return session.exec(select(HumanTask).where(HumanTask.case_id == case.id)).one()
+
+
+def test_coordinator_reassigns_and_prioritises_own_tasks_only(org, login):
+    from serviceplus.models.services import coordination
+    from serviceplus.models.services.human_tasks import TaskError
+
+    with session_scope() as session:
+        session.add(
+            User(
+                username="sb.mon",
+                full_name="Sina Mon",
+                role=Role.clerk,
+                organisation_id=org,
+                password_hash=accounts.hash_password("demo"),
+            )
+        )
+    own, foreign = _task_of(f"MON-{org}-1"), _task_of(f"MON-{org}-2")  # authority's, BA's
+    client = login("koord.mon")
+    page = client.get("/monitor/").get_data(as_text=True)
+    assert f'action="/monitor/tasks/{foreign.id}/reassign"' not in page  # overdue, but BA's
+    refused = client.post(f"/monitor/tasks/{foreign.id}/reassign", data={"to": "ba"})
+    assert "nicht bei Ihrer Organisation" in client.get(refused.headers["Location"]).get_data(
+        as_text=True
+    )
+    client.post(f"/monitor/tasks/{own.id}/reassign", data={"to": "sb.mon", "seen": ""})
+    assert _task_of(f"MON-{org}-1").assignee == "sb.mon"
+    with session_scope() as session:
+        coordinator = session.exec(select(User).where(User.username == "koord.mon")).one()
+        with pytest.raises(TaskError, match="inzwischen geändert"):  # seen unassigned: stale
+            coordination.reassign(
+                session, coordinator=coordinator, task_id=own.id, to="sb.mon", seen_assignee=None
+            )
+        with pytest.raises(TaskError, match="Rolle dieser Aufgabe"):
+            coordination.reassign(
+                session, coordinator=coordinator, task_id=own.id, to="koord.mon", seen_assignee=None
+            )
+    client.post(f"/monitor/tasks/{own.id}/priority", data={"priority": "1"})
+    assert _task_of(f"MON-{org}-1").priority == 1
+    with session_scope() as session:
+        events = [(e.actor, e.action) for e in audit.events_for_case(session, own.case_id)]
+    assert events == [("koord.mon", "task_reassigned"), ("koord.mon", "task_priority")]

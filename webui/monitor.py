@@ -12,6 +12,7 @@ from serviceplus import spreadsheet
 from serviceplus.models import clock
 from serviceplus.models.services import (
     cases,
+    coordination,
     human_tasks,
     monitoring,
     orchestration,
@@ -157,6 +158,9 @@ def index():
         due_by_body=monitoring.due_work_by(due, lambda t: t.organisation),
         soon_days=get_settings().soon_due.days,
         titles=titles,
+        own_org=current_user.row.organisation_id,
+        people=coordination.candidates(get_db(), current_user.row.organisation_id),
+        csrf_form=CsrfForm(),
     )
 
 
@@ -218,6 +222,53 @@ def case_detail(reference: str):
         run_url=orchestration.prefect_ui_url(case.flow_run_id) if case.flow_run_id else None,
         csrf_form=CsrfForm(),
     )
+
+
+def _back_to_overview():
+    return redirect(url_for("monitor.index") + "#due-h")
+
+
+@bp.post("/tasks/<int:task_id>/reassign")
+@roles_required(Role.coordinator)
+def reassign(task_id: int):
+    if not CsrfForm().validate_on_submit():
+        abort(400)
+    session = get_db()
+    try:
+        task = coordination.reassign(
+            session,
+            coordinator=current_user.row,
+            task_id=task_id,
+            to=request.form.get("to", ""),
+            seen_assignee=request.form.get("seen") or None,
+        )
+        session.commit()
+        flash(f"Die Aufgabe „{task.title}“ ist jetzt bei {task.assignee}.", "success")
+    except human_tasks.TaskError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+    return _back_to_overview()
+
+
+@bp.post("/tasks/<int:task_id>/priority")
+@roles_required(Role.coordinator)
+def priority(task_id: int):
+    if not CsrfForm().validate_on_submit():
+        abort(400)
+    session = get_db()
+    try:
+        task = coordination.set_priority(
+            session,
+            coordinator=current_user.row,
+            task_id=task_id,
+            priority=request.form.get("priority", type=int, default=-1),
+        )
+        session.commit()
+        flash(f"Priorität von „{task.title}“: {'hoch' if task.priority else 'normal'}.", "success")
+    except human_tasks.TaskError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+    return _back_to_overview()
 
 
 def _case_picture(case: Case, steps: list[dict]) -> Markup:

@@ -172,6 +172,8 @@ class DueTask:
     assignee: str | None
     due_at: datetime
     overdue: bool
+    organisation_id: int = 0
+    priority: int = 0
 
 
 def due_work(session: Session, org_id: int, now: datetime, soon: timedelta) -> list[DueTask]:
@@ -197,6 +199,8 @@ def due_work(session: Session, org_id: int, now: datetime, soon: timedelta) -> l
             assignee=task.assignee,
             due_at=task.due_at,
             overdue=task.due_at < now,
+            organisation_id=task.organisation_id,
+            priority=task.priority,
         )
         for task, reference in session.exec(query)
     ]
