@@ -160,6 +160,24 @@ def test_due_work_per_person_and_body(org):
     assert monitoring.due_work_by(due, lambda t: t.assignee or "offen") == [("offen", 1, 1)]
 
 
+def test_compliance_trend_and_cycle_time_distribution(org):
+    week = monitoring._week
+    with session_scope() as session:
+        weeks, by_step = monitoring.compliance_trend(session, org, NOW)
+        counts = monitoring.cycle_time_distribution(session, org)
+    assert len(weeks) == 12 and weeks[-1] == week(NOW)
+    decision = dict(zip(weeks, by_step["decision"], strict=True))
+    ba = dict(zip(weeks, by_step["ba_approval"], strict=True))
+    # decision: in time 8 and 26 days ago; BA: late 10 days ago.
+    assert decision[week(NOW - timedelta(days=8))] == 100.0
+    assert decision[week(NOW - timedelta(days=26))] == 100.0
+    assert ba[week(NOW - timedelta(days=10))] == 0.0
+    assert sum(v is not None for v in by_step["decision"]) == 2
+    assert sum(v is not None for v in by_step["ba_approval"]) == 1
+    # closed cases took 28 days (4 full weeks) and 20 days (2 full weeks)
+    assert counts == [0, 0, 1, 0, 1] + [0] * 8
+
+
 def test_german_numbers_and_durations():
     from serviceplus.webui import formatting
 
@@ -178,6 +196,8 @@ def test_overview_reads_german(org, login):
     assert "100,0 %" in page and "100.0" not in page
     assert "<svg" in page and "Engpässe" in page
     assert "Überfällige Aufgaben</dt><dd>1</dd>" in page
+    assert 'aria-label="Fristtreue je Schritt und Woche"' in page and "<polyline" in page
+    assert 'aria-label="Durchlaufzeit abgeschlossener Fälle"' in page
     assert f"/monitor/cases/MON-{org}-2#task-" in page  # a link to the overdue task
 
 

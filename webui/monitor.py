@@ -21,7 +21,7 @@ from serviceplus.models.services import (
 )
 from serviceplus.models.tables import Case, CaseStatus, Organisation, Role
 from serviceplus.settings import get_settings
-from serviceplus.webui import diagram, formatting, labels
+from serviceplus.webui import charts, diagram, formatting, labels
 from serviceplus.webui.auth import roles_required
 from serviceplus.webui.db import get_db
 from serviceplus.webui.forms import CsrfForm
@@ -146,6 +146,7 @@ def index():
         rows = _rows(name)
         tables[name] = (figure, [_cells(figure, row, _shown, titles) for row in rows])
     by_step = [(titles.get(step, step), n) for step, n in _rows("cases_by_step")]
+    trends = _trends(titles)
     due = monitoring.due_work(
         get_db(), current_user.row.organisation_id, clock.now(), get_settings().soon_due
     )
@@ -161,7 +162,36 @@ def index():
         own_org=current_user.row.organisation_id,
         people=coordination.candidates(get_db(), current_user.row.organisation_id),
         csrf_form=CsrfForm(),
+        trends=trends,
     )
+
+
+def _trends(titles: dict[str, str]) -> dict:
+    """The three trend charts with the figures they draw."""
+    session, org_id, now = get_db(), current_user.row.organisation_id, clock.now()
+    weekly = _rows("weekly")
+    week_labels = [formatting.week(w) for w, _, _ in weekly]
+    started = {"begonnen": [s for _, s, _ in weekly], "abgeschlossen": [c for _, _, c in weekly]}
+    weeks, by_step = monitoring.compliance_trend(session, org_id, now)
+    compliance = {titles.get(step, step): values for step, values in by_step.items()}
+    counts = monitoring.cycle_time_distribution(session, org_id)
+    bins = [f"{i}–{i + 1}" for i in range(len(counts) - 1)] + [f"ab {len(counts) - 1}"]
+    return {
+        "throughput": charts.lines("Fälle je Woche", week_labels, started),
+        "compliance": charts.lines(
+            "Fristtreue je Schritt und Woche",
+            [formatting.week(w) for w in weeks],
+            compliance,
+            top=100,
+            suffix=" %",
+        ),
+        "compliance_rows": [
+            (name, [formatting.percent(v) for v in values]) for name, values in compliance.items()
+        ],
+        "compliance_weeks": [formatting.week(w) for w in weeks],
+        "cycle": charts.histogram("Durchlaufzeit abgeschlossener Fälle", bins, counts),
+        "cycle_rows": list(zip(bins, counts, strict=True)),
+    }
 
 
 def _person(task: monitoring.DueTask) -> str:

@@ -141,6 +141,44 @@ def weekly_throughput(session: Session, org_id: int, now: datetime, weeks: int =
     return [(w, started[w], finished[w]) for w in labels]
 
 
+def compliance_trend(
+    session: Session, org_id: int, now: datetime, weeks: int = 12
+) -> tuple[list[str], dict[str, list[float | None]]]:
+    """Deadline compliance per step and ISO week of completion: the weeks,
+    and per step the share done in time each week (None: none completed)."""
+    labels = sorted({_week(now - timedelta(weeks=i)) for i in range(weeks)})
+    query = _case_tasks(org_id, HumanTask.step_key, HumanTask.completed_at, HumanTask.due_at).where(
+        HumanTask.status == TaskStatus.completed,
+        HumanTask.completed_at >= now - timedelta(weeks=weeks),
+        HumanTask.due_at.is_not(None),
+    )
+    done: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for step, completed, due in session.exec(query):
+        counts = done[(step, _week(completed))]
+        counts[0] += 1
+        counts[1] += completed <= due
+    steps = sorted({step for step, _ in done})
+    return labels, {
+        step: [
+            round(100 * done[(step, w)][1] / done[(step, w)][0], 1) if (step, w) in done else None
+            for w in labels
+        ]
+        for step in steps
+    }
+
+
+def cycle_time_distribution(session: Session, org_id: int, weeks: int = 12) -> list[int]:
+    """Closed cases by duration in whole weeks: entry i counts the cases
+    that took at least i and less than i + 1 weeks; the last, `weeks` or more."""
+    counts = [0] * (weeks + 1)
+    query = select(Case.created_at, Case.closed_at).where(
+        Case.organisation_id == org_id, Case.closed_at.is_not(None)
+    )
+    for created, closed in session.exec(query):
+        counts[min(weeks, (closed - created).days // 7)] += 1
+    return counts
+
+
 def _week(moment: datetime) -> str:
     year, week, _ = moment.isocalendar()
     return f"{year}-W{week:02d}"
