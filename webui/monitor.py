@@ -141,12 +141,13 @@ def _step_titles() -> dict[str, str]:
 @roles_required(Role.coordinator)
 def index():
     titles = _step_titles()
-    tables = {}
-    for name, figure in FIGURES.items():
-        rows = _rows(name)
-        tables[name] = (figure, [_cells(figure, row, _shown, titles) for row in rows])
-    by_step = [(titles.get(step, step), n) for step, n in _rows("cases_by_step")]
-    trends = _trends(titles)
+    raw = {name: _rows(name) for name in FIGURES}
+    tables = {
+        name: (figure, [_cells(figure, row, _shown, titles) for row in raw[name]])
+        for name, figure in FIGURES.items()
+    }
+    by_step = [(titles.get(step, step), n) for step, n in raw["cases_by_step"]]
+    trends = _trends(titles, raw["weekly"])
     due = monitoring.due_work(
         get_db(), current_user.row.organisation_id, clock.now(), get_settings().soon_due
     )
@@ -166,10 +167,9 @@ def index():
     )
 
 
-def _trends(titles: dict[str, str]) -> dict:
+def _trends(titles: dict[str, str], weekly: list[tuple]) -> dict:
     """The three trend charts with the figures they draw."""
     session, org_id, now = get_db(), current_user.row.organisation_id, clock.now()
-    weekly = _rows("weekly")
     week_labels = [formatting.week(w) for w, _, _ in weekly]
     started = {"begonnen": [s for _, s, _ in weekly], "abgeschlossen": [c for _, _, c in weekly]}
     weeks, by_step = monitoring.compliance_trend(session, org_id, now)

@@ -18,7 +18,6 @@ from serviceplus.models.tables import (
     HumanTask,
     Organisation,
     TaskStatus,
-    WorkflowDefinition,
 )
 from serviceplus.settings import get_settings
 
@@ -39,14 +38,11 @@ def _days(delta: timedelta) -> float:
 
 
 def step_titles(session: Session) -> dict[str, str]:
-    """German title of every step key in any stored version (the newest
+    """German title of every step key in any published version (the newest
     version's title wins), and of each four-eyes confirmation task."""
     titles: dict[str, str] = {}
-    query = select(WorkflowDefinition.name, WorkflowDefinition.version).order_by(
-        WorkflowDefinition.version
-    )
-    for name, version in session.exec(query):
-        for key, step in versions.load(session, name, version).steps.items():
+    for definition in versions.published_definitions(session):
+        for key, step in definition.steps.items():
             titles[key] = step.title
             titles[human_tasks.confirmation_key(key)] = f"{step.title} (Bestätigung)"
     return titles

@@ -161,6 +161,16 @@ def load(session: Session, name: str, version: int) -> Definition:
     return _parsed(row.body)
 
 
+def published_definitions(session: Session) -> list[Definition]:
+    """Every published version, oldest first (parsed once per body)."""
+    query = (
+        select(WorkflowDefinition.body)
+        .where(WorkflowDefinition.published_at.is_not(None))
+        .order_by(WorkflowDefinition.version)
+    )
+    return [_parsed(body) for body in session.exec(query)]
+
+
 @lru_cache(maxsize=64)
 def _parsed(body: str) -> Definition:
     # Bodies are keys: a published body never changes, so parsing once is safe.
