@@ -276,6 +276,7 @@ def test_cancel_case_asks_first_then_shows_a_german_state(login):
     )
     detail = client.get(f"/monitor/cases/{case.reference}").get_data(as_text=True)
     assert "Weg des Falls hervorgehoben" in detail and 'fill="#ffd966"' in detail
+    assert "angehalten, wartet auf eine Entscheidung" in detail  # Prefect's "Suspended"
     assert "Entscheidung über die Vorabzustimmung" in detail  # the timeline, by title
     asked = client.post(url, data={"reason": "Antrag zurückgenommen"})
     page = asked.get_data(as_text=True)

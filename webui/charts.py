@@ -11,6 +11,11 @@ WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 640, 220, 44, 36, 12
 PALETTE = ["#0b4f9c", "#c2410c", "#15803d", "#7e22ce", "#a16207", "#0e7490", "#be123c"]
 
 
+def _nice_top(largest: float) -> float:
+    """A top of the value axis whose four grid steps are whole numbers."""
+    return max(4, -(-largest // 4) * 4)
+
+
 def _frame(title: str, height: int) -> list[str]:
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
@@ -47,7 +52,7 @@ def lines(
 ) -> Markup:
     """One line per series over the x labels; None leaves a gap."""
     values = [v for vs in series.values() for v in vs if v is not None]
-    top = top or max(values, default=0) or 1
+    top = top or _nice_top(max(values, default=0))
     legend_rows = (len(series) + 2) // 3
     parts = _frame(title, HEIGHT + 18 * legend_rows)
     _axes(parts, x_labels, top, suffix)
@@ -75,7 +80,7 @@ def lines(
 
 
 def histogram(title: str, x_labels: list[str], counts: list[int]) -> Markup:
-    top = max(counts, default=0) or 1
+    top = _nice_top(max(counts, default=0))
     parts = _frame(title, HEIGHT)
     _axes(parts, x_labels, top, "")
     step, base = (WIDTH - LEFT - 10) / max(1, len(x_labels)), HEIGHT - BOTTOM

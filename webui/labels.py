@@ -81,3 +81,24 @@ STEP_OUTCOME = {"complete": "vollständig", "incomplete": "unvollständig"}
 
 def step_outcome(value: str) -> str:
     return STEP_OUTCOME.get(value, value)
+
+
+# The state of one case's flow run, as its monitoring page shows it.
+FLOW_RUN_STATE = {
+    "Scheduled": "geplant",
+    "Pending": "wird gestartet",
+    "Running": "läuft",
+    "Suspended": "angehalten, wartet auf eine Entscheidung",
+    "Resuming": "wird fortgesetzt",
+    "Retrying": "wird wiederholt",
+    "Completed": "abgeschlossen",
+    "Failed": "fehlgeschlagen",
+    "Crashed": "abgestürzt",
+    "Cancelling": "wird abgebrochen",
+    "Cancelled": "abgebrochen",
+    "nicht erreichbar": "nicht erreichbar",
+}
+
+
+def flow_run_state(name: str) -> str:
+    return FLOW_RUN_STATE.get(name, name)
