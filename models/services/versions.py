@@ -352,7 +352,7 @@ def migration_plan(
     `organisation_id`, only that authority's cases (an admin sees no other)."""
     a, b = load(session, name, source), load(session, name, target)
     changes = diff_steps(a, b)
-    changed = ", ".join(changes.changed + changes.added) or "keine"
+    changed = ", ".join(b.steps[k].title for k in changes.changed + changes.added) or "keine"
     query = select(Case).where(
         Case.definition_name == name,
         Case.definition_version == source,
@@ -369,10 +369,11 @@ def migration_plan(
 def _can_move(session, case: Case, a: Definition, b: Definition, target: int, changed: str):
     missing = sorted(s for s in _visited_steps(session, case) if s not in b.steps)
     if missing:
-        return False, f"Schritte fehlen in v{target}: {', '.join(missing)}"
+        titles = ", ".join(a.steps[s].title if s in a.steps else s for s in missing)
+        return False, f"Schritte fehlen in v{target}: {titles}"
     current = case.current_step
     if current in a.steps and _options(a, current) != _options(b, current):
-        return False, f"Entscheidungsoptionen von „{current}“ unterscheiden sich"
+        return False, f"Entscheidungsoptionen von „{a.steps[current].title}“ unterscheiden sich"
     return True, f"Geänderte oder neue Schritte: {changed}"
 
 
