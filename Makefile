@@ -5,9 +5,10 @@ VENV        := .venv
 BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.installed
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages: WeasyPrint's Pango and fonts for letters; Chromium for browser tests;
-# systemd-analyze to check the units in deploy/systemd.
-RUN_DEBS    := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
+# Debian packages: WeasyPrint's Pango and fonts for letters; Graphviz for the
+# definition diagrams; Chromium for browser tests; systemd-analyze to check
+# the units in deploy/systemd.
+RUN_DEBS    := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core graphviz
 TEST_DEBS   := $(RUN_DEBS) chromium postgresql systemd
 
 .PHONY: run test lint format bench bench-all install debs-run debs-test pg-up clean

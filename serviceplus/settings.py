@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     # its process (no step takes more than seconds): the sweeper marks it
     # Crashed and reschedules it.
     stuck_after: timedelta = timedelta(minutes=5)
+    # Coordinators' overview: open tasks due within this span count as "bald fällig".
+    soon_due: timedelta = timedelta(days=3)
     # Flow runs start in a child forked from a server with everything
     # imported (serviceplus/forkserver.py); off: `python -m prefect.engine`.
     warm_start: bool = True

@@ -62,8 +62,41 @@ def test_draft_with_errors_is_refused_with_lines(login):
     page = response.get_data(as_text=True)
     assert "Der Entwurf wurde nicht gespeichert" in page
     line = bad.splitlines().index("    letter: nonsense") + 1
-    assert f"line {line}: steps.preapproval.letter: unknown letter template" in page
-    assert 'class="error-line"' in page
+    assert (
+        f'<a href="#line-{line}">Zeile {line}</a>: Schritt „preapproval“ › letter: '
+        "Unbekannte Briefvorlage „nonsense“." in page
+    )
+    assert f'<span id="line-{line}" class="error-line">{line}</span>' in page
+    assert "unknown letter template" not in page
+
+
+def _problems(text: str):
+    from serviceplus.models.definition import parse_definition
+    from serviceplus.models.services import definition_messages
+
+    with pytest.raises(DefinitionError) as caught:
+        parse_definition(text)
+    return definition_messages.problems(text, caught.value)
+
+
+def test_one_unknown_step_is_one_german_error():
+    typo = V1.replace("next: fee_notice", "next: fee_notise")
+    line = typo.splitlines().index("    next: fee_notise") + 1
+    assert [(p.line, p.message) for p in _problems(typo)] == [
+        (line, "Weg zu einem Schritt „fee_notise“, den es nicht gibt.")
+    ]  # the checker itself also reports every step after it as unreachable
+
+
+def test_yaml_and_field_errors_in_german_with_their_line():
+    colon = V1.replace("title: Eingang bestätigen", "title: Eingang: bestätigen")
+    line = colon.splitlines().index("    title: Eingang: bestätigen") + 1
+    (problem,) = _problems(colon)
+    assert problem.line == line and problem.message.startswith("Doppelpunkt an unerwarteter")
+    misspelt = V1.replace("    title: Eingang bestätigen", "    titel: Eingang bestätigen")
+    (problem,) = _problems(misspelt)  # not also "title missing"
+    assert problem.message == "Unbekannter Eintrag „titel“ – gemeint ist wohl „title“."
+    kind = V1.replace("kind: human", "kind: humane", 1)
+    assert _problems(kind)[0].message == "Erlaubt ist: „auto“, „human“ oder „end“."
 
 
 def test_published_version_is_immutable(v2):
@@ -102,7 +135,24 @@ def test_case_started_on_v1_finishes_on_v1_after_v2_is_activated(v2):
 def test_diff_by_line_and_step(v2, login):
     page = login("admin").get("/admin/definitions/s81a/diff?a=1&b=3").get_data(as_text=True)
     assert "-    four_eyes: true" in page and "+    deadline: P3W" in page
-    assert "Geändert: decision" in page
+    title = "Schritt „Entscheidung über die Vorabzustimmung“"
+    assert f"{title}: Frist 2 Wochen → 3 Wochen" in page
+    assert f"{title}: Vier-Augen-Prinzip ja → nein" in page
+
+
+def test_diff_in_words_names_fee_threshold_and_documents():
+    from serviceplus.models.definition import parse_definition
+
+    changed = (
+        V1.replace("fee_eur: 411", "fee_eur: 450")
+        .replace("2026: 50700", "2026: 51000")
+        .replace("version: 1", "version: 2")
+    )
+    described = versions.describe_changes(parse_definition(V1), parse_definition(changed))
+    assert described == [
+        "Gebühr: 411 € → 450 €",
+        "Schwellenwert „blue_card_salary“ 2026: 50.700 → 51.000",
+    ]
 
 
 def test_migration_dry_run_then_migrate_keeps_the_task(v2, login):
@@ -111,7 +161,8 @@ def test_migration_dry_run_then_migrate_keeps_the_task(v2, login):
     task = open_task_of(case)
     client = login("admin")
     page = client.get("/admin/definitions/s81a/migrate?source=1&target=3").get_data(as_text=True)
-    assert case.reference in page and "Geänderte oder neue Schritte: decision" in page
+    changed = "Geänderte oder neue Schritte: Entscheidung über die Vorabzustimmung"
+    assert case.reference in page and changed in page
     assert reload(case).definition_version == 1  # the dry run changed nothing
     client.post(
         "/admin/definitions/s81a/migrate",
@@ -136,7 +187,7 @@ def test_migration_refused_when_a_passed_step_is_missing(v2):
     with session_scope() as session:
         plan = versions.migration_plan(session, name="s81a", source=1, target=99)
         check = next(c for c in plan if c.case.id == case.id)
-        assert not check.can_move and "fee_notice" in check.reason
+        assert not check.can_move and "Vereinbarung und Gebührenbescheid" in check.reason
         moved = versions.migrate(
             session, name="s81a", source=1, target=99, references=[case.reference], by="admin"
         )
@@ -196,3 +247,105 @@ def test_short_password_is_refused(login):
     )
     with session_scope() as session:
         assert session.exec(select(User).where(User.username == "kurz")).first() is None
+
+
+def _draft_of_next_version(client) -> int:
+    with session_scope() as session:
+        draft = session.exec(
+            select(WorkflowDefinition).where(
+                WorkflowDefinition.name == "s81a", WorkflowDefinition.published_at.is_(None)
+            )
+        ).first()  # an earlier test may have left one: a name has one draft at most
+        number = draft.version if draft else versions.next_version(session, "s81a")
+    text = V1.replace("version: 1\n", f"version: {number}\n", 1)
+    response = client.post("/admin/definitions/s81a/draft", data={"text": text})
+    assert response.status_code == 302
+    return number
+
+
+def test_publish_and_activate_ask_first_and_list_their_effect(v2, login):
+    client = login("admin")
+    number = _draft_of_next_version(client)
+    url = f"/admin/definitions/s81a/{number}"
+    asked = client.post(f"{url}/publish")
+    assert asked.status_code == 200 and "wird unveränderlich" in asked.get_data(as_text=True)
+    with session_scope() as session:
+        assert versions.load_row(session, "s81a", number).published_at is None
+    client.post(f"{url}/publish", data={"confirmed": "yes"})
+    asked = client.post(f"{url}/activate").get_data(as_text=True)
+    assert "Alle neuen Fälle folgen ab sofort" in asked and "Ihrer Behörde" in asked
+    with session_scope() as session:
+        row = versions.load_row(session, "s81a", number)
+        assert row.published_at is not None and not row.active
+    client.post(f"{url}/activate", data={"confirmed": "yes"})
+    with session_scope() as session:
+        assert versions.load_row(session, "s81a", number).active
+        versions.activate(session, versions.load_row(session, "s81a", 1))
+
+
+def _running_case(session, org_id: int, n: int, status: str = "waiting"):
+    from datetime import date
+
+    from serviceplus.models.tables import Case
+
+    case = Case(
+        reference=f"EFF-{org_id}-{n}",
+        submission_key=f"eff-{org_id}-{n}",
+        organisation_id=org_id,
+        applicant_name="A",
+        applicant_birth_date=date(1990, 1, 1),
+        applicant_nationality="x",
+        employer_name="E",
+        employer_address="X",
+        residence_purpose="18a",
+        status=status,
+        current_step="decision",
+        definition_name="s81a",
+        definition_version=1,
+        created_by="t",
+    )
+    session.add(case)
+    return case
+
+
+def test_effect_and_migration_dry_run_only_over_the_own_authority(v2, login):
+    from serviceplus.models.tables import Organisation, Role
+
+    with session_scope() as session:
+        own, other = (Organisation(slug=s, name=s, kind="abh") for s in ("abh-eff", "abh-eff2"))
+        session.add_all([own, other])
+        session.flush()
+        _running_case(session, own.id, 1)
+        _running_case(session, own.id, 2, status="running")
+        _running_case(session, own.id, 3, status="completed")  # not running: not counted
+        _running_case(session, other.id, 1)
+        for username, role in (("admin.eff", Role.admin), ("netz.eff", Role.network)):
+            session.add(
+                User(
+                    username=username,
+                    full_name=username,
+                    role=role,
+                    organisation_id=own.id,
+                    password_hash=accounts.hash_password("demo"),
+                )
+            )
+        session.flush()
+        row = versions.load_row(session, "s81a", 2)
+        assert versions.effect_of(session, row, own.id) == versions.Effect({1: 2}, 2)
+        assert versions.effect_of(session, row, other.id) == versions.Effect({1: 1}, 1)
+        other_id, own_id = other.id, own.id
+    page = login("admin").get("/admin/definitions/s81a/migrate?source=1&target=2")
+    text = page.get_data(as_text=True)
+    assert f"EFF-{other_id}-1" not in text and f"EFF-{own_id}-1" not in text
+    assert "nur die Fälle Ihrer Behörde" in text
+    # admin.eff sits with the network overview's organisation: a network admin.
+    text = login("admin.eff").get("/admin/definitions/s81a/migrate?source=1&target=2")
+    text = text.get_data(as_text=True)
+    assert f"EFF-{other_id}-1" in text and f"EFF-{own_id}-2" in text
+    assert "Fälle aller Behörden" in text
+    moved = login("admin").post(
+        "/admin/definitions/s81a/migrate",
+        data={"source": 1, "target": 2, "cases": [f"EFF-{other_id}-1"]},
+        follow_redirects=True,
+    )
+    assert "0 Fall/Fälle" in moved.get_data(as_text=True)  # another authority's: refused

@@ -145,18 +145,97 @@ def test_weekly_throughput_and_bottlenecks(org):
         ]
 
 
-def test_csv_download_and_only_own_organisation(org, login):
+def test_due_work_per_person_and_body(org):
+    with session_scope() as session:
+        # 3 days ahead: only the BA's overdue task; 12 days: the authority's too.
+        assert [t.overdue for t in monitoring.due_work(session, org, NOW, timedelta(days=3))] == [
+            True
+        ]
+        due = monitoring.due_work(session, org, NOW, timedelta(days=12))
+    assert [(t.step_key, t.overdue) for t in due] == [("ba_approval", True), ("decision", False)]
+    assert monitoring.due_work_by(due, lambda t: t.organisation) == [
+        ("Bundesagentur für Arbeit", 1, 0),
+        ("ABH Monitoring", 0, 1),
+    ]
+    assert monitoring.due_work_by(due, lambda t: t.assignee or "offen") == [("offen", 1, 1)]
+
+
+def test_compliance_trend_and_cycle_time_distribution(org):
+    week = monitoring._week
+    with session_scope() as session:
+        weeks, by_step = monitoring.compliance_trend(session, org, NOW)
+        counts = monitoring.cycle_time_distribution(session, org)
+    assert len(weeks) == 12 and weeks[-1] == week(NOW)
+    decision = dict(zip(weeks, by_step["decision"], strict=True))
+    ba = dict(zip(weeks, by_step["ba_approval"], strict=True))
+    # decision: in time 8 and 26 days ago; BA: late 10 days ago.
+    assert decision[week(NOW - timedelta(days=8))] == 100.0
+    assert decision[week(NOW - timedelta(days=26))] == 100.0
+    assert ba[week(NOW - timedelta(days=10))] == 0.0
+    assert sum(v is not None for v in by_step["decision"]) == 2
+    assert sum(v is not None for v in by_step["ba_approval"]) == 1
+    # closed cases took 28 days (4 full weeks) and 20 days (2 full weeks)
+    assert counts == [0, 0, 1, 0, 1] + [0] * 8
+
+
+def test_german_numbers_and_durations():
+    from serviceplus.webui import formatting
+
+    assert formatting.number(1234567.891, 1) == "1.234.567,9"
+    assert formatting.percent(100.0) == "100,0 %"
+    assert formatting.duration(3 / 24) == "3,0 Std."  # not "0,1 Tage"
+    assert formatting.duration(0.25 / 24) == "15 Min."
+    assert formatting.duration(2.5) == "2,5 Tage"
+    assert formatting.week("2026-W07") == "KW 7/2026"
+
+
+def test_overview_reads_german(org, login):
+    page = login("koord.mon").get("/monitor/").get_data(as_text=True)
+    assert "Zustimmung der Bundesagentur für Arbeit" in page  # step title, not ba_approval
+    assert "Sachbearbeitung" in page and ">clerk<" not in page
+    assert "100,0 %" in page and "100.0" not in page
+    assert "<svg" in page and "Engpässe" in page
+    assert "Überfällige Aufgaben</dt><dd>1</dd>" in page
+    assert 'aria-label="Fristtreue je Schritt und Woche"' in page and "<polyline" in page
+    assert 'aria-label="Durchlaufzeit abgeschlossener Fälle"' in page
+    assert f"/monitor/cases/MON-{org}-2#task-" in page  # a link to the overdue task
+
+
+def test_csv_for_german_excel_and_only_own_organisation(org, login):
     client = login("koord.mon")
     with client.get("/monitor/figures/open_tasks.csv") as response:
         assert response.status_code == 200
-        lines = response.get_data(as_text=True).splitlines()
-    assert lines[0] == "Organisation,Rolle,offen,überfällig"
-    assert "Bundesagentur für Arbeit,clerk,1,1" in lines
+        raw = response.get_data()
+    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 byte order mark
+    lines = raw.decode("utf-8-sig").splitlines()
+    assert lines[0] == "Organisation;Rolle;offen;überfällig"
+    assert "Bundesagentur für Arbeit;Sachbearbeitung;1;1" in lines
+    with client.get("/monitor/figures/step_cycle.csv") as response:
+        lines = response.get_data().decode("utf-8-sig").splitlines()
+    assert lines[0] == "Schritt;Anzahl;Median (Stunden);90. Perzentil (Stunden)"
+    # decision: 2 and 4 days -> median 72 hours, p90 96 hours
+    assert "Entscheidung über die Vorabzustimmung;2;72;96" in lines
+    with client.get("/monitor/figures/compliance_30.csv") as response:
+        lines = response.get_data().decode("utf-8-sig").splitlines()
+    assert "Zustimmung der Bundesagentur für Arbeit;1;0" in lines
+    assert client.get("/monitor/figures/nonsense.csv").status_code == 404
     assert client.get(f"/monitor/cases/MON-{org}-1").status_code == 200
     assert login("koordination").get(f"/monitor/cases/MON-{org}-1").status_code == 404
     assert login("sb.magdeburg").get("/monitor/").status_code == 403
-    page = client.get("/monitor/").get_data(as_text=True)
-    assert "<svg" in page and "Engpässe" in page
+    assert login("sb.magdeburg").get("/monitor/figures/open_tasks.xlsx").status_code == 403
+
+
+def test_xlsx_holds_numbers(org, login):
+    import io
+
+    from openpyxl import load_workbook
+
+    with login("koord.mon").get("/monitor/figures/compliance_30.xlsx") as response:
+        assert response.status_code == 200
+        book = load_workbook(io.BytesIO(response.get_data()))
+    rows = list(book.active.values)
+    assert rows[0] == ("Schritt", "erledigt", "in Frist (%)")
+    assert ("Entscheidung über die Vorabzustimmung", 2, 100) in rows
 
 
 def test_failed_step_is_an_incident_and_retry_completes_without_repeats(login):
@@ -186,20 +265,31 @@ def test_failed_step_is_an_incident_and_retry_completes_without_repeats(login):
     assert executions(case) == {"intake#1": 1, "fee_notice#1": 1, "completeness#1": 1}
 
 
-def test_cancel_case_with_reason(login):
+def test_cancel_case_asks_first_then_shows_a_german_state(login):
     case = make_case(example=BLUE_CARD)
     drive(case)
     client = login("koordination")
-    refused = client.post(f"/monitor/cases/{case.reference}/cancel", data={"reason": ""})
+    url = f"/monitor/cases/{case.reference}/cancel"
+    refused = client.post(url, data={"reason": ""})
     assert "Bitte geben Sie einen Grund" in client.get(refused.headers["Location"]).get_data(
         as_text=True
     )
-    assert reload(case).status == "waiting"
-    client.post(f"/monitor/cases/{case.reference}/cancel", data={"reason": "Antrag zurückgenommen"})
+    detail = client.get(f"/monitor/cases/{case.reference}").get_data(as_text=True)
+    assert "Weg des Falls hervorgehoben" in detail and 'fill="#ffd966"' in detail
+    assert "angehalten, wartet auf eine Entscheidung" in detail  # Prefect's "Suspended"
+    assert "Entscheidung über die Vorabzustimmung" in detail  # the timeline, by title
+    asked = client.post(url, data={"reason": "Antrag zurückgenommen"})
+    page = asked.get_data(as_text=True)
+    assert asked.status_code == 200 and "wirklich abbrechen" in page
+    assert "Entscheidung über die Vorabzustimmung" in page  # the task that will close
+    assert reload(case).status == "waiting"  # asking changed nothing
+    client.post(url, data={"reason": "Antrag zurückgenommen", "confirmed": "yes"})
     assert (reload(case).status, reload(case).outcome) == ("cancelled", "cancelled")
     with session_scope() as session:
         task = session.exec(select(HumanTask).where(HumanTask.case_id == case.id)).one()
     assert task.status == "cancelled"
+    detail = client.get(f"/monitor/cases/{case.reference}").get_data(as_text=True)
+    assert "<dd>abgebrochen</dd>" in detail and "cancelled" not in detail
 
 
 def _lose_the_process(case) -> None:
@@ -289,3 +379,50 @@ def test_flowrun_tells_a_suspended_run_from_a_running_one(monkeypatch):
     assert run_is_suspended()
     assert mark_crashed(reload(case).flow_run_id, "killed")
     assert not run_is_suspended()
+
+
+def _task_of(reference: str) -> HumanTask:
+    with session_scope() as session:
+        case = session.exec(select(Case).where(Case.reference == reference)).one()
+        return session.exec(select(HumanTask).where(HumanTask.case_id == case.id)).one()
+
+
+def test_coordinator_reassigns_and_prioritises_own_tasks_only(org, login):
+    from serviceplus.models.services import coordination
+    from serviceplus.models.services.human_tasks import TaskError
+
+    with session_scope() as session:
+        session.add(
+            User(
+                username="sb.mon",
+                full_name="Sina Mon",
+                role=Role.clerk,
+                organisation_id=org,
+                password_hash=accounts.hash_password("demo"),
+            )
+        )
+    own, foreign = _task_of(f"MON-{org}-1"), _task_of(f"MON-{org}-2")  # authority's, BA's
+    client = login("koord.mon")
+    page = client.get("/monitor/").get_data(as_text=True)
+    assert f'action="/monitor/tasks/{foreign.id}/reassign"' not in page  # overdue, but BA's
+    refused = client.post(f"/monitor/tasks/{foreign.id}/reassign", data={"to": "ba"})
+    assert "nicht bei Ihrer Organisation" in client.get(refused.headers["Location"]).get_data(
+        as_text=True
+    )
+    client.post(f"/monitor/tasks/{own.id}/reassign", data={"to": "sb.mon", "seen": ""})
+    assert _task_of(f"MON-{org}-1").assignee == "sb.mon"
+    with session_scope() as session:
+        coordinator = session.exec(select(User).where(User.username == "koord.mon")).one()
+        with pytest.raises(TaskError, match="inzwischen geändert"):  # seen unassigned: stale
+            coordination.reassign(
+                session, coordinator=coordinator, task_id=own.id, to="sb.mon", seen_assignee=None
+            )
+        with pytest.raises(TaskError, match="Rolle dieser Aufgabe"):
+            coordination.reassign(
+                session, coordinator=coordinator, task_id=own.id, to="koord.mon", seen_assignee=None
+            )
+    client.post(f"/monitor/tasks/{own.id}/priority", data={"priority": "1"})
+    assert _task_of(f"MON-{org}-1").priority == 1
+    with session_scope() as session:
+        events = [(e.actor, e.action) for e in audit.events_for_case(session, own.case_id)]
+    assert events == [("koord.mon", "task_reassigned"), ("koord.mon", "task_priority")]

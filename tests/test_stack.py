@@ -229,12 +229,21 @@ def test_browser_coordinator_overview_and_timeline_are_accessible(stack, tmp_pat
         log_in(page, base, "koordination")
         page.get_by_role("heading", name="Überblick – Ausländerbehörde Magdeburg").wait_for()
         assert page.get_by_role("img", name="Offene Fälle nach Schritt").count() == 1
+        assert page.get_by_role("img", name="Fristtreue je Schritt und Woche").count() <= 1
+        assert page.get_by_role("img", name="Durchlaufzeit abgeschlossener Fälle").count() == 1
         assert serious_violations(page) == []
         page.goto(f"{base}/monitor/cases")
         page.get_by_role("link", name=reference).click()
         page.get_by_role("heading", name=f"Verlauf {reference}").wait_for()
         assert page.get_by_text("Suspended").count() >= 1  # the run's state, from Prefect
+        page.get_by_role("img", name="Weg des Falls hervorgehoben").wait_for()
         assert serious_violations(page) == []
+        page.get_by_label("Grund für den Abbruch").fill("Antrag zurückgenommen")
+        page.get_by_role("button", name="Fall abbrechen …").click()
+        page.get_by_role("heading", name=f"Fall {reference} wirklich abbrechen?").wait_for()
+        assert serious_violations(page) == []
+        page.get_by_role("link", name="Nein, zurück zum Fall").click()  # nothing cancelled
+        page.get_by_role("heading", name=f"Verlauf {reference}").wait_for()
         browser.close()
 
 
@@ -259,6 +268,15 @@ def test_browser_admin_pages_are_accessible(stack):
         assert serious_violations(page) == []
         page.goto(f"{base}/admin/definitions/s81a/draft")
         page.get_by_role("button", name="Prüfen und als Entwurf speichern").wait_for()
+        assert serious_violations(page) == []
+        text = page.get_by_label("Definition (YAML)")
+        text.fill(text.input_value().replace("next: fee_notice", "next: fee_notise"))
+        page.get_by_role("button", name="Prüfen und als Entwurf speichern").click()
+        error = page.get_by_role("alert")
+        error.get_by_text("Weg zu einem Schritt „fee_notise“, den es nicht gibt.").wait_for()
+        assert "nicht erreichbar" not in error.inner_text()  # no follow-on errors
+        assert serious_violations(page) == []
+        page.goto(f"{base}/admin/definitions/s81a/migrate?source=1&target=1")
         assert serious_violations(page) == []
         browser.close()
 

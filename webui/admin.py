@@ -8,8 +8,8 @@ from markupsafe import Markup
 from sqlmodel import select
 
 from serviceplus.models.definition import DefinitionError
-from serviceplus.models.services import accounts, versions
-from serviceplus.models.tables import Role, User, WorkflowDefinition
+from serviceplus.models.services import accounts, definition_messages, monitoring, versions
+from serviceplus.models.tables import Organisation, Role, User, WorkflowDefinition
 from serviceplus.webui import diagram
 from serviceplus.webui.auth import roles_required
 from serviceplus.webui.db import get_db
@@ -38,7 +38,9 @@ def index():
 @admin_only
 def version(name: str, version: int):
     row = _version_or_404(name, version)
-    picture = Markup(diagram.render(versions.load(get_db(), name, version)))  # our own SVG
+    definition = versions.load(get_db(), name, version)
+    organisations = dict(get_db().exec(select(Organisation.slug, Organisation.name)).all())
+    picture = Markup(diagram.render(definition, organisations))  # dot escapes the text
     others = [r for r, _ in versions.overview(get_db()) if r.name == name and r.id != row.id]
     return render_template(
         "admin/version.html", row=row, picture=picture, others=others, csrf_form=CsrfForm()
@@ -51,7 +53,7 @@ def draft(name: str):
     """Edit the draft: starts from the draft or the active version's text,
     or from an uploaded file; saved only when it validates."""
     session = get_db()
-    errors: list[str] = []
+    errors: list[definition_messages.Problem] = []
     if request.method == "POST":
         _csrf_or_400()
         upload = request.files.get("file")
@@ -67,15 +69,17 @@ def draft(name: str):
             return redirect(url_for("admin.version", name=name, version=row.version))
         except DefinitionError as exc:
             session.rollback()
-            errors = str(exc).splitlines()
+            errors = definition_messages.problems(text, exc)
     else:
         text = _draft_start(session, name)
+    lines = text.splitlines() or [""]
     return render_template(
         "admin/draft.html",
         name=name,
         text=text,
         errors=errors,
-        lines=_annotated(text, errors),
+        lines=lines,
+        error_lines={p.line for p in errors},
         csrf_form=CsrfForm(),
     ), 400 if errors else 200
 
@@ -93,14 +97,29 @@ def _draft_start(session, name: str) -> str:
     return active.body.replace(f"version: {active.version}\n", f"version: {nxt}\n", 1)
 
 
-def _annotated(text: str, errors: list[str]) -> list[tuple[int, str, list[str]]]:
-    """Each line with the errors that name it, for the listing beside the form."""
-    by_line: dict[int, list[str]] = {}
-    for error in errors:
-        head, _, rest = error.partition(": ")
-        if head.startswith("line ") and head[5:].isdigit():
-            by_line.setdefault(int(head[5:]), []).append(rest)
-    return [(i, line, by_line.get(i, [])) for i, line in enumerate(text.splitlines(), start=1)]
+def _scope() -> int | None:
+    """Whose cases this admin may see and move: None for a network admin
+    (every authority), else their own organisation's id."""
+    user = current_user.row
+    return None if versions.sees_all_authorities(get_db(), user) else user.organisation_id
+
+
+def _confirmation(row: WorkflowDefinition, action: str):
+    """The page that lists what publishing or activating does, with the
+    button that really does it."""
+    effect = versions.effect_of(get_db(), row, _scope())
+    return render_template(
+        "admin/confirm.html",
+        row=row,
+        action=action,
+        effect=effect,
+        all_authorities=_scope() is None,
+        csrf_form=CsrfForm(),
+    )
+
+
+def _confirmed() -> bool:
+    return request.form.get("confirmed") == "yes"
 
 
 @bp.post("/definitions/<name>/<int:version>/publish")
@@ -108,15 +127,17 @@ def _annotated(text: str, errors: list[str]) -> list[tuple[int, str, list[str]]]
 def publish(name: str, version: int):
     _csrf_or_400()
     session = get_db()
+    row = _version_or_404(name, version)
+    if row.published_at is None and not _confirmed():
+        return _confirmation(row, "publish")
     try:
-        versions.publish_draft(
-            session, row=_version_or_404(name, version), by=current_user.row.username
-        )
+        versions.publish_draft(session, row=row, by=current_user.row.username)
         session.commit()
         flash(f"v{version} ist veröffentlicht und unveränderlich.", "success")
     except DefinitionError as exc:
         session.rollback()
-        flash(str(exc), "error")
+        for problem in definition_messages.problems(row.body, exc):
+            flash(f"Zeile {problem.line}: {problem.where}: {problem.message}", "error")
     return redirect(url_for("admin.version", name=name, version=version))
 
 
@@ -125,8 +146,11 @@ def publish(name: str, version: int):
 def activate(name: str, version: int):
     _csrf_or_400()
     session = get_db()
+    row = _version_or_404(name, version)
+    if row.published_at is not None and not _confirmed():
+        return _confirmation(row, "activate")
     try:
-        versions.activate(session, _version_or_404(name, version), by=current_user.row.username)
+        versions.activate(session, row, by=current_user.row.username)
         session.commit()
         flash(f"Neue Fälle folgen ab jetzt v{version}.", "success")
     except DefinitionError as exc:
@@ -141,11 +165,13 @@ def diff(name: str):
     a = _version_or_404(name, request.args.get("a", 0, type=int))
     b = _version_or_404(name, request.args.get("b", 0, type=int))
     session = get_db()
-    steps = versions.diff_steps(
-        versions.load(session, name, a.version), versions.load(session, name, b.version)
-    )
+    old, new = versions.load(session, name, a.version), versions.load(session, name, b.version)
     return render_template(
-        "admin/diff.html", a=a, b=b, lines=versions.diff_lines(a, b), steps=steps
+        "admin/diff.html",
+        a=a,
+        b=b,
+        lines=versions.diff_lines(a, b),
+        changes=versions.describe_changes(old, new),
     )
 
 
@@ -167,12 +193,25 @@ def migrate(name: str):
             target=target.version,
             references=request.form.getlist("cases"),
             by=current_user.row.username,
+            organisation_id=_scope(),
         )
         session.commit()
         flash(f"{len(moved)} Fall/Fälle nach v{target.version} verschoben.", "success")
-    plan = versions.migration_plan(session, name=name, source=source.version, target=target.version)
+    plan = versions.migration_plan(
+        session,
+        name=name,
+        source=source.version,
+        target=target.version,
+        organisation_id=_scope(),
+    )
     return render_template(
-        "admin/migrate.html", source=source, target=target, plan=plan, csrf_form=CsrfForm()
+        "admin/migrate.html",
+        source=source,
+        target=target,
+        plan=plan,
+        titles=monitoring.step_titles(session),
+        all_authorities=_scope() is None,
+        csrf_form=CsrfForm(),
     )
 
 

@@ -1,32 +1,49 @@
-"""A definition as a picture: steps as boxes in layers by distance from the
-start, routes as arrows labelled with their outcome. Server-side SVG.
+"""A definition as a picture, laid out by Graphviz (`dot`, Debian package
+graphviz, through the Python `graphviz` library) and rendered to SVG: boxes
+with the steps' German titles and who acts, arrows labelled with the German
+option labels, no overlaps. On a case's page the path it took is drawn
+bold and the step it stands at is marked.
 
-Titles, keys, labels and roles come from an admin's draft: every one goes
-through markupsafe.escape, which also escapes quotes, so a value can never
-leave the attribute or text it is put in."""
+Titles and labels come from an admin's draft: each is passed as plain text
+(`nohtml`, backslashes dropped) and `dot` escapes it in the SVG it writes."""
 
-from collections import deque
+from functools import lru_cache
 
+import graphviz
 from markupsafe import escape
 
-from serviceplus.models.definition import Definition
+from serviceplus.models.definition import Definition, Step
+from serviceplus.webui import labels
 
-BOX_W, BOX_H, GAP_X, GAP_Y = 190, 44, 30, 56
 FILL = {"auto": "#e8f0fb", "human": "#fff4d6", "end": "#e3f4e6"}
+PATH_COLOUR, CURRENT_FILL = "#0b4f9c", "#ffd966"
 
 
-def _layers(definition: Definition) -> dict[str, int]:
-    level = {definition.start: 0}
-    queue = deque([definition.start])
-    while queue:
-        key = queue.popleft()
-        for target in definition.steps[key].targets():
-            if target not in level:
-                level[target] = level[key] + 1
-                queue.append(target)
-    for key in definition.steps:  # unreachable steps (a draft) go last
-        level.setdefault(key, max(level.values()) + 1)
-    return level
+def _text(value: str) -> graphviz.nohtml:
+    return graphviz.nohtml(value.replace("\\", ""))
+
+
+def _who(step: Step, organisations: dict[str, str]) -> str:
+    if step.kind == "auto":
+        return "automatisch"
+    if step.kind == "end":
+        return "Ende"
+    slugs = [r.to for r in step.organisation_routes] or [step.organisation]
+    names = [
+        organisations.get(slug, "Ausländerbehörde des Falls" if slug == "case" else slug)
+        for slug in slugs
+    ]
+    who = f"{' / '.join(names)}, {labels.role(step.role or '')}"
+    return who + (", Vier-Augen-Prinzip" if step.four_eyes else "")
+
+
+def _outcome(step: Step, outcome: str) -> str:
+    option = step.option(outcome)
+    if option:
+        return option.label
+    if step.on_timeout and step.on_timeout.outcome == outcome:
+        return "bei Fristablauf"
+    return labels.step_outcome(outcome)
 
 
 def _edges(definition: Definition) -> list[tuple[str, str, str]]:
@@ -37,59 +54,56 @@ def _edges(definition: Definition) -> list[tuple[str, str, str]]:
         if step.skip_to:
             edges.append((key, step.skip_to, "übersprungen"))
         if isinstance(step.routes, dict):
-            edges += [(key, target, outcome) for outcome, target in step.routes.items()]
+            edges += [(key, t, _outcome(step, o)) for o, t in step.routes.items()]
         else:
-            edges += [(key, r.to, "Bedingung" if r.when else "sonst") for r in step.routes]
+            edges += [(key, r.to, "wenn Bedingung" if r.when else "sonst") for r in step.routes]
     return edges
 
 
-def render(definition: Definition) -> str:
-    level = _layers(definition)
-    rows: dict[int, list[str]] = {}
-    for key in definition.steps:
-        rows.setdefault(level[key], []).append(key)
-    pos = {
-        key: (20 + i * (BOX_W + GAP_X), 20 + lvl * (BOX_H + GAP_Y))
-        for lvl, keys in rows.items()
-        for i, key in enumerate(keys)
-    }
-    width = 40 + max(len(k) for k in rows.values()) * (BOX_W + GAP_X)
-    height = 40 + (max(rows) + 1) * (BOX_H + GAP_Y)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="diagram" role="img" '
-        f'aria-label="Ablauf {escape(definition.title)}" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}">',
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
-        'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#333"/></marker></defs>',
-    ]
-    for source, target, label in _edges(definition):
-        (x1, y1), (x2, y2) = pos[source], pos[target]
-        ax, ay = x1 + BOX_W / 2, y1 + BOX_H
-        bx, by = x2 + BOX_W / 2, y2 if y2 > y1 else y2 + BOX_H
-        parts.append(
-            f'<line x1="{ax}" y1="{ay}" x2="{bx}" y2="{by}" stroke="#333" '
-            f'marker-end="url(#arrow)"/>'
-        )
-        if label:
-            parts.append(
-                f'<text x="{(ax + bx) / 2 + 4}" y="{(ay + by) / 2}" font-size="11" '
-                f'fill="#333">{escape(label)}</text>'
-            )
+def source(
+    definition: Definition,
+    organisations: dict[str, str] | None = None,
+    path: list[str] | None = None,
+    current: str | None = None,
+) -> str:
+    """The DOT text; `path` is the case's visited steps in order."""
+    organisations = organisations or {}
+    visited = set(path or [])
+    taken = set(zip(path or [], (path or [])[1:], strict=False))
+    graph = graphviz.Digraph(name=_text(definition.title).replace('"', ""))
+    graph.attr(rankdir="TB", nodesep="0.35", ranksep="0.45", fontname="DejaVu Sans")
+    graph.attr("node", shape="box", style="rounded,filled", fontname="DejaVu Sans", fontsize="11")
+    graph.attr("edge", fontname="DejaVu Sans", fontsize="9", color="#555555")
     for key, step in definition.steps.items():
-        x, y = pos[key]
-        parts.append(
-            f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="6" '
-            f'fill="{escape(FILL[step.kind])}" stroke="#16406f"/>'
-        )
-        parts.append(
-            f'<text x="{x + 8}" y="{y + 18}" font-size="12" font-weight="bold" '
-            f'fill="#1a1a1a">{escape(key)}</text>'
-        )
-        acting = "|".join(r.to for r in step.organisation_routes) or step.organisation
-        who = {"auto": "automatisch", "end": "Ende"}.get(step.kind, f"{acting}/{step.role}")
-        parts.append(
-            f'<text x="{x + 8}" y="{y + 34}" font-size="11" fill="#1a1a1a">'
-            f"{escape(who)}{' · 4 Augen' if step.four_eyes else ''}</text>"
-        )
-    parts.append("</svg>")
-    return "\n".join(parts)
+        label = f"{step.title}\n{_who(step, organisations)}"
+        looks = {"fillcolor": FILL[step.kind], "color": "#16406f"}
+        if key in visited:
+            looks |= {"color": PATH_COLOUR, "penwidth": "2.5"}
+        if key == current:
+            looks["fillcolor"] = CURRENT_FILL
+        graph.node(key, _text(label), tooltip=_text(step.title), **looks)
+    for tail, head, label in _edges(definition):
+        extra = {"color": PATH_COLOUR, "penwidth": "2.5"} if (tail, head) in taken else {}
+        graph.edge(tail, head, _text(label), **extra)
+    return graph.source
+
+
+@lru_cache(maxsize=256)
+def _svg(dot_source: str) -> str:
+    svg = graphviz.pipe("dot", "svg", dot_source.encode("utf-8")).decode("utf-8")
+    return svg[svg.index("<svg") :]  # without the XML declaration and doctype
+
+
+def render(
+    definition: Definition,
+    organisations: dict[str, str] | None = None,
+    path: list[str] | None = None,
+    current: str | None = None,
+) -> str:
+    """The SVG, ready to put into a page; a German note if `dot` is missing."""
+    try:
+        svg = _svg(source(definition, organisations, path, current))
+    except graphviz.ExecutableNotFound:
+        return "<p>Das Diagramm kann nicht gezeichnet werden: Graphviz fehlt (Paket graphviz).</p>"
+    what = f"Ablauf {definition.title}" + (", Weg des Falls hervorgehoben" if path else "")
+    return svg.replace("<svg", f'<svg class="diagram" role="img" aria-label="{escape(what)}"', 1)

@@ -1,92 +1,220 @@
-"""Coordinators: figures, case timelines, incidents, retry and cancel.
+"""Coordinators: figures, due work, case timelines, incidents, retry and cancel.
 Figures come from our tables; run states and incidents from Prefect."""
 
-import csv
-import io
+from dataclasses import dataclass
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from markupsafe import Markup
+from sqlmodel import select
 
+from serviceplus import spreadsheet
 from serviceplus.models import clock
-from serviceplus.models.services import cases, monitoring, orchestration, runs
-from serviceplus.models.tables import Case, Role
+from serviceplus.models.services import (
+    cases,
+    coordination,
+    human_tasks,
+    monitoring,
+    orchestration,
+    runs,
+    versions,
+)
+from serviceplus.models.tables import Case, CaseStatus, Organisation, Role
+from serviceplus.settings import get_settings
+from serviceplus.webui import charts, diagram, formatting, labels
 from serviceplus.webui.auth import roles_required
 from serviceplus.webui.db import get_db
 from serviceplus.webui.forms import CsrfForm
 
 bp = Blueprint("monitor", __name__, url_prefix="/monitor")
+bp.add_app_template_global(formatting.number, "de_number")
+bp.add_app_template_global(formatting.percent, "de_percent")
+bp.add_app_template_global(formatting.duration, "de_duration")
+bp.add_app_template_global(labels.case_state)
+bp.add_app_template_global(labels.case_outcome)
+bp.add_app_template_global(labels.flow_run_state, "run_state_label")
 
-# name: (German title, column headings, function(session, org_id, now) -> rows)
+
+@dataclass(frozen=True)
+class Figure:
+    """A table of the overview: its title, columns as (heading, kind), and
+    compute(session, org_id, now) -> rows of plain values. The kind says how
+    a value reads: text, step, role, week, count, percent or days."""
+
+    title: str
+    columns: list[tuple[str, str]]
+    compute: object
+
+
 FIGURES = {
-    "cases_by_step": (
+    "cases_by_step": Figure(
         "Offene Fälle nach Schritt",
-        ["Schritt", "Fälle"],
+        [("Schritt", "step"), ("Fälle", "count")],
         lambda s, o, now: monitoring.cases_by_step(s, o),
     ),
-    "open_tasks": (
-        "Offene Aufgaben nach Rolle",
-        ["Organisation", "Rolle", "offen", "überfällig"],
+    "open_tasks": Figure(
+        "Offene Aufgaben nach Stelle",
+        [("Organisation", "text"), ("Rolle", "role"), ("offen", "count"), ("überfällig", "count")],
         monitoring.open_tasks_by_role,
     ),
-    "compliance_30": (
+    "compliance_30": Figure(
         "Fristtreue, letzte 30 Tage",
-        ["Schritt", "erledigt", "in Frist (%)"],
+        [("Schritt", "step"), ("erledigt", "count"), ("in Frist", "percent")],
         lambda s, o, now: monitoring.compliance(s, o, now, 30),
     ),
-    "compliance_90": (
+    "compliance_90": Figure(
         "Fristtreue, letzte 90 Tage",
-        ["Schritt", "erledigt", "in Frist (%)"],
+        [("Schritt", "step"), ("erledigt", "count"), ("in Frist", "percent")],
         lambda s, o, now: monitoring.compliance(s, o, now, 90),
     ),
-    "step_cycle": (
-        "Bearbeitungszeit je Schritt (Tage)",
-        ["Schritt", "Anzahl", "Median", "90. Perzentil"],
+    "step_cycle": Figure(
+        "Bearbeitungszeit je Schritt",
+        [("Schritt", "step"), ("Anzahl", "count"), ("Median", "days"), ("90. Perzentil", "days")],
         lambda s, o, now: monitoring.step_cycle_times(s, o),
     ),
-    "case_cycle": (
-        "Durchlaufzeit je Fall (Tage)",
-        ["abgeschlossene Fälle", "Median", "90. Perzentil"],
+    "case_cycle": Figure(
+        "Durchlaufzeit je Fall",
+        [("abgeschlossene Fälle", "count"), ("Median", "days"), ("90. Perzentil", "days")],
         lambda s, o, now: [monitoring.case_cycle_times(s, o)],
     ),
-    "weekly": (
+    "weekly": Figure(
         "Fälle je Woche",
-        ["Woche", "begonnen", "abgeschlossen"],
+        [("Woche", "week"), ("begonnen", "count"), ("abgeschlossen", "count")],
         monitoring.weekly_throughput,
     ),
-    "bottlenecks": (
+    "bottlenecks": Figure(
         "Engpässe",
-        ["Schritt", "Organisation", "Rolle", "wartend", "Median (Tage)", "längste (Tage)"],
+        [
+            ("Schritt", "step"),
+            ("Organisation", "text"),
+            ("Rolle", "role"),
+            ("wartend", "count"),
+            ("Median", "days"),
+            ("längste", "days"),
+        ],
         monitoring.bottlenecks,
     ),
 }
 
 
-def _figure(name: str) -> tuple[str, list[str], list[tuple]]:
-    title, headings, compute = FIGURES[name]
-    return title, headings, compute(get_db(), current_user.row.organisation_id, clock.now())
+def _rows(name: str) -> list[tuple]:
+    return FIGURES[name].compute(get_db(), current_user.row.organisation_id, clock.now())
+
+
+def _shown(kind: str, value, titles: dict[str, str]) -> str:
+    """A cell as the page shows it."""
+    if value is None:
+        return "–"
+    return {
+        "step": lambda: titles.get(value, value),
+        "role": lambda: labels.role(value),
+        "week": lambda: formatting.week(value),
+        "count": lambda: formatting.number(value),
+        "percent": lambda: formatting.percent(value),
+        "days": lambda: formatting.duration(value),
+    }.get(kind, lambda: str(value))()
+
+
+def _exported(kind: str, value, titles: dict[str, str]):
+    """A cell as a download holds it: labels as text, figures as numbers
+    (durations in hours, so that short ones do not read 0)."""
+    if value is None or kind in ("count", "percent", "text"):
+        return value
+    if kind == "days":
+        return round(value * 24, 1)
+    return _shown(kind, value, titles)
+
+
+def _cells(figure: Figure, row: tuple, convert, titles: dict[str, str]) -> tuple:
+    return tuple(convert(k, v, titles) for (_, k), v in zip(figure.columns, row, strict=True))
+
+
+def _export_headings(figure: Figure) -> list[str]:
+    suffix = {"days": " (Stunden)", "percent": " (%)"}
+    return [heading + suffix.get(kind, "") for heading, kind in figure.columns]
+
+
+def _step_titles() -> dict[str, str]:
+    return monitoring.step_titles(get_db())
 
 
 @bp.get("/")
 @roles_required(Role.coordinator)
 def index():
-    figures = {name: _figure(name) for name in FIGURES}
-    return render_template("monitor/index.html", figures=figures)
-
-
-@bp.get("/figures/<name>.csv")
-@roles_required(Role.coordinator)
-def figure_csv(name: str):
-    if name not in FIGURES:
-        abort(404)
-    _title, headings, rows = _figure(name)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(headings)
-    writer.writerows(rows)
-    disposition = f"attachment; filename={name}.csv"
-    return Response(
-        out.getvalue(), mimetype="text/csv", headers={"Content-Disposition": disposition}
+    titles = _step_titles()
+    raw = {name: _rows(name) for name in FIGURES}
+    tables = {
+        name: (figure, [_cells(figure, row, _shown, titles) for row in raw[name]])
+        for name, figure in FIGURES.items()
+    }
+    by_step = [(titles.get(step, step), n) for step, n in raw["cases_by_step"]]
+    trends = _trends(titles, raw["weekly"])
+    due = monitoring.due_work(
+        get_db(), current_user.row.organisation_id, clock.now(), get_settings().soon_due
     )
+    return render_template(
+        "monitor/index.html",
+        tables=tables,
+        by_step=by_step,
+        due=due,
+        due_by_person=monitoring.due_work_by(due, _person),
+        due_by_body=monitoring.due_work_by(due, lambda t: t.organisation),
+        soon_days=get_settings().soon_due.days,
+        titles=titles,
+        own_org=current_user.row.organisation_id,
+        people=coordination.candidates(get_db(), current_user.row.organisation_id),
+        csrf_form=CsrfForm(),
+        trends=trends,
+    )
+
+
+def _trends(titles: dict[str, str], weekly: list[tuple]) -> dict:
+    """The three trend charts with the figures they draw."""
+    session, org_id, now = get_db(), current_user.row.organisation_id, clock.now()
+    week_labels = [formatting.week(w) for w, _, _ in weekly]
+    started = {"begonnen": [s for _, s, _ in weekly], "abgeschlossen": [c for _, _, c in weekly]}
+    weeks, by_step = monitoring.compliance_trend(session, org_id, now)
+    compliance = {titles.get(step, step): values for step, values in by_step.items()}
+    counts = monitoring.cycle_time_distribution(session, org_id)
+    bins = [f"{i}–{i + 1}" for i in range(len(counts) - 1)] + [f"ab {len(counts) - 1}"]
+    return {
+        "throughput": charts.lines("Fälle je Woche", week_labels, started),
+        "compliance": charts.lines(
+            "Fristtreue je Schritt und Woche",
+            [formatting.week(w) for w in weeks],
+            compliance,
+            top=100,
+            suffix=" %",
+        ),
+        "compliance_rows": [
+            (name, [formatting.percent(v) for v in values]) for name, values in compliance.items()
+        ],
+        "compliance_weeks": [formatting.week(w) for w in weeks],
+        "cycle": charts.histogram("Durchlaufzeit abgeschlossener Fälle", bins, counts),
+        "cycle_rows": list(zip(bins, counts, strict=True)),
+    }
+
+
+def _person(task: monitoring.DueTask) -> str:
+    if task.assignee:
+        return task.assignee
+    return f"nicht übernommen ({labels.role(task.role)}, {task.organisation})"
+
+
+@bp.get("/figures/<name>.<any(csv, xlsx):fmt>")
+@roles_required(Role.coordinator)
+def figure_download(name: str, fmt: str):
+    figure = FIGURES.get(name) or abort(404)
+    titles = _step_titles()
+    rows = [_cells(figure, row, _exported, titles) for row in _rows(name)]
+    headings = _export_headings(figure)
+    if fmt == "csv":
+        body, mimetype = spreadsheet.csv_bytes(headings, rows), "text/csv; charset=utf-8"
+    else:
+        body = spreadsheet.xlsx_bytes(figure.title, headings, rows)
+        mimetype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    disposition = f"attachment; filename={name}.{fmt}"
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": disposition})
 
 
 @bp.get("/cases")
@@ -94,7 +222,9 @@ def figure_csv(name: str):
 def case_list():
     status, q = request.args.get("status", ""), request.args.get("q", "").strip()[:100]
     rows = monitoring.case_list(get_db(), current_user.row.organisation_id, status, q)
-    return render_template("monitor/cases.html", cases=rows, status=status, q=q)
+    return render_template(
+        "monitor/cases.html", cases=rows, status=status, q=q, titles=_step_titles()
+    )
 
 
 def _own_case_or_404(reference: str) -> Case:
@@ -112,14 +242,77 @@ def case_detail(reference: str):
         run_state = orchestration.flow_run_state(case.flow_run_id) if case.flow_run_id else None
     except Exception:  # Prefect unreachable: the page still shows our figures
         run_state = "nicht erreichbar"
+    steps = monitoring.timeline(get_db(), case)
     return render_template(
         "monitor/case.html",
         case=case,
-        steps=monitoring.timeline(get_db(), case),
+        steps=steps,
+        picture=_case_picture(case, steps),
+        titles=_step_titles(),
         run_state=run_state,
         run_url=orchestration.prefect_ui_url(case.flow_run_id) if case.flow_run_id else None,
         csrf_form=CsrfForm(),
     )
+
+
+def _back_to_overview():
+    return redirect(url_for("monitor.index") + "#due-h")
+
+
+@bp.post("/tasks/<int:task_id>/reassign")
+@roles_required(Role.coordinator)
+def reassign(task_id: int):
+    if not CsrfForm().validate_on_submit():
+        abort(400)
+    session = get_db()
+    try:
+        task = coordination.reassign(
+            session,
+            coordinator=current_user.row,
+            task_id=task_id,
+            to=request.form.get("to", ""),
+            seen_assignee=request.form.get("seen") or None,
+        )
+        session.commit()
+        flash(f"Die Aufgabe „{task.title}“ ist jetzt bei {task.assignee}.", "success")
+    except human_tasks.TaskError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+    return _back_to_overview()
+
+
+@bp.post("/tasks/<int:task_id>/priority")
+@roles_required(Role.coordinator)
+def priority(task_id: int):
+    if not CsrfForm().validate_on_submit():
+        abort(400)
+    session = get_db()
+    try:
+        task = coordination.set_priority(
+            session,
+            coordinator=current_user.row,
+            task_id=task_id,
+            priority=request.form.get("priority", type=int, default=-1),
+        )
+        session.commit()
+        flash(f"Priorität von „{task.title}“: {'hoch' if task.priority else 'normal'}.", "success")
+    except human_tasks.TaskError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+    return _back_to_overview()
+
+
+def _case_picture(case: Case, steps: list[dict]) -> Markup:
+    """The definition's diagram with the path this case took drawn bold."""
+    session = get_db()
+    path: list[str] = []
+    for row in steps:
+        step = human_tasks.step_of(row["step_key"])
+        if not path or path[-1] != step:
+            path.append(step)
+    definition = versions.load(session, case.definition_name, case.definition_version)
+    organisations = dict(session.exec(select(Organisation.slug, Organisation.name)).all())
+    return Markup(diagram.render(definition, organisations, path, case.current_step))
 
 
 @bp.get("/incidents")
@@ -130,7 +323,11 @@ def incidents():
     except Exception:
         rows, error = [], "Die Prozesssteuerung ist nicht erreichbar."
     return render_template(
-        "monitor/incidents.html", incidents=rows, error=error, csrf_form=CsrfForm()
+        "monitor/incidents.html",
+        incidents=rows,
+        error=error,
+        titles=_step_titles(),
+        csrf_form=CsrfForm(),
     )
 
 
@@ -152,17 +349,32 @@ def retry(reference: str):
 @bp.post("/cases/<reference>/cancel")
 @roles_required(Role.coordinator)
 def cancel(reference: str):
+    """Two steps: the first post shows what cancelling does and asks again;
+    only the post from that page (confirmed=yes) cancels."""
     case = _own_case_or_404(reference)
     if not CsrfForm().validate_on_submit():
         abort(400)
+    reason = request.form.get("reason", "").strip()[:2000]
+    if case.status in (CaseStatus.completed, CaseStatus.cancelled):
+        flash("Der Fall ist bereits abgeschlossen.", "error")
+        return redirect(url_for("monitor.case_detail", reference=reference))
+    if not reason:
+        flash("Bitte geben Sie einen Grund für den Abbruch an.", "error")
+        return redirect(url_for("monitor.case_detail", reference=reference))
+    if request.form.get("confirmed") != "yes":
+        open_tasks = [
+            s for s in monitoring.timeline(get_db(), case) if s["task_id"] and not s["end"]
+        ]
+        return render_template(
+            "monitor/cancel.html",
+            case=case,
+            reason=reason,
+            open_tasks=open_tasks,
+            csrf_form=CsrfForm(),
+        )
     session = get_db()
     try:
-        runs.cancel(
-            session,
-            case=case,
-            actor=current_user.row.username,
-            reason=request.form.get("reason", ""),
-        )
+        runs.cancel(session, case=case, actor=current_user.row.username, reason=reason)
         session.commit()
         flash("Der Fall wurde abgebrochen.", "success")
     except ValueError as exc:

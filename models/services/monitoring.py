@@ -4,14 +4,21 @@ where they pile up. Each function returns plain rows, ready for a page or CSV.""
 
 import statistics
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from serviceplus.models import clock
-from serviceplus.models.services import audit, human_tasks, orchestration
-from serviceplus.models.tables import Case, CaseStatus, HumanTask, Organisation, TaskStatus
+from serviceplus.models.services import audit, human_tasks, orchestration, versions
+from serviceplus.models.tables import (
+    Case,
+    CaseStatus,
+    HumanTask,
+    Organisation,
+    TaskStatus,
+)
 from serviceplus.settings import get_settings
 
 ACTIVE_CASE = (CaseStatus.running, CaseStatus.waiting, CaseStatus.failed)
@@ -25,7 +32,20 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 def _days(delta: timedelta) -> float:
-    return round(delta.total_seconds() / 86400, 2)
+    # Four places (about nine seconds): pages show hours where days would
+    # round everything to 0.
+    return round(delta.total_seconds() / 86400, 4)
+
+
+def step_titles(session: Session) -> dict[str, str]:
+    """German title of every step key in any published version (the newest
+    version's title wins), and of each four-eyes confirmation task."""
+    titles: dict[str, str] = {}
+    for definition in versions.published_definitions(session):
+        for key, step in definition.steps.items():
+            titles[key] = step.title
+            titles[human_tasks.confirmation_key(key)] = f"{step.title} (Bestätigung)"
+    return titles
 
 
 def cases_by_step(session: Session, org_id: int) -> list[tuple[str, int]]:
@@ -117,6 +137,44 @@ def weekly_throughput(session: Session, org_id: int, now: datetime, weeks: int =
     return [(w, started[w], finished[w]) for w in labels]
 
 
+def compliance_trend(
+    session: Session, org_id: int, now: datetime, weeks: int = 12
+) -> tuple[list[str], dict[str, list[float | None]]]:
+    """Deadline compliance per step and ISO week of completion: the weeks,
+    and per step the share done in time each week (None: none completed)."""
+    labels = sorted({_week(now - timedelta(weeks=i)) for i in range(weeks)})
+    query = _case_tasks(org_id, HumanTask.step_key, HumanTask.completed_at, HumanTask.due_at).where(
+        HumanTask.status == TaskStatus.completed,
+        HumanTask.completed_at >= now - timedelta(weeks=weeks),
+        HumanTask.due_at.is_not(None),
+    )
+    done: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for step, completed, due in session.exec(query):
+        counts = done[(step, _week(completed))]
+        counts[0] += 1
+        counts[1] += completed <= due
+    steps = sorted({step for step, _ in done})
+    return labels, {
+        step: [
+            round(100 * done[(step, w)][1] / done[(step, w)][0], 1) if (step, w) in done else None
+            for w in labels
+        ]
+        for step in steps
+    }
+
+
+def cycle_time_distribution(session: Session, org_id: int, weeks: int = 12) -> list[int]:
+    """Closed cases by duration in whole weeks: entry i counts the cases
+    that took at least i and less than i + 1 weeks; the last, `weeks` or more."""
+    counts = [0] * (weeks + 1)
+    query = select(Case.created_at, Case.closed_at).where(
+        Case.organisation_id == org_id, Case.closed_at.is_not(None)
+    )
+    for created, closed in session.exec(query):
+        counts[min(weeks, (closed - created).days // 7)] += 1
+    return counts
+
+
 def _week(moment: datetime) -> str:
     year, week, _ = moment.isocalendar()
     return f"{year}-W{week:02d}"
@@ -136,15 +194,76 @@ def bottlenecks(session: Session, org_id: int, now: datetime, limit: int = 10) -
     return sorted(rows, key=lambda r: (-r[3], -r[5]))[:limit]
 
 
+@dataclass
+class DueTask:
+    """An open task that is overdue or due soon, for the coordinator's list."""
+
+    task_id: int
+    reference: str
+    step_key: str
+    organisation: str
+    role: str
+    assignee: str | None
+    due_at: datetime
+    overdue: bool
+    organisation_id: int = 0
+    priority: int = 0
+
+
+def due_work(session: Session, org_id: int, now: datetime, soon: timedelta) -> list[DueTask]:
+    """Open tasks on the organisation's cases that are overdue or fall due
+    within `soon`, the most overdue first."""
+    names = _org_names(session)
+    query = (
+        _case_tasks(org_id, HumanTask, Case.reference)
+        .where(
+            HumanTask.status.in_(human_tasks.ACTIVE),
+            HumanTask.due_at.is_not(None),
+            HumanTask.due_at < now + soon,
+        )
+        .order_by(HumanTask.due_at, HumanTask.id)
+    )
+    return [
+        DueTask(
+            task_id=task.id,
+            reference=reference,
+            step_key=task.step_key,
+            organisation=names[task.organisation_id],
+            role=task.role,
+            assignee=task.assignee,
+            due_at=task.due_at,
+            overdue=task.due_at < now,
+            organisation_id=task.organisation_id,
+            priority=task.priority,
+        )
+        for task, reference in session.exec(query)
+    ]
+
+
+def due_work_by(tasks: list[DueTask], key) -> list[tuple[str, int, int]]:
+    """(group, overdue, due soon) per group, most overdue first; `key` maps a
+    task to its group (its person, or its body)."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for task in tasks:
+        counts[key(task)][0 if task.overdue else 1] += 1
+    return sorted(
+        ((g, late, soon) for g, (late, soon) in counts.items()), key=lambda r: (-r[1], -r[2], r[0])
+    )
+
+
 def timeline(session: Session, case: Case) -> list[dict]:
     """The case's steps: automatic ones from the audit log, human ones from
-    their tasks, with start, end, actor and the time waited."""
+    their tasks, with start, end, actor and the time waited (in days)."""
+    titles = step_titles(session)
     rows = []
     for event in audit.events_for_case(session, case.id):
         if event.action == "step_executed":
             rows.append(
                 {
-                    "step": f"{event.step_key}#{event.attempt}: {event.detail}",
+                    "step_key": event.step_key,
+                    "title": titles.get(event.step_key, event.step_key),
+                    "attempt": event.attempt,
+                    "task_id": None,
                     "start": event.at,
                     "end": event.at,
                     "actor": "automatisch",
@@ -155,7 +274,10 @@ def timeline(session: Session, case: Case) -> list[dict]:
         end = task.completed_at or task.cancelled_at
         rows.append(
             {
-                "step": f"{task.step_key}#{task.attempt}: {task.title}",
+                "step_key": task.step_key,
+                "title": task.title,
+                "attempt": task.attempt,
+                "task_id": task.id,
                 "start": task.created_at,
                 "end": end,
                 "actor": task.completed_by or task.assignee or "–",

@@ -3,6 +3,7 @@ activation, comparison, and moving running cases between versions."""
 
 import difflib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import lru_cache
 
 import sqlalchemy as sa
@@ -12,7 +13,15 @@ from serviceplus.models import clock
 from serviceplus.models.definition import Definition, DefinitionError, parse_definition
 from serviceplus.models.services import audit
 from serviceplus.models.services.human_tasks import step_of
-from serviceplus.models.tables import Case, CaseStatus, HumanTask, Organisation, WorkflowDefinition
+from serviceplus.models.tables import (
+    Case,
+    CaseStatus,
+    HumanTask,
+    Organisation,
+    Role,
+    User,
+    WorkflowDefinition,
+)
 from serviceplus.settings import PROJECT_ROOT
 
 SHIPPED_DIR = PROJECT_ROOT / "flows" / "definitions"
@@ -182,6 +191,16 @@ def load(session: Session, name: str, version: int) -> Definition:
     return _parsed(row.body)
 
 
+def published_definitions(session: Session) -> list[Definition]:
+    """Every published version, oldest first (parsed once per body)."""
+    query = (
+        select(WorkflowDefinition.body)
+        .where(WorkflowDefinition.published_at.is_not(None))
+        .order_by(WorkflowDefinition.version)
+    )
+    return [_parsed(body) for body in session.exec(query)]
+
+
 @lru_cache(maxsize=64)
 def _parsed(body: str) -> Definition:
     # Bodies are keys: a published body never changes, so parsing once is safe.
@@ -232,6 +251,106 @@ def diff_steps(a: Definition, b: Definition) -> StepDiff:
     )
 
 
+FIELD_NAMES = {
+    "title": "Titel",
+    "kind": "Art",
+    "when": "Bedingung",
+    "skip_to": "Sprungziel, wenn die Bedingung nicht gilt",
+    "action": "Aktion",
+    "letter": "Schreiben",
+    "organisation": "zuständige Organisation",
+    "role": "Rolle",
+    "deadline": "Frist",
+    "on_timeout": "Regel bei Fristablauf",
+    "four_eyes": "Vier-Augen-Prinzip",
+    "options": "Entscheidungsoptionen",
+    "documents": "sichtbare Unterlagen",
+    "next": "Weg",
+    "routes": "Wege",
+    "outcome": "Ergebnis",
+}
+
+
+def _shown(value) -> str:
+    """A definition value in a sentence (durations in weeks or days)."""
+    if value is None or value == [] or value == {}:
+        return "keine Angabe"
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(exclude_defaults=True, by_alias=True)
+    if isinstance(value, timedelta):
+        weeks, days = divmod(value.days, 7)
+        return f"{weeks} Wochen" if weeks and not days else f"{value.days} Tage"
+    if isinstance(value, dict) and set(value) == {"duration"}:
+        return _shown(value["duration"])
+    if isinstance(value, bool):
+        return "ja" if value else "nein"
+    if isinstance(value, float | int):
+        return _german(value)
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_shown(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _german(value: float) -> str:
+    text = f"{value:,.2f}".replace(",", " ").replace(".", ",").replace(" ", ".")
+    return text.removesuffix(",00")
+
+
+def _euro(value: float) -> str:
+    return _german(value) + " €"
+
+
+def describe_changes(a: Definition, b: Definition) -> list[str]:
+    """What changed from `a` to `b`, in German sentences: fee, thresholds,
+    documents, then step by step (new, removed, and each changed field)."""
+    out = []
+    if a.fee_eur != b.fee_eur:
+        out.append(f"Gebühr: {_euro(a.fee_eur)} → {_euro(b.fee_eur)}")
+    if a.start != b.start:
+        out.append(f"Erster Schritt: {_title(a, a.start)} → {_title(b, b.start)}")
+    for name in sorted(set(a.thresholds) | set(b.thresholds)):
+        old, new = a.thresholds.get(name, {}), b.thresholds.get(name, {})
+        for year in sorted(set(old) | set(new)):
+            if old.get(year) != new.get(year):
+                before = _shown(old.get(year))
+                out.append(f"Schwellenwert „{name}“ {year}: {before} → {_shown(new.get(year))}")
+    for kind in sorted(set(a.documents) | set(b.documents)):
+        if kind not in a.documents:
+            out.append(f"Neue Unterlagenart: {b.documents[kind]}")
+        elif kind not in b.documents:
+            out.append(f"Unterlagenart entfällt: {a.documents[kind]}")
+        elif a.documents[kind] != b.documents[kind]:
+            out.append(f"Unterlagenart umbenannt: {a.documents[kind]} → {b.documents[kind]}")
+    for purpose in sorted(set(a.required_documents) | set(b.required_documents)):
+        old, new = a.required_documents.get(purpose, []), b.required_documents.get(purpose, [])
+        if old != new:
+            out.append(f"Erforderliche Unterlagen für {purpose}: {_shown(old)} → {_shown(new)}")
+    if a.completeness_rules != b.completeness_rules:
+        out.append("Regeln der Vollständigkeitsprüfung geändert")
+    out += _step_changes(a, b)
+    return out
+
+
+def _title(d: Definition, key: str) -> str:
+    step = d.steps.get(key)
+    return f"„{step.title}“" if step else f"„{key}“"
+
+
+def _step_changes(a: Definition, b: Definition) -> list[str]:
+    out = [f"Neuer Schritt {_title(b, k)}" for k in b.steps if k not in a.steps]
+    out += [f"Schritt {_title(a, k)} entfällt" for k in a.steps if k not in b.steps]
+    for key in (k for k in a.steps if k in b.steps and a.steps[k] != b.steps[k]):
+        old, new = a.steps[key], b.steps[key]
+        for name in type(old).model_fields:
+            before, after = getattr(old, name), getattr(new, name)
+            if before != after:
+                label = FIELD_NAMES.get(name, name)
+                out.append(f"Schritt {_title(b, key)}: {label} {_shown(before)} → {_shown(after)}")
+    return out
+
+
 # --- moving running cases ---------------------------------------------------------
 
 
@@ -254,18 +373,23 @@ def _visited_steps(session: Session, case: Case) -> set[str]:
     return steps
 
 
-def migration_plan(session: Session, *, name: str, source: int, target: int):
+def migration_plan(
+    session: Session, *, name: str, source: int, target: int, organisation_id: int | None = None
+):
     """Dry run: for each running case on `source`, whether it can move to
     `target` (every step it has passed exists there, and the step it waits at
-    has the same decision options) and what changes for it."""
+    has the same decision options) and what changes for it. With
+    `organisation_id`, only that authority's cases (an admin sees no other)."""
     a, b = load(session, name, source), load(session, name, target)
     changes = diff_steps(a, b)
-    changed = ", ".join(changes.changed + changes.added) or "keine"
+    changed = ", ".join(b.steps[k].title for k in changes.changed + changes.added) or "keine"
     query = select(Case).where(
         Case.definition_name == name,
         Case.definition_version == source,
         Case.status.in_(RUNNING),
     )
+    if organisation_id is not None:
+        query = query.where(Case.organisation_id == organisation_id)
     plan = []
     for case in session.exec(query.order_by(Case.id)):
         plan.append(MigrationCheck(case, *_can_move(session, case, a, b, target, changed)))
@@ -275,10 +399,11 @@ def migration_plan(session: Session, *, name: str, source: int, target: int):
 def _can_move(session, case: Case, a: Definition, b: Definition, target: int, changed: str):
     missing = sorted(s for s in _visited_steps(session, case) if s not in b.steps)
     if missing:
-        return False, f"Schritte fehlen in v{target}: {', '.join(missing)}"
+        titles = ", ".join(a.steps[s].title if s in a.steps else s for s in missing)
+        return False, f"Schritte fehlen in v{target}: {titles}"
     current = case.current_step
     if current in a.steps and _options(a, current) != _options(b, current):
-        return False, f"Entscheidungsoptionen von „{current}“ unterscheiden sich"
+        return False, f"Entscheidungsoptionen von „{a.steps[current].title}“ unterscheiden sich"
     return True, f"Geänderte oder neue Schritte: {changed}"
 
 
@@ -287,11 +412,21 @@ def _options(definition: Definition, key: str) -> set[str]:
 
 
 def migrate(
-    session: Session, *, name: str, source: int, target: int, references: list[str], by: str
+    session: Session,
+    *,
+    name: str,
+    source: int,
+    target: int,
+    references: list[str],
+    by: str,
+    organisation_id: int | None = None,
 ) -> list[str]:
-    """Move the chosen cases that can move; returns the references moved.
-    A case waiting at a human step keeps its task."""
-    plan = migration_plan(session, name=name, source=source, target=target)
+    """Move the chosen cases that can move (of `organisation_id` only, when
+    given); returns the references moved. A case waiting at a human step
+    keeps its task."""
+    plan = migration_plan(
+        session, name=name, source=source, target=target, organisation_id=organisation_id
+    )
     movable = {check.case.reference: check.case for check in plan if check.can_move}
     moved = []
     for reference in references:
@@ -309,3 +444,40 @@ def migrate(
         )
         moved.append(reference)
     return moved
+
+
+def sees_all_authorities(session: Session, user: User) -> bool:
+    """A network admin: an admin of the organisation that holds the partners'
+    network overview (a user with the network role) acts for every
+    authority; any other admin only for their own."""
+    query = select(User.id).where(
+        User.organisation_id == user.organisation_id, User.role == Role.network
+    )
+    return user.role == Role.admin and session.exec(query).first() is not None
+
+
+@dataclass
+class Effect:
+    """What publishing or activating a version does to running cases."""
+
+    running: dict[int, int]  # version -> running cases that stay on it
+    movable: int  # of those, how many the dry run would let move to this version
+
+
+def effect_of(session: Session, row: WorkflowDefinition, organisation_id: int | None) -> Effect:
+    running = {}
+    movable = 0
+    for other, _ in overview(session):
+        if other.name != row.name or other.id == row.id or other.published_at is None:
+            continue
+        plan = migration_plan(
+            session,
+            name=row.name,
+            source=other.version,
+            target=row.version,
+            organisation_id=organisation_id,
+        )
+        if plan:
+            running[other.version] = len(plan)
+            movable += sum(1 for check in plan if check.can_move)
+    return Effect(running, movable)
