@@ -50,14 +50,7 @@ def write_letter(
     extra: dict | None = None,
 ) -> Letter:
     """The letter for (case, kind, step, attempt); written only if not there yet."""
-    existing = session.exec(
-        select(Letter).where(
-            Letter.case_id == case.id,
-            Letter.kind == kind,
-            Letter.step_key == step_key,
-            Letter.attempt == attempt,
-        )
-    ).first()
+    existing = find_letter(session, case.id, kind, step_key, attempt)
     if existing is not None:
         return existing
     today = clock.now().date()
@@ -88,6 +81,27 @@ def write_letter(
         session, actor="system", action="letter_created", case_id=case.id, detail=TITLES[kind]
     )
     return letter
+
+
+def find_letter(
+    session: Session, case_id: int, kind: str, step_key: str, attempt: int
+) -> Letter | None:
+    query = select(Letter).where(
+        Letter.case_id == case_id,
+        Letter.kind == kind,
+        Letter.step_key == step_key,
+        Letter.attempt == attempt,
+    )
+    return session.exec(query).first()
+
+
+def status_link_context(url: str) -> dict:
+    """The status link as text and as a QR code (an SVG data URI WeasyPrint
+    embeds), for the include templates/letters/_status_link.html."""
+    import segno
+
+    qr = segno.make(url, error="m")
+    return {"status_url": url, "status_qr": qr.svg_data_uri(scale=3, border=2)}
 
 
 def _add_months(day: date, months: int) -> date:

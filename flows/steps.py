@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from serviceplus.flows.letters import write_letter
+from serviceplus.flows.letters import find_letter, status_link_context, write_letter
 from serviceplus.models import clock
 from serviceplus.models.conditions import Context
 from serviceplus.models.definition import Definition, Step
-from serviceplus.models.services import advice, audit, storage
-from serviceplus.models.services.cases import documents_of
-from serviceplus.models.services.completeness import CompletenessResult, check_file, file_facts
+from serviceplus.models.services import advice, audit, status_links
+from serviceplus.models.services.cases import check_case_file, facts_of
+from serviceplus.models.services.completeness import CompletenessResult
 from serviceplus.models.tables import Case
 
 
@@ -35,26 +35,12 @@ class StepRun:
 Action = Callable[[StepRun], str | None]
 
 
-def facts_of(case: Case) -> dict:
-    return file_facts(
-        residence_purpose=case.residence_purpose,
-        passport_valid_until=case.passport_valid_until,
-        planned_entry=case.planned_entry,
-        applicant_birth_date=case.applicant_birth_date,
-        applicant_nationality=case.applicant_nationality,
-        facts=case.facts,
-    )
-
-
 def case_context(case: Case, definition: Definition, outcomes: dict[str, str]) -> Context:
     return Context(facts_of(case), outcomes, definition.thresholds, clock.now().date())
 
 
 def completeness_of(session: Session, case: Case, definition: Definition) -> CompletenessResult:
-    documents = [
-        (d.kind, storage.read_bytes(d.storage_path)) for d in documents_of(session, case.id)
-    ]
-    return check_file(definition, facts_of(case), documents, clock.now().date())
+    return check_case_file(session, case, definition)
 
 
 def check_completeness(run: StepRun) -> str:
@@ -78,6 +64,9 @@ def check_completeness(run: StepRun) -> str:
     return "complete"
 
 
+STATUS_LINK_LETTER = "receipt"  # the letter that carries the employer's status link
+
+
 def send_letter(run: StepRun) -> None:
     extra: dict = {"reason": run.reason}
     if run.step.letter == "missing_documents":
@@ -87,6 +76,13 @@ def send_letter(run: StepRun) -> None:
             "unreadable": result.unreadable,
             "problems": result.problems,
         }
+    if run.step.letter == STATUS_LINK_LETTER and not find_letter(
+        run.session, run.case.id, run.step.letter, run.step_key, run.attempt
+    ):
+        # Issued only when the letter is really written: the token is printed
+        # once and never stored, so a repeated step must not revoke it.
+        token = status_links.token_for_receipt(run.session, run.case)
+        extra |= status_link_context(status_links.url_of(token))
     write_letter(
         run.session,
         case=run.case,

@@ -298,3 +298,43 @@ class LoginAttempt(SQLModel, table=True):
     at: datetime = ts_field(default_factory=utcnow, nullable=False)
     username: str = Field(max_length=80)  # as typed, lower case; may name no account
     address: str = Field(max_length=64)
+
+
+class StatusLink(SQLModel, table=True):
+    """The employer's private link to the case's status page. Only the
+    sha256 of the token is stored: the token itself is printed once, in the
+    receipt letter or on the clerk's page, and cannot be read back."""
+
+    __tablename__ = "status_link"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    token_hash: str = Field(unique=True, max_length=64)
+    created_by: str = Field(max_length=80)
+    created_at: datetime = ts_field(default_factory=utcnow, nullable=False)
+    expires_at: datetime = ts_field(nullable=False)
+    revoked_at: datetime | None = ts_field(default=None)
+    revoked_by: str | None = Field(default=None, max_length=80)
+
+
+class StatusRequest(SQLModel, table=True):
+    """A request to the public status pages, kept only for the rate-limit
+    window (models/services/throttle.py)."""
+
+    __tablename__ = "status_request"
+    __table_args__ = (sa.Index("ix_status_request_address", "address", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = ts_field(default_factory=utcnow, nullable=False)
+    address: str = Field(max_length=64)
+
+
+class EmployerAnswer(SQLModel, table=True):
+    """What the employer sent on the status page for an open task: a
+    document, or the option they chose, for the clerk to confirm."""
+
+    __tablename__ = "employer_answer"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    task_id: int = Field(foreign_key="human_task.id", index=True)
+    document_id: int | None = Field(default=None, foreign_key="document.id")
+    option: str | None = Field(default=None, max_length=40)
+    created_at: datetime = ts_field(default_factory=utcnow, nullable=False)

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     # Flow runs start in a child forked from a server with everything
     # imported (serviceplus/forkserver.py); off: `python -m prefect.engine`.
     warm_start: bool = True
+    # The employer's status link (docs/security.md): how long a link works,
+    # the address printed in letters, and requests per address and window.
+    status_link_lifetime: timedelta = timedelta(days=365)
+    public_url: str = ""  # e.g. https://serviceplus.example.org; default: host and web port
+    status_rate_limit: int = 60
+    status_rate_window: timedelta = timedelta(minutes=1)
     retention: timedelta = timedelta(days=3 * 365)  # closed cases keep personal data this long
 
     @model_validator(mode="after")
@@ -78,6 +84,7 @@ class Settings(BaseSettings):
             or os.environ.get("PREFECT_API_AUTH_STRING", "")
             or _stored_secret(self.data_dir / "prefect-auth", prefix="serviceplus:")
         )
+        self.public_url = (self.public_url or f"http://{self.host}:{self.web_port}").rstrip("/")
         if self.secret_key == DEV_SECRET and not self.demo:
             raise ValueError(
                 "SERVICEPLUS_SECRET_KEY must be set outside demo mode (SERVICEPLUS_DEMO=1)"

@@ -14,9 +14,16 @@ from sqlmodel import Session, select
 
 from serviceplus.models import clock
 from serviceplus.models.db import session_scope
+from serviceplus.models.definition import Definition
 from serviceplus.models.services import audit, human_tasks, orchestration, storage, versions
 from serviceplus.models.services.accounts import get_organisation
-from serviceplus.models.services.completeness import is_readable, sniff_media_type
+from serviceplus.models.services.completeness import (
+    CompletenessResult,
+    check_file,
+    file_facts,
+    is_readable,
+    sniff_media_type,
+)
 from serviceplus.models.tables import (
     Case,
     CaseStatus,
@@ -501,3 +508,26 @@ def close(session: Session, *, case_id: int, step_key: str, outcome: str) -> Cas
         session.add(case)
         audit.record(session, actor="system", action="case_closed", case_id=case_id, detail=outcome)
     return case
+
+
+def facts_of(case: Case) -> dict:
+    return file_facts(
+        residence_purpose=case.residence_purpose,
+        passport_valid_until=case.passport_valid_until,
+        planned_entry=case.planned_entry,
+        applicant_birth_date=case.applicant_birth_date,
+        applicant_nationality=case.applicant_nationality,
+        facts=case.facts,
+    )
+
+
+def check_case_file(
+    session: Session, case: Case, definition: Definition | None = None
+) -> CompletenessResult:
+    """The completeness check of the case's file as it is now: the flow's
+    step, and the clerk's one-click re-check after the employer sent more."""
+    definition = definition or versions.load(session, case.definition_name, case.definition_version)
+    documents = [
+        (d.kind, storage.read_bytes(d.storage_path)) for d in documents_of(session, case.id)
+    ]
+    return check_file(definition, facts_of(case), documents, clock.now().date())

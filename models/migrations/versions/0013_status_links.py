@@ -1,0 +1,57 @@
+"""status page: status_link, status_request, employer_answer
+
+Revision ID: 0013
+Revises: 0010
+Create Date: 2026-11-27 04:00:00
+
+"""
+
+from typing import Sequence, Union
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0013"
+# Other revisions are added in parallel; the merge chains this one.
+down_revision: Union[str, Sequence[str], None] = "0010"
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "status_link",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("case_id", sa.Integer(), sa.ForeignKey("case.id"), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False, unique=True),
+        sa.Column("created_by", sa.String(length=80), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_by", sa.String(length=80), nullable=True),
+    )
+    op.create_index("ix_status_link_case_id", "status_link", ["case_id"])
+    op.create_table(
+        "status_request",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("address", sa.String(length=64), nullable=False),
+    )
+    op.create_index("ix_status_request_address", "status_request", ["address", "at"])
+    op.create_table(
+        "employer_answer",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("case_id", sa.Integer(), sa.ForeignKey("case.id"), nullable=False),
+        sa.Column("task_id", sa.Integer(), sa.ForeignKey("human_task.id"), nullable=False),
+        sa.Column("document_id", sa.Integer(), sa.ForeignKey("document.id"), nullable=True),
+        sa.Column("option", sa.String(length=40), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_employer_answer_case_id", "employer_answer", ["case_id"])
+    op.create_index("ix_employer_answer_task_id", "employer_answer", ["task_id"])
+
+
+def downgrade() -> None:
+    op.drop_table("employer_answer")
+    op.drop_table("status_request")
+    op.drop_table("status_link")
