@@ -374,3 +374,57 @@ def test_unknown_steps_of_a_newer_version_still_read_sensibly(app):
         assert str(public_texts.current_text("hearing", "authority")) == (
             "Die Ausländerbehörde bearbeitet Ihren Antrag."
         )
+
+
+# --- in the browser -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def live_server(app):
+    """The app on a free loopback port, served from a thread for Chromium."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from serviceplus.stack import free_port
+
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+
+
+def test_browser_status_page_in_german_and_english_on_a_phone(live_server):
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_stack import CHROMIUM_ARGS, serious_violations
+
+    case = case_on(DOCUMENTS_VERSION, kinds=INCOMPLETE, facts={"anabin_equivalent": True})
+    assert drive(case) == "Suspended"
+    url = f"{live_server}/status/{token_of(case)}"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 390, "height": 844}, locale="de-DE")
+        page.goto(url)
+        page.get_by_role("heading", name="Stand Ihres Verfahrens").wait_for()
+        assert page.get_by_text("Sie (der Arbeitgeber)").is_visible()
+        assert serious_violations(page) == []
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+        page.get_by_label("Art der Unterlage").select_option("cv")
+        page.get_by_label("Datei (PDF, JPEG oder PNG)").set_input_files(
+            files=[{"name": "cv.pdf", "mimeType": "application/pdf", "buffer": blank_pdf()}]
+        )
+        page.get_by_role("button", name="Hochladen").click()
+        page.get_by_text("Vielen Dank. Ihre Unterlagen sind eingegangen.").wait_for()
+        assert serious_violations(page) == []
+
+        page.get_by_role("link", name="English").click()
+        page.get_by_role("heading", name="Status of your procedure").wait_for()
+        assert page.locator("html").get_attribute("lang") == "en"
+        assert page.get_by_text("you (the employer)").is_visible()
+        assert serious_violations(page) == []
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        browser.close()
