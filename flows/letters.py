@@ -9,7 +9,8 @@ from sqlmodel import Session, select
 
 from serviceplus.models import clock
 from serviceplus.models.definition import Definition
-from serviceplus.models.services import audit, storage
+from serviceplus.models.services import audit, mail, storage
+from serviceplus.models.services.advice import LETTERS_TO_EMPLOYER
 from serviceplus.models.tables import Case, Letter, Organisation
 
 TEMPLATES = Path(__file__).parent / "templates" / "letters"
@@ -80,6 +81,10 @@ def write_letter(
     audit.record(
         session, actor="system", action="letter_created", case_id=case.id, detail=TITLES[kind]
     )
+    if kind in LETTERS_TO_EMPLOYER:
+        session.flush()  # the letter's id keys its mail
+        # Queued in this transaction: no letter without its mail, no mail twice.
+        mail.letter_to_employer(session, case, letter, f"{case.reference}-{kind}-{attempt}.pdf")
     return letter
 
 

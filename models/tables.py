@@ -110,6 +110,8 @@ class Case(SQLModel, table=True):
     passport_valid_until: date | None = None
     employer_name: str = Field(max_length=200)
     employer_address: str = Field(max_length=400)
+    # Where the employer gets each letter as a PDF (optional).
+    employer_email: str | None = Field(default=None, max_length=254)
     residence_purpose: str = Field(max_length=20)
     planned_entry: date | None = None
     facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -338,3 +340,23 @@ class EmployerAnswer(SQLModel, table=True):
     document_id: int | None = Field(default=None, foreign_key="document.id")
     option: str | None = Field(default=None, max_length=40)
     created_at: datetime = ts_field(default_factory=utcnow, nullable=False)
+
+
+class OutboxMail(SQLModel, table=True):
+    """Outbox: a mail written in the same transaction as what it reports,
+    sent by the sweeper (models/services/mail.py). `key` names what it is
+    about (e.g. "letter:17"), so the same mail is never queued twice."""
+
+    __tablename__ = "outbox_mail"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=120)
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    recipient: str = Field(max_length=254)
+    subject: str = Field(max_length=300)
+    body: str = Field(sa_type=sa.Text)
+    attachment_path: str | None = Field(default=None, max_length=400)  # in storage
+    attachment_name: str | None = Field(default=None, max_length=255)
+    created_at: datetime = ts_field(default_factory=utcnow, nullable=False)
+    sent_at: datetime | None = ts_field(default=None, index=True)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_type=sa.Text)

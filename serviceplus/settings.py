@@ -5,6 +5,7 @@ import secrets
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,6 +63,15 @@ class Settings(BaseSettings):
     public_url: str = ""  # e.g. https://serviceplus.example.org; default: host and web port
     status_rate_limit: int = 60
     status_rate_window: timedelta = timedelta(minutes=1)
+    # Mail (models/services/mail.py): empty host = nothing is sent; queued
+    # mails wait in the outbox until a host is set. tls: none, starttls, ssl.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_tls: Literal["none", "starttls", "ssl"] = "none"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_sender: str = "serviceplus@localhost"
+    smtp_timeout: float = 10.0
     retention: timedelta = timedelta(days=3 * 365)  # closed cases keep personal data this long
 
     @model_validator(mode="after")

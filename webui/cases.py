@@ -42,6 +42,10 @@ class CaseForm(FlaskForm):
     employer_address = StringField(
         "Anschrift des Arbeitgebers", validators=[InputRequired(REQUIRED)]
     )
+    employer_email = StringField(
+        "E-Mail des Arbeitgebers (optional, Schreiben gehen dorthin als PDF)",
+        validators=[Optional()],
+    )
     planned_entry = DateField("Geplante Einreise", validators=[Optional()])
 
 
@@ -117,7 +121,11 @@ def _case_input(form: CaseForm) -> dict:
             "nationality": form.applicant_nationality.data,
             "passport_valid_until": form.passport_valid_until.data,
         },
-        "employer": {"name": form.employer_name.data, "address": form.employer_address.data},
+        "employer": {
+            "name": form.employer_name.data,
+            "address": form.employer_address.data,
+            "email": (form.employer_email.data or "").strip() or None,
+        },
         "planned_entry": form.planned_entry.data,
         "submission_key": form.submission_key.data or None,
     }

@@ -124,7 +124,18 @@ def Text(max_length: int) -> Any:  # noqa: N802 - used like a type
     return Annotated[str, Field(min_length=1, max_length=max_length), AfterValidator(_clean_text)]
 
 
+# One address, plainly shaped; whether it works shows when the mail is sent.
+EMAIL_SHAPE = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+
+
+def _email(value: str) -> str:
+    if not EMAIL_SHAPE.match(value):
+        raise PydanticCustomError("email", "is not an e-mail address")
+    return value
+
+
 PlausibleDate = Annotated[date, AfterValidator(_plausible_date)]
+Email = Annotated[str, Field(max_length=254), AfterValidator(_email)]
 FileName = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_no_control)]
 FactValue = Annotated[Any, AfterValidator(_fact_value)]
 
@@ -143,6 +154,7 @@ class Applicant(_Input):
 class Employer(_Input):
     name: Text(200)
     address: Text(400)
+    email: Email | None = None  # letters go there as PDF (models/services/mail.py)
 
 
 class DocumentRef(_Input):
@@ -181,6 +193,7 @@ FIELD_LABELS = {
     "nationality": "Staatsangehörigkeit",
     "passport_valid_until": "Pass gültig bis",
     "address": "Anschrift",
+    "email": "E-Mail",
     "planned_entry": "Geplante Einreise",
     "documents": "Unterlagen",
     "kind": "Art",
@@ -201,6 +214,7 @@ ERROR_TEXTS = {
     "date_parsing": "ist kein gültiges Datum (JJJJ-MM-TT)",
     "date_type": "ist kein gültiges Datum (JJJJ-MM-TT)",
     "literal_error": "ist kein zulässiger Wert",
+    "email": "ist keine gültige E-Mail-Adresse",
     "extra_forbidden": "ist kein bekanntes Feld",
     "string_type": "muss ein Text sein",
     "model_type": "hat das falsche Format",
@@ -323,6 +337,7 @@ def create_case(
         passport_valid_until=data.applicant.passport_valid_until,
         employer_name=data.employer.name,
         employer_address=data.employer.address,
+        employer_email=data.employer.email,
         residence_purpose=data.residence_purpose,
         planned_entry=data.planned_entry,
         facts=dict(data.facts),

@@ -1,4 +1,5 @@
-"""status page: status_link, status_request, employer_answer
+"""status page and mail: status_link, status_request, employer_answer, outbox_mail;
+case.employer_email
 
 Revision ID: 0013
 Revises: 0010
@@ -49,9 +50,31 @@ def upgrade() -> None:
     )
     op.create_index("ix_employer_answer_case_id", "employer_answer", ["case_id"])
     op.create_index("ix_employer_answer_task_id", "employer_answer", ["task_id"])
+    op.create_table(
+        "outbox_mail",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("key", sa.String(length=120), nullable=False, unique=True),
+        sa.Column("case_id", sa.Integer(), sa.ForeignKey("case.id"), nullable=True),
+        sa.Column("recipient", sa.String(length=254), nullable=False),
+        sa.Column("subject", sa.String(length=300), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("attachment_path", sa.String(length=400), nullable=True),
+        sa.Column("attachment_name", sa.String(length=255), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+    )
+    op.create_index("ix_outbox_mail_case_id", "outbox_mail", ["case_id"])
+    op.create_index("ix_outbox_mail_sent_at", "outbox_mail", ["sent_at"])
+    # Nullable: plain add_column (no batch mode on SQLite).
+    op.add_column("case", sa.Column("employer_email", sa.String(length=254), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("case") as batch_op:
+        batch_op.drop_column("employer_email")
+    op.drop_table("outbox_mail")
     op.drop_table("employer_answer")
     op.drop_table("status_request")
     op.drop_table("status_link")

@@ -1,0 +1,109 @@
+"""Mail through the outbox, against a real SMTP server (aiosmtpd) on
+loopback: letters reach the employer as PDF, a server that is down loses
+nothing, and nothing is sent twice."""
+
+import email
+import email.policy
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlmodel import select
+
+from serviceplus.models.db import session_scope
+from serviceplus.models.services import cases, mail
+from serviceplus.models.services.sweeper import sweep
+from serviceplus.models.tables import Letter, OutboxMail
+from serviceplus.settings import get_settings
+from serviceplus.stack import free_port
+from tests.helpers import EXAMPLE, drive, make_case
+
+pytestmark = pytest.mark.usefixtures("inprocess_deployment")
+EMPLOYER = {**EXAMPLE["employer"], "email": "personal@arbeitgeber.example"}
+
+
+class Inbox:
+    def __init__(self):
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        self.messages.append(
+            email.message_from_bytes(envelope.content, policy=email.policy.default)
+        )
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp(monkeypatch):
+    """A real SMTP server on a free loopback port, and the settings pointing at it."""
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    monkeypatch.setattr(get_settings(), "smtp_host", "127.0.0.1")
+    monkeypatch.setattr(get_settings(), "smtp_port", controller.port)
+    yield inbox
+    controller.stop()
+
+
+def outbox_of(case) -> list[OutboxMail]:
+    with session_scope() as session:
+        query = select(OutboxMail).where(OutboxMail.case_id == case.id).order_by(OutboxMail.id)
+        return list(session.exec(query))
+
+
+def test_letters_reach_the_employer_once_even_when_the_server_was_down(smtp, monkeypatch):
+    case = make_case(employer=EMPLOYER, kinds=["passport"])
+    assert drive(case) == "Suspended"
+    queued = outbox_of(case)
+    with session_scope() as session:
+        kinds = [session.get(Letter, int(m.key.split(":")[1])).kind for m in queued]
+    assert kinds == ["receipt", "fee_notice", "missing_documents"]
+
+    # The mail server is down: nothing is lost, the error is kept.
+    port = get_settings().smtp_port
+    monkeypatch.setattr(get_settings(), "smtp_port", free_port())
+    sent, pending = mail.send_pending()
+    assert sent == 0 and pending >= 3
+    assert all(m.sent_at is None and m.last_error for m in outbox_of(case))
+    assert smtp.messages == []
+
+    monkeypatch.setattr(get_settings(), "smtp_port", port)
+    report = sweep()
+    assert report.mails_sent >= 3
+    mine = [m for m in smtp.messages if m["To"] == EMPLOYER["email"]]
+    assert len(mine) == 3
+    receipt = next(m for m in mine if m["Subject"].startswith("Eingangsbestätigung"))
+    assert case.reference in receipt["Subject"]
+    (pdf,) = list(receipt.iter_attachments())
+    assert pdf.get_content_type() == "application/pdf"
+    assert pdf.get_content().startswith(b"%PDF-")
+    assert all(m.sent_at is not None for m in outbox_of(case))
+
+    before = len(smtp.messages)
+    assert mail.send_pending() == (0, 0)
+    assert sweep().mails_sent == 0
+    assert len(smtp.messages) == before  # nothing twice
+
+
+def test_no_address_no_mail_and_a_bad_address_is_refused_in_german(smtp):
+    case = make_case(kinds=["passport"])
+    assert drive(case) == "Suspended"
+    assert outbox_of(case) == []
+    data = {**EXAMPLE, "organisation": "abh-md", "employer": {**EMPLOYER, "email": "kein@"}}
+    data.pop("documents")
+    with pytest.raises(cases.CaseInputError) as error:
+        cases.parse_case_input(data)
+    assert error.value.messages == ["Arbeitgeber › E-Mail: ist keine gültige E-Mail-Adresse"]
+
+
+def test_new_case_form_keeps_the_employers_address(login):
+    from tests.test_web import _form
+
+    form = _form()
+    form["employer_email"] = "hr@arbeitgeber.example"
+    response = login("sb.magdeburg").post(
+        "/cases/new", data=form, content_type="multipart/form-data"
+    )
+    assert response.status_code == 302
+    reference = response.headers["Location"].rsplit("/", 1)[1]
+    with session_scope() as session:
+        assert cases.get_by_reference(session, reference).employer_email == "hr@arbeitgeber.example"
