@@ -83,6 +83,10 @@ class User(SQLModel, table=True):
     # Stored in each login's session; bumping it ends all of the user's
     # sessions (logout, password or role change).
     session_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Notifications (models/services/mail.py): the user's own address, and
+    # whether they want the daily digest of tasks due soon or overdue.
+    email: str | None = Field(default=None, max_length=254)
+    digest: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
 
 
 class WorkflowDefinition(SQLModel, table=True):

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     smtp_password: str = ""
     smtp_sender: str = "serviceplus@localhost"
     smtp_timeout: float = 10.0
+    # The clerks' daily digest: tasks due within `digest_window` or overdue,
+    # sent once a day by the first sweep after `digest_hour` (UTC).
+    digest_window: timedelta = timedelta(days=3)
+    digest_hour: int = 6
     retention: timedelta = timedelta(days=3 * 365)  # closed cases keep personal data this long
 
     @model_validator(mode="after")

@@ -4,18 +4,19 @@ nothing, and nothing is sent twice."""
 
 import email
 import email.policy
+from datetime import timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
 from sqlmodel import select
 
 from serviceplus.models.db import session_scope
-from serviceplus.models.services import cases, mail
+from serviceplus.models.services import accounts, cases, mail
 from serviceplus.models.services.sweeper import sweep
 from serviceplus.models.tables import Letter, OutboxMail
 from serviceplus.settings import get_settings
 from serviceplus.stack import free_port
-from tests.helpers import EXAMPLE, drive, make_case
+from tests.helpers import BLUE_CARD, EXAMPLE, drive, make_case, open_task_of
 
 pytestmark = pytest.mark.usefixtures("inprocess_deployment")
 EMPLOYER = {**EXAMPLE["employer"], "email": "personal@arbeitgeber.example"}
@@ -107,3 +108,55 @@ def test_new_case_form_keeps_the_employers_address(login):
     reference = response.headers["Location"].rsplit("/", 1)[1]
     with session_scope() as session:
         assert cases.get_by_reference(session, reference).employer_email == "hr@arbeitgeber.example"
+
+
+def set_address(username: str, address: str | None, digest: bool = True) -> None:
+    with session_scope() as session:
+        user = accounts.get_user(session, username)
+        mail.set_notifications(session, user=user, email=address or "", digest=digest)
+
+
+def test_clerks_get_one_daily_digest_unless_they_switch_it_off(login):
+    case = make_case(kinds=["passport"])
+    assert drive(case) == "Suspended"
+    task = open_task_of(case)  # await_documents, due in 4 weeks
+    client = login("sb2.magdeburg")
+    response = client.post(
+        "/account/notifications", data={"email": "sb2@abh.example", "digest": "on"}
+    )
+    assert response.status_code == 302
+    refused = client.post(
+        "/account/notifications", data={"email": "kein-mail"}, follow_redirects=True
+    )
+    assert "Bitte geben Sie eine gültige E-Mail-Adresse ein." in refused.text
+    set_address("sb.magdeburg", "sb@abh.example", digest=False)
+
+    day = task.due_at - timedelta(days=1)
+    morning = day.replace(hour=get_settings().digest_hour + 1)
+    with session_scope() as session:
+        assert mail.queue_digests(session, morning) >= 1
+        assert mail.queue_digests(session, morning + timedelta(hours=1)) == 0  # once a day
+        digests = session.exec(
+            select(OutboxMail).where(OutboxMail.key.like(f"digest:%:{morning:%Y-%m-%d}"))
+        ).all()
+    recipients = {m.recipient for m in digests}
+    assert "sb2@abh.example" in recipients
+    assert "sb@abh.example" not in recipients  # switched off
+    (mine,) = [m for m in digests if m.recipient == "sb2@abh.example"]
+    assert case.reference in mine.body and "Nachgereichte Unterlagen erfassen" in mine.body
+    with session_scope() as session:
+        early = morning.replace(hour=0) + timedelta(days=1)
+        assert mail.queue_digests(session, early) == 0  # not before digest_hour
+
+
+def test_coordinator_is_told_of_an_escalation(smtp):
+    set_address("koordination", "koordination@abh.example")
+    case = make_case(example=BLUE_CARD)  # no recognition, no BA: the authority decides
+    assert drive(case) == "Suspended"
+    task = open_task_of(case)
+    assert task.step_key == "decision"  # escalates to the coordinator when overdue
+    sweep(now=task.due_at + timedelta(days=1))
+    escalations = [m for m in smtp.messages if m["To"] == "koordination@abh.example"]
+    assert [m["Subject"] for m in escalations if case.reference in m["Subject"]] == [
+        f"ServicePLUS: Frist überschritten – {case.reference}"
+    ]

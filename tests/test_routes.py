@@ -39,6 +39,7 @@ ROUTES = {
     "index": ("GET", "/", EVERYONE),
     "auth.logout": ("POST", "/logout", EVERYONE),
     "auth.password": ("GET", "/password", EVERYONE),
+    "auth.notifications": ("POST", "/account/notifications", EVERYONE),
     "inbox.index": ("GET", "/inbox", AUTHORITIES),
     "inbox.bulk": ("POST", "/inbox/bulk", CLERKS_MD | {"sb.halle", "ba"}),  # acts on own tasks only
     "inbox.save_view": ("POST", "/inbox/views", AUTHORITIES),

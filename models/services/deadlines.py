@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from serviceplus.models.definition import OnTimeout
-from serviceplus.models.services import audit, human_tasks, versions
+from serviceplus.models.services import audit, human_tasks, mail, versions
 from serviceplus.models.tables import Case, HumanTask, PendingResume
 
 
@@ -80,3 +80,4 @@ def _escalate(session: Session, task: HumanTask, rule: OnTimeout, now: datetime)
         case_id=task.case_id,
         detail=f"Frist überschritten: {task.title} → {role}",
     )
+    mail.escalation(session, task, role)

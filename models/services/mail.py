@@ -12,6 +12,7 @@ same row at once.
 import logging
 import smtplib
 import ssl
+from datetime import datetime
 from email.message import EmailMessage
 
 import sqlalchemy as sa
@@ -19,8 +20,9 @@ from sqlmodel import Session, select
 
 from serviceplus.models import clock
 from serviceplus.models.db import session_scope
-from serviceplus.models.services import storage
-from serviceplus.models.tables import Case, Letter, OutboxMail
+from serviceplus.models.services import human_tasks, storage
+from serviceplus.models.services.cases import EMAIL_SHAPE
+from serviceplus.models.tables import Case, HumanTask, Letter, OutboxMail, Role, User
 from serviceplus.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,111 @@ def letter_to_employer(session: Session, case: Case, letter: Letter, filename: s
         ),
         attachment=(letter.storage_path, filename),
     )
+
+
+class MailError(ValueError):
+    """Notification settings that cannot be saved; the message is German."""
+
+
+def set_notifications(session: Session, *, user: User, email: str, digest: bool) -> None:
+    email = (email or "").strip()
+    if email and (len(email) > 254 or not EMAIL_SHAPE.match(email)):
+        raise MailError("Bitte geben Sie eine gültige E-Mail-Adresse ein.")
+    user.email = email or None
+    user.digest = digest
+    session.add(user)
+
+
+DIGEST_ROLES = (Role.clerk, Role.coordinator)
+
+
+def queue_digests(session: Session, now: datetime) -> int:
+    """Once a day, after digest_hour: each clerk and coordinator with an
+    address and the digest on gets their tasks due soon or overdue (none:
+    no mail). Keyed by user and day, so a second sweep queues nothing."""
+    settings = get_settings()
+    if now.hour < settings.digest_hour:
+        return 0
+    users = session.exec(
+        select(User).where(
+            User.active == True,  # noqa: E712
+            User.digest == True,  # noqa: E712
+            User.email.is_not(None),
+            User.role.in_(DIGEST_ROLES),
+        )
+    )
+    queued = 0
+    for user in users:
+        tasks = _due_soon(session, user, now + settings.digest_window)
+        if tasks and _queue_digest(session, user, tasks, now):
+            queued += 1
+    return queued
+
+
+def _due_soon(session: Session, user: User, until: datetime) -> list[tuple[HumanTask, Case]]:
+    query = (
+        select(HumanTask, Case)
+        .join(Case, Case.id == HumanTask.case_id)
+        .where(
+            HumanTask.organisation_id == user.organisation_id,
+            HumanTask.role == user.role,
+            HumanTask.status.in_(human_tasks.ACTIVE),
+            HumanTask.due_at.is_not(None),
+            HumanTask.due_at <= until,
+        )
+        .order_by(HumanTask.due_at)
+    )
+    return list(session.exec(query))
+
+
+def _queue_digest(session, user: User, tasks: list[tuple[HumanTask, Case]], now: datetime):
+    lines = []
+    for task, case in tasks:
+        due = task.due_at if task.due_at.tzinfo else task.due_at.replace(tzinfo=now.tzinfo)
+        late = " – überfällig" if due < now else ""
+        lines.append(f"- {case.reference}: {task.title}, Frist {due:%d.%m.%Y}{late}")
+    body = (
+        f"Guten Tag {user.full_name},\n\n"
+        f"diese Aufgaben sind bald fällig oder überfällig ({len(tasks)}):\n\n"
+        + "\n".join(lines)
+        + "\n\nDie tägliche Übersicht schalten Sie unter „Passwort ändern“ ab."
+    )
+    return enqueue(
+        session,
+        key=f"digest:{user.username}:{now:%Y-%m-%d}",
+        recipient=user.email,
+        subject=f"ServicePLUS: {len(tasks)} Aufgaben bald fällig oder überfällig",
+        body=body,
+    )
+
+
+def escalation(session: Session, task: HumanTask, role: str) -> int:
+    """Tell the users of the role the task escalated to (the coordinators)."""
+    case = session.get(Case, task.case_id)
+    users = session.exec(
+        select(User).where(
+            User.organisation_id == task.organisation_id,
+            User.role == role,
+            User.active == True,  # noqa: E712
+            User.email.is_not(None),
+        )
+    )
+    queued = 0
+    for user in users:
+        row = enqueue(
+            session,
+            key=f"escalation:{task.id}:{user.username}",
+            case_id=case.id,
+            recipient=user.email,
+            subject=f"ServicePLUS: Frist überschritten – {case.reference}",
+            body=(
+                f"Guten Tag {user.full_name},\n\n"
+                f"die Frist der Aufgabe „{task.title}“ im Fall {case.reference} ist "
+                "überschritten. Die Aufgabe liegt jetzt in Ihrem Posteingang."
+            ),
+        )
+        queued += row is not None
+    return queued
 
 
 def unsent(session: Session) -> list[OutboxMail]:

@@ -27,6 +27,7 @@ class SweepReport:
     resume_pending: int = 0
     started: int = 0
     start_pending: int = 0
+    digests: int = 0
     mails_sent: int = 0
     mails_pending: int = 0
 
@@ -63,6 +64,8 @@ def sweep(
                     report.started += 1
                 else:
                     report.start_pending += 1
+    with session_scope() as session:
+        report.digests = mail.queue_digests(session, now)
     report.mails_sent, report.mails_pending = mail.send_pending()
     return report
 

@@ -1,5 +1,5 @@
 """status page and mail: status_link, status_request, employer_answer, outbox_mail;
-case.employer_email
+case.employer_email, user.email, user.digest
 
 Revision ID: 0013
 Revises: 0010
@@ -69,9 +69,16 @@ def upgrade() -> None:
     op.create_index("ix_outbox_mail_sent_at", "outbox_mail", ["sent_at"])
     # Nullable: plain add_column (no batch mode on SQLite).
     op.add_column("case", sa.Column("employer_email", sa.String(length=254), nullable=True))
+    op.add_column("user", sa.Column("email", sa.String(length=254), nullable=True))
+    op.add_column(
+        "user", sa.Column("digest", sa.Boolean(), nullable=False, server_default=sa.true())
+    )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("user") as batch_op:
+        batch_op.drop_column("digest")
+        batch_op.drop_column("email")
     with op.batch_alter_table("case") as batch_op:
         batch_op.drop_column("employer_email")
     op.drop_table("outbox_mail")
