@@ -4,7 +4,9 @@ nothing, and nothing is sent twice."""
 
 import email
 import email.policy
+import os
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -160,3 +162,34 @@ def test_coordinator_is_told_of_an_escalation(smtp):
     assert [m["Subject"] for m in escalations if case.reference in m["Subject"]] == [
         f"ServicePLUS: Frist überschritten – {case.reference}"
     ]
+
+
+def test_sink_of_make_run_stores_mails_that_the_command_lists(tmp_path):
+    """The SMTP sink `serviceplus run` starts in demo mode, as a process on a
+    free port, and `serviceplus mails` reading what it stored."""
+    import smtplib
+    import subprocess
+    import sys
+    from email.message import EmailMessage
+
+    from serviceplus.stack import wait_tcp
+
+    port = free_port()
+    store = tmp_path / "mails"  # where `serviceplus run` keeps them: <data>/mails
+    sink = subprocess.Popen([sys.executable, "-m", "serviceplus.mailsink", str(port), str(store)])
+    try:
+        wait_tcp("127.0.0.1", port, 30, sink)
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "a@x.example", "b@y.example", "Test"
+        message.set_content("Hallo")
+        message.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="a.pdf")
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.send_message(message)
+    finally:
+        sink.terminate()
+        sink.wait(timeout=10)
+    assert len(list(store.glob("*.eml"))) == 1
+    env = {**os.environ, "SERVICEPLUS_DATA_DIR": str(tmp_path)}
+    cli = str(Path(sys.executable).parent / "serviceplus")
+    out = subprocess.run([cli, "mails"], env=env, capture_output=True, text=True, check=True)
+    assert "b@y.example  Test [a.pdf]" in out.stdout

@@ -9,6 +9,7 @@ the next sweep. The conditional claim keeps two sweepers from sending the
 same row at once.
 """
 
+import email.utils
 import logging
 import smtplib
 import ssl
@@ -234,6 +235,7 @@ def _message(row: OutboxMail) -> EmailMessage:
     message["From"] = get_settings().smtp_sender
     message["To"] = row.recipient
     message["Subject"] = row.subject
+    message["Date"] = email.utils.format_datetime(row.created_at)
     message["Message-ID"] = f"<outbox-{row.id}-{row.key.replace(':', '-')}@serviceplus>"
     message.set_content(row.body)
     if row.attachment_path:
