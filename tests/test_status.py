@@ -428,3 +428,30 @@ def test_browser_status_page_in_german_and_english_on_a_phone(live_server):
         assert serious_violations(page) == []
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         browser.close()
+
+
+def test_retention_removes_links_answers_and_mails_with_the_personal_data(app):
+    from serviceplus.models.services import retention
+    from serviceplus.models.tables import OutboxMail
+
+    employer = {"name": "Harz Logistik GmbH", "address": "Am Hafen 3", "email": "hr@harz.example"}
+    case = case_on(
+        OPTIONS_VERSION, kinds=INCOMPLETE, facts={"anabin_equivalent": True}, employer=employer
+    )
+    assert drive(case) == "Suspended"
+    token = token_of(case)
+    with session_scope() as session:
+        status_links.choose(session, case=session.get(Case, case.id), option="withdrawn")
+    assert decide(open_task_of(case), "withdrawn", "laut Arbeitgeber")
+    assert drive(case) == "Completed"
+    later = clock.now() + timedelta(days=3 * 365 + 1)
+    with session_scope() as session:
+        report = retention.purge(
+            session, older_than=timedelta(days=1095), dry_run=False, actor="test", now=later
+        )
+    assert case.reference in report.cases
+    assert reload(case).employer_email is None
+    with session_scope() as session:
+        for table in (EmployerAnswer, StatusLink, OutboxMail):
+            assert not session.exec(select(table).where(table.case_id == case.id)).all(), table
+    assert fresh_client(app).get(f"/status/{token}").status_code == 404
