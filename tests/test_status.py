@@ -455,3 +455,26 @@ def test_retention_removes_links_answers_and_mails_with_the_personal_data(app):
         for table in (EmployerAnswer, StatusLink, OutboxMail):
             assert not session.exec(select(table).where(table.case_id == case.id)).all(), table
     assert fresh_client(app).get(f"/status/{token}").status_code == 404
+
+
+def test_definition_may_let_the_employers_upload_recheck_at_once(app):
+    from tests.helpers import ALL_KINDS, tasks_of
+
+    text = answer_version(19, "    employer_answer: documents\n    employer_recheck: received\n")
+    case = case_on(
+        text,
+        kinds=[k for k in ALL_KINDS if k != "qualification"],
+        facts={"anabin_equivalent": True},
+    )
+    assert drive(case) == "Suspended"
+    assert open_task_of(case).step_key == "await_documents"
+    data = {"kind": "qualification", "file": (io.BytesIO(blank_pdf()), "zeugnis.pdf")}
+    fresh_client(app).post(f"/status/{token_of(case)}/documents", data=data)
+    assert drive(case) == "Suspended"  # completeness ran again, without a clerk
+    done = [t for t in tasks_of(case) if t.step_key == "await_documents"]
+    assert [(t.decision, t.completed_by) for t in done] == [("received", "employer")]
+    assert open_task_of(case).step_key == "ba_approval"
+    with pytest.raises(DefinitionError, match="employer_recheck: unknown option 'nope'"):
+        parse_definition(
+            answer_version(20, "    employer_answer: documents\n    employer_recheck: nope\n")
+        )

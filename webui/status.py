@@ -115,7 +115,7 @@ def upload(token: str):
         if f and f.filename
     ]
     try:
-        status_links.add_documents(
+        pending = status_links.add_documents(
             session, case=case, documents=documents, max_bytes=get_settings().max_upload_bytes
         )
     except status_links.AnswerError as exc:
@@ -123,6 +123,7 @@ def upload(token: str):
         _flash_problems(exc)
         return redirect(_here(token))
     session.commit()
+    status_links.deliver_resume(pending)
     flash(_("Vielen Dank. Ihre Unterlagen sind eingegangen."), "success")
     return redirect(_here(token))
 

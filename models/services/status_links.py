@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from serviceplus.models import clock
+from serviceplus.models.db import session_scope
 from serviceplus.models.definition import Step
 from serviceplus.models.services import audit, cases, human_tasks, versions
 from serviceplus.models.services.advice import LETTERS_TO_EMPLOYER
@@ -26,6 +27,7 @@ from serviceplus.models.tables import (
     HumanTask,
     Letter,
     Organisation,
+    PendingResume,
     StatusLink,
 )
 from serviceplus.settings import get_settings
@@ -259,12 +261,16 @@ def answers_for_task(session: Session, task_id: int) -> list[EmployerAnswer]:
 # --- the employer's answers -------------------------------------------------
 
 
+NOT_EXPECTED = cases.Problem(
+    "Ihr Fall wartet derzeit nicht auf diese Antwort.",
+    "Your case is not waiting for this answer at the moment.",
+)
+
+
 def _waiting_task(session: Session, case: Case, answer: str) -> tuple[HumanTask, Step]:
     current = status_of(session, case).current
     if current is None or current.answer != answer:
-        raise AnswerError(
-            [cases.Problem("Ihr Fall wartet derzeit nicht auf diese Antwort.", "not expected now")]
-        )
+        raise AnswerError([NOT_EXPECTED])
     task = session.get(HumanTask, current.task_id)
     definition = versions.load(session, case.definition_name, case.definition_version)
     return task, definition.steps[current.key]
@@ -272,10 +278,12 @@ def _waiting_task(session: Session, case: Case, answer: str) -> tuple[HumanTask,
 
 def add_documents(
     session: Session, *, case: Case, documents: list[cases.NewDocument], max_bytes: int
-) -> list[EmployerAnswer]:
+) -> PendingResume | None:
     """The employer's documents for the waiting task: the clerk's checks
-    (type by content, size, readable); all or nothing."""
-    task, _step = _waiting_task(session, case, "documents")
+    (type by content, size, readable); all or nothing. Where the step says
+    `employer_recheck`, that option is recorded for the employer at once and
+    the returned resume (to deliver after the commit) re-runs the check."""
+    task, step = _waiting_task(session, case, "documents")
     if not documents:
         raise AnswerError([cases.Problem("Bitte wählen Sie eine Datei.", "choose a file")])
     kinds = set(versions.load(session, case.definition_name, case.definition_version).documents)
@@ -295,7 +303,29 @@ def add_documents(
             detail=f"{doc.kind}: {cases.safe_filename(doc.filename)} (über den Statuslink)",
         )
     session.add_all(answers)
-    return answers
+    if not step.employer_recheck:
+        return None
+    try:
+        return human_tasks.record(
+            session,
+            task=task,
+            actor=EMPLOYER,
+            decision=step.employer_recheck,
+            reason="Unterlagen über den Statuslink nachgereicht",
+            label=step.option(step.employer_recheck).label,
+        )
+    except human_tasks.TaskError:  # a clerk decided a moment earlier
+        raise AnswerError([NOT_EXPECTED]) from None
+
+
+def deliver_resume(pending: PendingResume | None) -> None:
+    """After the commit: resume the flow now; if Prefect cannot take it, the
+    sweeper delivers it later."""
+    if pending is None:
+        return
+    with session_scope() as session:
+        pending = session.merge(pending)  # it belongs to the request's session
+        human_tasks.deliver(session, pending, wait_for_suspend=human_tasks.RESUME_WAIT_SECONDS)
 
 
 def choose(session: Session, *, case: Case, option: str) -> EmployerAnswer:
