@@ -109,11 +109,7 @@ def letter(token: str, letter_id: int):
 def upload(token: str):
     case = case_or_404(token)
     session = get_db()
-    documents = [
-        cases.NewDocument(request.form.get("kind", ""), f.filename, f.read())
-        for f in request.files.getlist("file")
-        if f and f.filename
-    ]
+    documents = _uploaded_documents()
     try:
         pending = status_links.add_documents(
             session, case=case, documents=documents, max_bytes=get_settings().max_upload_bytes
@@ -141,6 +137,19 @@ def answer(token: str):
     session.commit()
     flash(_("Vielen Dank. Ihre Antwort ist eingegangen."), "success")
     return redirect(_here(token))
+
+
+def _uploaded_documents() -> list[cases.NewDocument]:
+    """One file field per document kind (`doc_<kind>`), so everything missing
+    goes in one upload; or one `file` with its `kind`."""
+    fields = [(name[4:], name) for name in request.files if name.startswith("doc_")]
+    fields.append((request.form.get("kind", ""), "file"))
+    return [
+        cases.NewDocument(kind, upload.filename, upload.read())
+        for kind, name in fields
+        for upload in request.files.getlist(name)
+        if upload and upload.filename
+    ]
 
 
 def _flash_problems(exc: status_links.AnswerError) -> None:
