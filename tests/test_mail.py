@@ -110,6 +110,8 @@ def test_new_case_form_keeps_the_employers_address(login):
     reference = response.headers["Location"].rsplit("/", 1)[1]
     with session_scope() as session:
         assert cases.get_by_reference(session, reference).employer_email == "hr@arbeitgeber.example"
+    page = login("sb.magdeburg").get(f"/cases/{reference}").text
+    assert "hr@arbeitgeber.example, erhält die Schreiben per E-Mail" in page
 
 
 def set_address(username: str, address: str | None, digest: bool = True) -> None:
