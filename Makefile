@@ -11,7 +11,7 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUN_DEBS    := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core graphviz
 TEST_DEBS   := $(RUN_DEBS) chromium postgresql systemd
 
-.PHONY: run test lint format bench bench-all install debs-run debs-test pg-up clean
+.PHONY: run test lint format bench bench-all install translations debs-run debs-test pg-up clean
 
 run: install debs-run
 	SERVICEPLUS_DEMO=1 $(BIN)/serviceplus run
@@ -46,7 +46,13 @@ bench-all: bench debs-test pg-up
 	$(BIN)/python -m bench.pages --tasks 100000 --write docs/performance.md
 	$(BIN)/python -m bench.knobs --write docs/performance.md
 
-install: $(STAMP)
+install: $(STAMP) translations
+
+# The status page's English catalog: .po in git, the compiled .mo built here.
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard webui/translations/*/LC_MESSAGES/messages.po))
+translations: $(CATALOGS)
+webui/translations/%.mo: webui/translations/%.po $(STAMP)
+	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@
 
 # Locked: every version comes from constraints.txt (regenerate with
 # `.venv/bin/pip freeze --exclude-editable > constraints.txt` after a change).

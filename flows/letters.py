@@ -10,8 +10,9 @@ from sqlmodel import Session, select
 
 from serviceplus.models import clock
 from serviceplus.models.definition import Definition, period_delta
-from serviceplus.models.services import audit, storage
+from serviceplus.models.services import audit, mail, storage
 from serviceplus.models.services.accounts import LEGAL_REMEDIES
+from serviceplus.models.services.advice import LETTERS_TO_EMPLOYER
 from serviceplus.models.tables import Case, Letter, Organisation
 
 TEMPLATES = Path(__file__).parent / "templates" / "letters"
@@ -107,14 +108,7 @@ def write_letter(
     extra: dict | None = None,
 ) -> Letter:
     """The letter for (case, kind, step, attempt); written only if not there yet."""
-    existing = session.exec(
-        select(Letter).where(
-            Letter.case_id == case.id,
-            Letter.kind == kind,
-            Letter.step_key == step_key,
-            Letter.attempt == attempt,
-        )
-    ).first()
+    existing = find_letter(session, case.id, kind, step_key, attempt)
     if existing is not None:
         return existing
     context = letter_context(session, case=case, definition=definition) | (extra or {})
@@ -134,6 +128,10 @@ def write_letter(
     audit.record(
         session, actor="system", action="letter_created", case_id=case.id, detail=TITLES[kind]
     )
+    if kind in LETTERS_TO_EMPLOYER:
+        session.flush()  # the letter's id keys its mail
+        # Queued in this transaction: no letter without its mail, no mail twice.
+        mail.letter_to_employer(session, case, letter, f"{case.reference}-{kind}-{attempt}.pdf")
     return letter
 
 
@@ -165,6 +163,27 @@ def letter_context(session: Session, *, case: Case, definition: Definition) -> d
 def after(day: date, period: str | None) -> date | None:
     """The calendar date `period` after `day` (months by the calendar)."""
     return day + period_delta(period) if period else None
+
+
+def find_letter(
+    session: Session, case_id: int, kind: str, step_key: str, attempt: int
+) -> Letter | None:
+    query = select(Letter).where(
+        Letter.case_id == case_id,
+        Letter.kind == kind,
+        Letter.step_key == step_key,
+        Letter.attempt == attempt,
+    )
+    return session.exec(query).first()
+
+
+def status_link_context(url: str) -> dict:
+    """The status link as text and as a QR code (an SVG data URI WeasyPrint
+    embeds), for the include templates/letters/_status_link.html."""
+    import segno
+
+    qr = segno.make(url, error="m")
+    return {"status_url": url, "status_qr": qr.svg_data_uri(scale=3, border=2)}
 
 
 CHECKLIST_TITLE = "Checkliste zur Vorprüfung"

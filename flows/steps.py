@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from serviceplus.flows.letters import write_letter
+from serviceplus.flows.letters import find_letter, status_link_context, write_letter
 from serviceplus.models import clock
 from serviceplus.models.conditions import Context
 from serviceplus.models.definition import Definition, Step
-from serviceplus.models.services import advice, audit, human_tasks, storage
-from serviceplus.models.services.cases import documents_of
-from serviceplus.models.services.completeness import CompletenessResult, check_file, facts_of_case
+from serviceplus.models.services import advice, audit, human_tasks, status_links
+from serviceplus.models.services.cases import check_case_file
+from serviceplus.models.services.completeness import CompletenessResult, facts_of_case
 from serviceplus.models.tables import Case, Organisation
 
 
@@ -35,19 +35,12 @@ class StepRun:
 Action = Callable[[StepRun], str | None]
 
 
-def facts_of(case: Case) -> dict:
-    return facts_of_case(case)
-
-
 def case_context(case: Case, definition: Definition, outcomes: dict[str, str]) -> Context:
-    return Context(facts_of(case), outcomes, definition.thresholds, clock.now().date())
+    return Context(facts_of_case(case), outcomes, definition.thresholds, clock.now().date())
 
 
 def completeness_of(session: Session, case: Case, definition: Definition) -> CompletenessResult:
-    documents = [
-        (d.kind, storage.read_bytes(d.storage_path)) for d in documents_of(session, case.id)
-    ]
-    return check_file(definition, facts_of(case), documents, clock.now().date())
+    return check_case_file(session, case, definition)
 
 
 def check_completeness(run: StepRun) -> str:
@@ -96,6 +89,9 @@ def ba_refusal(session: Session, case: Case) -> dict | None:
     return {"reason": task.reason} if task else None
 
 
+STATUS_LINK_LETTER = "receipt"  # the letter that carries the employer's status link
+
+
 def send_letter(run: StepRun) -> None:
     extra: dict = {
         "reason": run.reason,
@@ -111,6 +107,13 @@ def send_letter(run: StepRun) -> None:
             "unreadable": result.unreadable,
             "problems": result.problems,
         }
+    if run.step.letter == STATUS_LINK_LETTER and not find_letter(
+        run.session, run.case.id, run.step.letter, run.step_key, run.attempt
+    ):
+        # Issued only when the letter is really written: the token is printed
+        # once and never stored, so a repeated step must not revoke it.
+        token = status_links.token_for_receipt(run.session, run.case)
+        extra |= status_link_context(status_links.url_of(token))
     write_letter(
         run.session,
         case=run.case,

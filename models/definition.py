@@ -83,6 +83,15 @@ class Step(_Strict):
     four_eyes: bool = False
     options: list[Option] = []
     documents: list[str] = []  # kinds another organisation acting here may see
+    # The employer may answer this step on the public status page: upload
+    # documents, or pick one of `employer_options` (a subset of the options),
+    # which a clerk then confirms (docs/definitions.md).
+    employer_answer: Literal["documents", "options"] | None = None
+    employer_options: list[str] = []
+    # documents: the option recorded for the employer as soon as their upload
+    # arrives (e.g. "received", which routes to the completeness check): the
+    # re-check runs without a clerk. Unset: the clerk decides.
+    employer_recheck: str | None = None
     # routing
     next: str | None = None
     routes: dict[str, str] | list[Route] = {}
@@ -297,6 +306,8 @@ def _step_problems(step: Step, d: Definition, organisations: set[str] | None):
         yield ("note",), "record_note needs a note"
     if step.kind == "human":
         yield from _human_step_problems(step, organisations)
+    elif step.employer_answer or step.employer_options or step.employer_recheck:
+        yield ("employer_answer",), "only a human step can wait for the employer's answer"
     for i, kind in enumerate(step.documents):
         if kind not in d.documents:
             yield ("documents", i), f"unknown document {kind!r}"
@@ -338,6 +349,22 @@ def _human_step_problems(step: Step, organisations: set[str] | None):
         yield ("on_timeout",), "escalate needs a role"
     if timeout and step.deadline is None:
         yield ("on_timeout",), "on_timeout needs a deadline"
+    yield from _employer_answer_problems(step)
+
+
+def _employer_answer_problems(step: Step):
+    if step.employer_answer == "options" and not step.employer_options:
+        yield ("employer_options",), "employer_answer options needs employer_options"
+    if step.employer_options and step.employer_answer != "options":
+        yield ("employer_options",), "employer_options needs employer_answer: options"
+    values = {o.value for o in step.options}
+    if step.employer_recheck and step.employer_answer != "documents":
+        yield ("employer_recheck",), "employer_recheck needs employer_answer: documents"
+    if step.employer_recheck and step.employer_recheck not in values:
+        yield ("employer_recheck",), f"unknown option {step.employer_recheck!r}"
+    for i, value in enumerate(step.employer_options):
+        if value not in values:
+            yield ("employer_options", i), f"unknown option {value!r}"
 
 
 def _graph_problems(d: Definition):

@@ -101,6 +101,10 @@ class User(SQLModel, table=True):
     # Stored in each login's session; bumping it ends all of the user's
     # sessions (logout, password or role change).
     session_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Notifications (models/services/mail.py): the user's own address, and
+    # whether they want the daily digest of tasks due soon or overdue.
+    email: str | None = Field(default=None, max_length=254)
+    digest: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
 
 
 class WorkflowDefinition(SQLModel, table=True):
@@ -128,6 +132,8 @@ class Case(SQLModel, table=True):
     passport_valid_until: date | None = None
     employer_name: str = Field(max_length=200)
     employer_address: str = Field(max_length=400)
+    # Where the employer gets each letter as a PDF (optional).
+    employer_email: str | None = Field(default=None, max_length=254)
     residence_purpose: str = Field(max_length=20)
     planned_entry: date | None = None
     facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -319,3 +325,63 @@ class LoginAttempt(SQLModel, table=True):
     at: datetime = ts_field(default_factory=utcnow, nullable=False)
     username: str = Field(max_length=80)  # as typed, lower case; may name no account
     address: str = Field(max_length=64)
+
+
+class StatusLink(SQLModel, table=True):
+    """The employer's private link to the case's status page. Only the
+    sha256 of the token is stored: the token itself is printed once, in the
+    receipt letter or on the clerk's page, and cannot be read back."""
+
+    __tablename__ = "status_link"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    token_hash: str = Field(unique=True, max_length=64)
+    created_by: str = Field(max_length=80)
+    created_at: datetime = ts_field(default_factory=utcnow, nullable=False)
+    expires_at: datetime = ts_field(nullable=False)
+    revoked_at: datetime | None = ts_field(default=None)
+    revoked_by: str | None = Field(default=None, max_length=80)
+
+
+class StatusRequest(SQLModel, table=True):
+    """A request to the public status pages, kept only for the rate-limit
+    window (models/services/throttle.py)."""
+
+    __tablename__ = "status_request"
+    __table_args__ = (sa.Index("ix_status_request_address", "address", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = ts_field(default_factory=utcnow, nullable=False)
+    address: str = Field(max_length=64)
+
+
+class EmployerAnswer(SQLModel, table=True):
+    """What the employer sent on the status page for an open task: a
+    document, or the option they chose, for the clerk to confirm."""
+
+    __tablename__ = "employer_answer"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    task_id: int = Field(foreign_key="human_task.id", index=True)
+    document_id: int | None = Field(default=None, foreign_key="document.id")
+    option: str | None = Field(default=None, max_length=40)
+    created_at: datetime = ts_field(default_factory=utcnow, nullable=False)
+
+
+class OutboxMail(SQLModel, table=True):
+    """Outbox: a mail written in the same transaction as what it reports,
+    sent by the sweeper (models/services/mail.py). `key` names what it is
+    about (e.g. "letter:17"), so the same mail is never queued twice."""
+
+    __tablename__ = "outbox_mail"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=120)
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    recipient: str = Field(max_length=254)
+    subject: str = Field(max_length=300)
+    body: str = Field(sa_type=sa.Text)
+    attachment_path: str | None = Field(default=None, max_length=400)  # in storage
+    attachment_name: str | None = Field(default=None, max_length=255)
+    created_at: datetime = ts_field(default_factory=utcnow, nullable=False)
+    sent_at: datetime | None = ts_field(default=None, index=True)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_type=sa.Text)

@@ -60,6 +60,11 @@ def run(no_web: bool) -> None:
             f"  Prefect UI: http://127.0.0.1:{settings.prefect_port}/\n"
             f"  Logs:       {stack.log_dir}\n"
         )
+        if "SERVICEPLUS_SMTP_PORT" in stack.env and not settings.smtp_host:
+            click.echo(
+                f"  Mails:      SMTP sink 127.0.0.1:{stack.env['SERVICEPLUS_SMTP_PORT']}, "
+                "read with `serviceplus mails`\n"
+            )
         if settings.demo:
             click.echo(
                 "  Demo logins (password 'demo'): sb.magdeburg, sb2.magdeburg, sb.halle, "
@@ -90,6 +95,24 @@ def health(web_url: str | None, forkserver: bool) -> None:
         failed = failed or bool(problem)
     if failed:
         sys.exit(1)
+
+
+@main.command()
+@click.option("--limit", default=20, show_default=True, help="How many, newest first.")
+@click.option("--full", is_flag=True, help="Also print each mail's text.")
+def mails(limit: int, full: bool) -> None:
+    """The mails the local SMTP sink of `serviceplus run` received (demo mode)."""
+    from serviceplus.mailsink import read_mails
+
+    found = read_mails(get_settings().data_dir / "mails")
+    if not found:
+        click.echo("no mails")
+    for message in found[:limit]:
+        files = [part.get_filename() for part in message.iter_attachments()]
+        attached = f" [{', '.join(files)}]" if files else ""
+        click.echo(f"{message['Date'] or ''}  {message['To']}  {message['Subject']}{attached}")
+        if full:
+            click.echo(message.get_body(("plain",)).get_content() + "\n")
 
 
 @main.command()

@@ -5,6 +5,7 @@ import secrets
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,25 @@ class Settings(BaseSettings):
     # Flow runs start in a child forked from a server with everything
     # imported (serviceplus/forkserver.py); off: `python -m prefect.engine`.
     warm_start: bool = True
+    # The employer's status link (docs/security.md): how long a link works,
+    # the address printed in letters, and requests per address and window.
+    status_link_lifetime: timedelta = timedelta(days=365)
+    public_url: str = ""  # e.g. https://serviceplus.example.org; default: host and web port
+    status_rate_limit: int = 60
+    status_rate_window: timedelta = timedelta(minutes=1)
+    # Mail (models/services/mail.py): empty host = nothing is sent; queued
+    # mails wait in the outbox until a host is set. tls: none, starttls, ssl.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_tls: Literal["none", "starttls", "ssl"] = "none"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_sender: str = "serviceplus@localhost"
+    smtp_timeout: float = 10.0
+    # The clerks' daily digest: tasks due within `digest_window` or overdue,
+    # sent once a day by the first sweep after `digest_hour` (UTC).
+    digest_window: timedelta = timedelta(days=3)
+    digest_hour: int = 6
     retention: timedelta = timedelta(days=3 * 365)  # closed cases keep personal data this long
 
     @model_validator(mode="after")
@@ -80,6 +100,7 @@ class Settings(BaseSettings):
             or os.environ.get("PREFECT_API_AUTH_STRING", "")
             or _stored_secret(self.data_dir / "prefect-auth", prefix="serviceplus:")
         )
+        self.public_url = (self.public_url or f"http://{self.host}:{self.web_port}").rstrip("/")
         if self.secret_key == DEV_SECRET and not self.demo:
             raise ValueError(
                 "SERVICEPLUS_SECRET_KEY must be set outside demo mode (SERVICEPLUS_DEMO=1)"

@@ -112,6 +112,22 @@ RESTART_BACKOFF = (1, 2, 5, 10, 30, 60)
 RESTART_RESET_AFTER = 600
 
 
+def wait_tcp(host: str, port: int, timeout: float, proc: subprocess.Popen) -> None:
+    """Until something accepts TCP connections on host:port."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"port {port}: its server exited with {proc.returncode}")
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"nothing answers on {host}:{port} after {timeout} s")
+
+
 class Stack:
     """The running system. Use as a context manager, or start()/stop()."""
 
@@ -139,6 +155,7 @@ class Stack:
         # Parts that are restarted when they die (the server and the database
         # are not: without them nothing can work, so the stack stops).
         self._restartable = {
+            "mailsink": self.start_mailsink,
             "forkserver": self.start_forkserver,
             "prefect-worker": self.start_worker,
             "web": self.start_web,
@@ -170,6 +187,23 @@ class Stack:
             check=True,
             stdout=subprocess.DEVNULL,
         )
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.settings.data_dir / "mails"
+
+    def start_mailsink(self) -> None:
+        """In demo mode without a mail server of its own: a local SMTP sink on
+        a free port (serviceplus/mailsink.py), which every later part sends to."""
+        if not self.settings.demo or self.settings.smtp_host:
+            return
+        port = int(self.env.get("SERVICEPLUS_SMTP_PORT") or 0) or free_port()
+        sink = self._spawn(
+            "mailsink",
+            [sys.executable, "-m", "serviceplus.mailsink", str(port), str(self.mail_dir)],
+        )
+        wait_tcp("127.0.0.1", port, 30, sink)
+        self.env.update({"SERVICEPLUS_SMTP_HOST": "127.0.0.1", "SERVICEPLUS_SMTP_PORT": str(port)})
 
     def start_server(self) -> None:
         s = self.settings
@@ -236,6 +270,7 @@ class Stack:
         wait_http(f"http://{s.host}:{s.web_port}/login", 60, web)
 
     def start(self) -> "Stack":
+        self.start_mailsink()
         self.start_server()
         self.deploy()
         self.start_forkserver()

@@ -39,6 +39,7 @@ ROUTES = {
     "index": ("GET", "/", EVERYONE),
     "auth.logout": ("POST", "/logout", EVERYONE),
     "auth.password": ("GET", "/password", EVERYONE),
+    "auth.notifications": ("POST", "/account/notifications", EVERYONE),
     "inbox.index": ("GET", "/inbox", AUTHORITIES),
     "inbox.bulk": ("POST", "/inbox/bulk", CLERKS_MD | {"sb.halle", "ba"}),  # acts on own tasks only
     "inbox.save_view": ("POST", "/inbox/views", AUTHORITIES),
@@ -53,6 +54,7 @@ ROUTES = {
     "inbox.extend": ("POST", "/tasks/{task}/extend", CLERKS_MD),
     "inbox.comment": ("POST", "/tasks/{task}/comments", CASE_ROLES_MD),
     "inbox.complete": ("POST", "/tasks/{task}/complete", CLERKS_MD),
+    "inbox.recheck": ("POST", "/tasks/{task}/recheck", CLERKS_MD),
     "cases.index": ("GET", "/cases/", CASE_ROLES_MD | {"sb.halle", "ba"}),
     "cases.new": ("GET", "/cases/new", CLERKS_MD | {"sb.halle"}),
     "cases.detail": ("GET", "/cases/{ref}", CASE_ROLES_MD),
@@ -60,6 +62,8 @@ ROUTES = {
     "cases.document": ("GET", "/cases/{ref}/documents/{doc}", CASE_ROLES_MD),
     "cases.preview": ("GET", "/cases/{ref}/documents/{doc}/preview", CASE_ROLES_MD),
     "cases.letter": ("GET", "/cases/{ref}/letters/{letter}", CASE_ROLES_MD),
+    "cases.issue_status_link": ("POST", "/cases/{ref}/status-link", CLERKS_MD),
+    "cases.revoke_status_link": ("POST", "/cases/{ref}/status-link/revoke", CLERKS_MD),
     "monitor.index": ("GET", "/monitor/", {"koordination"}),
     "monitor.figure_download": ("GET", "/monitor/figures/weekly.xlsx", {"koordination"}),
     "monitor.case_list": ("GET", "/monitor/cases", {"koordination"}),
@@ -139,8 +143,13 @@ def handed_over_precheck() -> tuple[int, int]:
         return row.id, letter.id
 
 
+# The employer's status pages need no login: their link is the key, and
+# tests/test_status.py checks every one with right, wrong and revoked links.
+PUBLIC = {"static", "auth.login", "status.page", "status.letter", "status.upload", "status.answer"}
+
+
 def test_every_route_is_in_the_table(app):
-    registered = {r.endpoint for r in app.url_map.iter_rules()} - {"static", "auth.login"}
+    registered = {r.endpoint for r in app.url_map.iter_rules()} - PUBLIC
     assert registered == set(ROUTES)
 
 

@@ -1,12 +1,12 @@
 """The web UI: an app factory and one blueprint per audience."""
 
-from flask import Flask, redirect, render_template, url_for
+from flask import Flask, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from serviceplus.models.tables import Role
 from serviceplus.settings import apply_prefect_env, get_settings
 from serviceplus.webui import labels
-from serviceplus.webui.extensions import csrf, login_manager
+from serviceplus.webui.extensions import babel, csrf, login_manager
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -27,6 +27,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config or {})
 
     csrf.init_app(app)
+    babel.init_app(app, default_locale="de", locale_selector=_locale)
     login_manager.init_app(app)
     app.after_request(security_headers)
     app.add_template_global(labels.case_status)
@@ -35,7 +36,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.add_template_global(labels.role, "role_label")
     app.add_template_global(list(labels.CASE_STATUS.items()), "case_status_choices")
 
-    from serviceplus.webui import admin, advice, auth, cases, db, inbox, monitor, network
+    from serviceplus.webui import admin, advice, auth, cases, db, inbox, monitor, network, status
 
     db.init_app(app)
     app.register_blueprint(auth.bp)
@@ -45,6 +46,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(advice.bp)
     app.register_blueprint(network.bp)
+    app.register_blueprint(status.bp)
 
     @app.get("/")
     @login_required
@@ -59,14 +61,22 @@ def create_app(config: dict | None = None) -> Flask:
         return redirect(url_for(home.get(current_user.row.role, "inbox.index")))
 
     limit_mb = settings.max_upload_bytes // (1024 * 1024)
-    for status, title, message in [
+    for code, title, message in [
         (403, "Kein Zugriff", "Sie haben keinen Zugriff auf diese Seite."),
         (404, "Nicht gefunden", "Die angeforderte Seite gibt es nicht."),
         (413, "Datei zu groß", f"Eine Datei darf höchstens {limit_mb} MB groß sein."),
+        (429, "Zu viele Anfragen", "Bitte warten Sie einen Moment und versuchen Sie es erneut."),
     ]:
-        app.register_error_handler(status, _error_page(status, title, message))
+        app.register_error_handler(code, _error_page(code, title, message))
 
     return app
+
+
+def _locale() -> str:
+    """German everywhere; the public status page may switch to English."""
+    from serviceplus.webui.status import select_locale
+
+    return select_locale() if request.blueprint == "status" else "de"
 
 
 def _error_page(status: int, title: str, message: str):

@@ -12,7 +12,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import EqualTo, InputRequired
 
 from serviceplus.models import clock
-from serviceplus.models.services import accounts, throttle
+from serviceplus.models.services import accounts, mail, throttle
 from serviceplus.models.tables import Organisation, Role, User
 from serviceplus.settings import get_settings
 from serviceplus.webui.db import get_db
@@ -186,4 +186,27 @@ def password():
                 session.clear()
                 flash("Ihr Passwort wurde geändert. Bitte melden Sie sich neu an.", "success")
                 return redirect(url_for("auth.login"))
-    return render_template("auth/password.html", form=form)
+    return render_template("auth/password.html", form=form, user=current_user.row)
+
+
+@bp.post("/account/notifications")
+@login_required
+def notifications():
+    """The user's own address and the daily digest switch."""
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    db = get_db()
+    try:
+        mail.set_notifications(
+            db,
+            user=current_user.row,
+            email=request.form.get("email", ""),
+            digest=request.form.get("digest") == "on",
+        )
+    except mail.MailError as exc:
+        db.rollback()
+        flash(str(exc), "error")
+    else:
+        db.commit()
+        flash("Ihre Benachrichtigungen sind gespeichert.", "success")
+    return redirect(url_for("auth.password"))

@@ -9,7 +9,15 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, HiddenField, SelectChoice, SelectField, StringField
 from wtforms.validators import InputRequired, Optional
 
-from serviceplus.models.services import audit, cases, comments, human_tasks, storage, versions
+from serviceplus.models.services import (
+    audit,
+    cases,
+    comments,
+    human_tasks,
+    status_links,
+    storage,
+    versions,
+)
 from serviceplus.models.tables import Case, Document, Letter, Role
 from serviceplus.settings import get_settings
 from serviceplus.webui.auth import roles_required
@@ -33,6 +41,10 @@ class CaseForm(FlaskForm):
     employer_name = StringField("Arbeitgeber", validators=[InputRequired(REQUIRED)])
     employer_address = StringField(
         "Anschrift des Arbeitgebers", validators=[InputRequired(REQUIRED)]
+    )
+    employer_email = StringField(
+        "E-Mail des Arbeitgebers (optional, Schreiben gehen dorthin als PDF)",
+        validators=[Optional()],
     )
     planned_entry = DateField("Geplante Einreise", validators=[Optional()])
 
@@ -109,7 +121,11 @@ def _case_input(form: CaseForm) -> dict:
             "nationality": form.applicant_nationality.data,
             "passport_valid_until": form.passport_valid_until.data,
         },
-        "employer": {"name": form.employer_name.data, "address": form.employer_address.data},
+        "employer": {
+            "name": form.employer_name.data,
+            "address": form.employer_address.data,
+            "email": (form.employer_email.data or "").strip() or None,
+        },
         "planned_entry": form.planned_entry.data,
         "submission_key": form.submission_key.data or None,
     }
@@ -146,6 +162,8 @@ def detail(reference: str):
         labels=cases.document_labels(session, case),
         upload_form=upload_form,
         can_upload=own and current_user.is_clerk,
+        status_link=status_links.working_link(session, case.id) if own else None,
+        csrf_form=FlaskForm(),
     )
 
 
@@ -183,6 +201,45 @@ def upload(reference: str):
     session.commit()
     flash("Die Unterlage wurde hinzugefügt.", "success")
     return redirect(back)
+
+
+def _own_case_or_404(reference: str) -> Case:
+    case = get_case_or_404(reference)
+    if case.organisation_id != current_user.row.organisation_id:
+        abort(404)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    return case
+
+
+@bp.post("/<reference>/status-link")
+@roles_required(Role.clerk)
+def issue_status_link(reference: str):
+    """A new link for the employer; the old one stops working. The link is
+    shown once, here: only its hash is kept."""
+    case = _own_case_or_404(reference)
+    session = get_db()
+    token = status_links.issue(session, case_id=case.id, actor=current_user.row.username)
+    session.commit()
+    flash(
+        f"Neuer Statuslink (nur jetzt sichtbar, der bisherige gilt nicht mehr): "
+        f"{status_links.url_of(token)}",
+        "success",
+    )
+    return redirect(url_for("cases.detail", reference=reference))
+
+
+@bp.post("/<reference>/status-link/revoke")
+@roles_required(Role.clerk)
+def revoke_status_link(reference: str):
+    case = _own_case_or_404(reference)
+    session = get_db()
+    revoked = status_links.revoke(session, case_id=case.id, actor=current_user.row.username)
+    session.commit()
+    flash(
+        "Der Statuslink ist gesperrt." if revoked else "Es gab keinen gültigen Statuslink.", "info"
+    )
+    return redirect(url_for("cases.detail", reference=reference))
 
 
 def _visible_document_or_404(case: Case, document_id: int) -> Document:

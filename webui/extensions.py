@@ -1,8 +1,10 @@
 """Extensions, created unbound and bound in create_app()."""
 
+from flask_babel import Babel
 from flask_login import LoginManager
 from flask_wtf import CSRFProtect
 
+babel = Babel()  # the public status page only; the clerks' pages stay German
 csrf = CSRFProtect()
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"

@@ -18,6 +18,7 @@ from serviceplus.models.services import (
     deadlines,
     human_tasks,
     inbox,
+    status_links,
     versions,
 )
 from serviceplus.models.tables import Case, HumanTask, Role, SavedView, TaskStatus
@@ -185,7 +186,51 @@ def _render_task(task: HumanTask, case: Case, form: DecisionForm, status: int = 
         events=audit.events_for_case(session, case.id) if own else [],
         purposes=cases.PURPOSES,
         extension=deadlines.extension_of(session, task),
+        employer=_employer_answers(session, task, case) if own else None,
     ), status
+
+
+def _employer_answers(session, task: HumanTask, case: Case) -> dict:
+    """What the employer sent for this task on the status page."""
+    step = versions.load(session, case.definition_name, case.definition_version).steps.get(
+        human_tasks.step_of(task.step_key)
+    )
+    answers = status_links.answers_for_task(session, task.id)
+    documents = {d.id: d for d in cases.documents_of(session, case.id)}
+    return {
+        "expects": step.employer_answer if step else None,
+        "answers": [
+            (a, documents.get(a.document_id), step.option(a.option) if a.option else None)
+            for a in answers
+        ],
+    }
+
+
+@bp.post("/tasks/<int:task_id>/recheck")
+@roles_required(*TASK_ROLES)
+def recheck(task_id: int):
+    """One click: is the file complete now, with what the employer sent?
+    Changes nothing; the clerk then decides."""
+    task, case = get_actionable_task_or_403(task_id)
+    if not CsrfForm().validate_on_submit():
+        abort(400)
+    session = get_db()
+    result = cases.check_case_file(session, case)
+    labels = cases.document_labels(session, case)
+    if result.complete:
+        flash("Die Unterlagen sind jetzt vollständig.", "success")
+    else:
+        missing = [labels.get(k, k) for k in result.missing + result.unreadable]
+        flash("Noch unvollständig: " + "; ".join(missing + result.problems), "warning")
+    audit.record(
+        session,
+        actor=current_user.row.username,
+        action="completeness_rechecked",
+        case_id=case.id,
+        detail="vollständig" if result.complete else "unvollständig",
+    )
+    session.commit()
+    return redirect(url_for("inbox.task_page", task_id=task.id))
 
 
 def _task_action(task_id: int, action, success: str):

@@ -14,9 +14,16 @@ from sqlmodel import Session, select
 
 from serviceplus.models import clock
 from serviceplus.models.db import session_scope
+from serviceplus.models.definition import Definition
 from serviceplus.models.services import audit, human_tasks, orchestration, storage, versions
 from serviceplus.models.services.accounts import get_organisation
-from serviceplus.models.services.completeness import is_readable, sniff_media_type
+from serviceplus.models.services.completeness import (
+    CompletenessResult,
+    check_file,
+    facts_of_case,
+    is_readable,
+    sniff_media_type,
+)
 from serviceplus.models.tables import (
     Case,
     CaseStatus,
@@ -118,7 +125,18 @@ def Text(max_length: int) -> Any:  # noqa: N802 - used like a type
     return Annotated[str, Field(min_length=1, max_length=max_length), AfterValidator(_clean_text)]
 
 
+# One address, plainly shaped; whether it works shows when the mail is sent.
+EMAIL_SHAPE = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+
+
+def _email(value: str) -> str:
+    if not EMAIL_SHAPE.match(value):
+        raise PydanticCustomError("email", "is not an e-mail address")
+    return value
+
+
 PlausibleDate = Annotated[date, AfterValidator(_plausible_date)]
+Email = Annotated[str, Field(max_length=254), AfterValidator(_email)]
 FileName = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_no_control)]
 FactValue = Annotated[Any, AfterValidator(_fact_value)]
 
@@ -137,6 +155,7 @@ class Applicant(_Input):
 class Employer(_Input):
     name: Text(200)
     address: Text(400)
+    email: Email | None = None  # letters go there as PDF (models/services/mail.py)
 
 
 class DocumentRef(_Input):
@@ -175,6 +194,7 @@ FIELD_LABELS = {
     "nationality": "Staatsangehörigkeit",
     "passport_valid_until": "Pass gültig bis",
     "address": "Anschrift",
+    "email": "E-Mail",
     "planned_entry": "Geplante Einreise",
     "documents": "Unterlagen",
     "kind": "Art",
@@ -195,6 +215,7 @@ ERROR_TEXTS = {
     "date_parsing": "ist kein gültiges Datum (JJJJ-MM-TT)",
     "date_type": "ist kein gültiges Datum (JJJJ-MM-TT)",
     "literal_error": "ist kein zulässiger Wert",
+    "email": "ist keine gültige E-Mail-Adresse",
     "extra_forbidden": "ist kein bekanntes Feld",
     "string_type": "muss ein Text sein",
     "model_type": "hat das falsche Format",
@@ -317,6 +338,7 @@ def create_case(
         passport_valid_until=data.applicant.passport_valid_until,
         employer_name=data.employer.name,
         employer_address=data.employer.address,
+        employer_email=data.employer.email,
         residence_purpose=data.residence_purpose,
         planned_entry=data.planned_entry,
         facts=dict(data.facts),
@@ -502,3 +524,15 @@ def close(session: Session, *, case_id: int, step_key: str, outcome: str) -> Cas
         session.add(case)
         audit.record(session, actor="system", action="case_closed", case_id=case_id, detail=outcome)
     return case
+
+
+def check_case_file(
+    session: Session, case: Case, definition: Definition | None = None
+) -> CompletenessResult:
+    """The completeness check of the case's file as it is now: the flow's
+    step, and the clerk's one-click re-check after the employer sent more."""
+    definition = definition or versions.load(session, case.definition_name, case.definition_version)
+    documents = [
+        (d.kind, storage.read_bytes(d.storage_path)) for d in documents_of(session, case.id)
+    ]
+    return check_file(definition, facts_of_case(case), documents, clock.now().date())

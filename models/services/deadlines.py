@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from serviceplus.models import clock
 from serviceplus.models.definition import OnTimeout
-from serviceplus.models.services import audit, human_tasks, versions
+from serviceplus.models.services import audit, human_tasks, mail, versions
 from serviceplus.models.tables import Case, HumanTask, PendingResume, User
 
 
@@ -81,6 +81,7 @@ def _escalate(session: Session, task: HumanTask, rule: OnTimeout, now: datetime)
         case_id=task.case_id,
         detail=f"Frist überschritten: {task.title} → {role}",
     )
+    mail.escalation(session, task, role)
 
 
 def extension_of(session: Session, task: HumanTask):

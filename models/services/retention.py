@@ -19,9 +19,12 @@ from serviceplus.models.tables import (
     CaseStatus,
     Comment,
     Document,
+    EmployerAnswer,
     HumanTask,
     Letter,
+    OutboxMail,
     PendingResume,
+    StatusLink,
 )
 
 DELETED = "[gelöscht]"
@@ -78,11 +81,14 @@ def _delete_case_data(session: Session, case: Case) -> set[str]:
     paths |= set(session.exec(select(Letter.storage_path).where(Letter.case_id == case.id)))
     task_ids = select(HumanTask.id).where(HumanTask.case_id == case.id)
     session.execute(sa.delete(PendingResume).where(PendingResume.task_id.in_(task_ids)))
-    for table in (Comment, Document, Letter, HumanTask):
+    # Answers first: they refer to documents and tasks. Mails carry the
+    # employer's address and letters; the status link has nothing left to show.
+    for table in (EmployerAnswer, OutboxMail, StatusLink, Comment, Document, Letter, HumanTask):
         session.execute(sa.delete(table).where(table.case_id == case.id))
     case.applicant_name = case.employer_name = DELETED
     case.applicant_birth_date = date(1900, 1, 1)
     case.applicant_nationality = case.employer_address = ""
+    case.employer_email = None
     case.passport_valid_until = case.planned_entry = None
     case.facts = {}
     session.add(case)

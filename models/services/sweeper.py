@@ -1,5 +1,5 @@
 """The sweeper: acts on passed deadlines and delivers what could not be
-delivered at once.
+delivered at once, including the mails of the outbox.
 
 A decision saved while Prefect was down, or a case saved while its flow
 could not be started, is finished here; overdue tasks get their definition's
@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from serviceplus.models import clock
 from serviceplus.models.db import session_scope
-from serviceplus.models.services import audit, cases, deadlines, human_tasks, orchestration
+from serviceplus.models.services import audit, cases, deadlines, human_tasks, mail, orchestration
 from serviceplus.settings import get_settings
 
 MAX_CRASH_RETRIES = 3
@@ -27,6 +27,9 @@ class SweepReport:
     resume_pending: int = 0
     started: int = 0
     start_pending: int = 0
+    digests: int = 0
+    mails_sent: int = 0
+    mails_pending: int = 0
 
 
 def sweep(
@@ -61,6 +64,9 @@ def sweep(
                     report.started += 1
                 else:
                     report.start_pending += 1
+    with session_scope() as session:
+        report.digests = mail.queue_digests(session, now)
+    report.mails_sent, report.mails_pending = mail.send_pending()
     return report
 
 

@@ -1,5 +1,6 @@
-"""Login throttling, counted in the app database so that every gunicorn
-worker and every machine sees the same failures (see docs/security.md).
+"""Throttling of logins and of the public status pages, counted in the app
+database so that every gunicorn worker and every machine sees the same
+failures (see docs/security.md).
 
 Three counters over the last `login_window` of failed logins:
 - per account and address: after `login_account_failures`, that address
@@ -19,7 +20,7 @@ from sqlmodel import Session, func, select
 
 from serviceplus.models import clock
 from serviceplus.models.services import audit
-from serviceplus.models.tables import LoginAttempt
+from serviceplus.models.tables import LoginAttempt, StatusRequest
 from serviceplus.settings import get_settings
 
 NO_WAIT = timedelta(0)
@@ -137,3 +138,20 @@ def clear(session: Session, username: str, address: str) -> None:
             LoginAttempt.username == key(username), LoginAttempt.address == address
         )
     )
+
+
+def status_request_allowed(session: Session, address: str, now: datetime | None = None) -> bool:
+    """Count a request to the public status pages; False once the address
+    made more than `status_rate_limit` within `status_rate_window` (guessing
+    links, or hammering a page). Counted in the database like logins, so
+    every worker sees the same figure."""
+    settings = get_settings()
+    now = now or clock.now()
+    since = now - settings.status_rate_window
+    session.execute(sa.delete(StatusRequest).where(StatusRequest.at <= since))
+    session.add(StatusRequest(at=now, address=address[:64]))
+    session.flush()
+    count = session.exec(
+        select(func.count()).where(StatusRequest.address == address[:64], StatusRequest.at > since)
+    ).one()
+    return count <= settings.status_rate_limit
