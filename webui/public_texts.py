@@ -23,6 +23,15 @@ CURRENT = {
     "decision": _l("Die Ausländerbehörde entscheidet über die Vorabzustimmung."),
     "preapproval": _l("Die Vorabzustimmung wird erstellt."),
     "refusal": _l("Der Bescheid wird erstellt."),
+    "recognition_receipt": _l("Die Anerkennungsstelle bestätigt den Eingang der Unterlagen."),
+    "partial_choice": _l(
+        "Bitte teilen Sie mit, ob das Verfahren nach § 16d AufenthG fortgesetzt werden soll."
+    ),
+    "ba_answer": _l("Die Bundesagentur für Arbeit hat eine Rückfrage. Bitte beantworten Sie sie."),
+    "hearing": _l("Die Ausländerbehörde hört Sie vor einer Entscheidung an."),
+    "await_hearing": _l(
+        "Sie können Stellung nehmen oder den Antrag zurücknehmen (Frist: siehe Anhörung)."
+    ),
 }
 
 # A step without its own text: explained by who must act now.
@@ -54,6 +63,12 @@ PAST = {
     "decision": _l("Über die Vorabzustimmung entschieden"),
     "preapproval": _l("Vorabzustimmung versandt"),
     "refusal": _l("Bescheid versandt"),
+    "recognition_receipt": _l("Eingang bei der Anerkennungsstelle bestätigt"),
+    "partial_choice": _l("Ihre Wahl nach der teilweisen Anerkennung erfasst"),
+    "change_to_16d": _l("Verfahren nach § 16d AufenthG fortgesetzt"),
+    "ba_answer": _l("Antwort an die Bundesagentur für Arbeit weitergeleitet"),
+    "hearing": _l("Anhörungsschreiben versandt"),
+    "await_hearing": _l("Anhörung abgeschlossen"),
 }
 PAST_BY_ACTOR = {
     "employer": _l("Ihre Antwort ist eingegangen"),
@@ -75,6 +90,7 @@ LETTER = {
     "fee_notice": _l("Vereinbarung und Gebührenbescheid"),
     "missing_documents": _l("Nachforderung von Unterlagen"),
     "partial_recognition": _l("Hinweis: teilweise Anerkennung der Berufsqualifikation"),
+    "hearing": _l("Anhörung vor einer Ablehnung"),
     "preapproval": _l("Vorabzustimmung nach § 81a AufenthG"),
 }
 
