@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlmodel import select
 
 from serviceplus.demo import blank_pdf
-from serviceplus.flows.letters import render_html, status_link_context
+from serviceplus.flows.letters import letter_context, render_html, status_link_context
 from serviceplus.models import clock
 from serviceplus.models.db import session_scope
 from serviceplus.models.definition import DefinitionError, parse_definition
@@ -30,9 +30,26 @@ from serviceplus.models.tables import (
     StatusLink,
 )
 from serviceplus.settings import get_settings
-from tests.helpers import advance, decide, drive, letter_text, make_case, open_task_of, reload
+from tests.helpers import (
+    active_version,
+    advance,
+    decide,
+    drive,
+    letter_text,
+    make_case,
+    open_task_of,
+    reload,
+)
 
-pytestmark = pytest.mark.usefixtures("inprocess_deployment")
+# The paths of these tests are version 1's (recognition without a receipt step).
+pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_1")
+
+
+@pytest.fixture(scope="module")
+def on_version_1(database):
+    with active_version(1):
+        yield
+
 
 INCOMPLETE = ["passport", "power_of_attorney", "employment_contract"]
 TOKEN_IN_TEXT = re.compile(r"/status/([A-Za-z0-9_-]{43})")
@@ -104,23 +121,12 @@ def test_receipt_letter_prints_a_link_whose_hash_alone_is_stored(app):
 
 
 def test_receipt_letter_carries_the_qr_code_of_the_link():
-    html = render_html(
-        "receipt",
-        {
-            "case": Case(
-                reference="X-1",
-                employer_name="E",
-                employer_address="A",
-                applicant_name="N",
-                applicant_nationality="n",
-                applicant_birth_date=clock.now().date(),
-            ),
-            "organisation": type("O", (), {"name": "ABH", "address": ""})(),
-            "purpose": "18a",
-            "today": clock.now().date(),
-            **status_link_context("https://example.org/status/abc"),
-        },
-    )
+    case = make_case(start=False)
+    with session_scope() as session:
+        case = session.get(Case, case.id)
+        definition = versions.load(session, case.definition_name, case.definition_version)
+        context = letter_context(session, case=case, definition=definition)
+    html = render_html("receipt", context | status_link_context("https://example.org/status/abc"))
     assert "https://example.org/status/abc" in html
     assert 'src="data:image/svg+xml' in html
 
@@ -366,8 +372,11 @@ def test_unknown_steps_of_a_newer_version_still_read_sensibly(app):
     from serviceplus.webui import public_texts
 
     with app.test_request_context("/status/x", headers={"Accept-Language": "en"}):
-        assert str(public_texts.current_text("hearing", "employer")) == (
+        assert str(public_texts.current_text("site_visit", "employer")) == (
             "The foreigners' authority is waiting for your answer."
+        )
+        assert str(public_texts.current_text("hearing", "authority")) == (
+            "The foreigners' authority is hearing you before it decides."
         )
         assert str(public_texts.current_text("ba_question", "ba")).startswith(
             "The Federal Employment Agency"
@@ -376,7 +385,7 @@ def test_unknown_steps_of_a_newer_version_still_read_sensibly(app):
             "Your answer was received"
         )
     with app.test_request_context("/status/x"):
-        assert str(public_texts.current_text("hearing", "authority")) == (
+        assert str(public_texts.current_text("site_visit", "authority")) == (
             "Die Ausländerbehörde bearbeitet Ihren Antrag."
         )
 
