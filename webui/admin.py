@@ -97,11 +97,11 @@ def _draft_start(session, name: str) -> str:
     return active.body.replace(f"version: {active.version}\n", f"version: {nxt}\n", 1)
 
 
-def _scope() -> int | None:
-    """Whose cases this admin may see and move: None for a network admin
-    (every authority), else their own organisation's id."""
-    user = current_user.row
-    return None if versions.sees_all_authorities(get_db(), user) else user.organisation_id
+def _scope() -> int:
+    """Whose cases this admin may see and move: their own organisation's.
+    Nobody sees every authority's cases (the role that would allow it could
+    be given by any admin)."""
+    return current_user.row.organisation_id
 
 
 def _confirmation(row: WorkflowDefinition, action: str):
@@ -113,7 +113,6 @@ def _confirmation(row: WorkflowDefinition, action: str):
         row=row,
         action=action,
         effect=effect,
-        all_authorities=_scope() is None,
         csrf_form=CsrfForm(),
     )
 
@@ -210,7 +209,6 @@ def migrate(name: str):
         target=target,
         plan=plan,
         titles=monitoring.step_titles(session),
-        all_authorities=_scope() is None,
         csrf_form=CsrfForm(),
     )
 

@@ -446,16 +446,6 @@ def migrate(
     return moved
 
 
-def sees_all_authorities(session: Session, user: User) -> bool:
-    """A network admin: an admin of the organisation that holds the partners'
-    network overview (a user with the network role) acts for every
-    authority; any other admin only for their own."""
-    query = select(User.id).where(
-        User.organisation_id == user.organisation_id, User.role == Role.network
-    )
-    return user.role == Role.admin and session.exec(query).first() is not None
-
-
 @dataclass
 class Effect:
     """What publishing or activating a version does to running cases."""
