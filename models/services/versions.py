@@ -18,8 +18,6 @@ from serviceplus.models.tables import (
     CaseStatus,
     HumanTask,
     Organisation,
-    Role,
-    User,
     WorkflowDefinition,
 )
 from serviceplus.settings import PROJECT_ROOT
