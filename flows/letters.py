@@ -12,7 +12,7 @@ from serviceplus.models import clock
 from serviceplus.models.definition import Definition, period_delta
 from serviceplus.models.services import audit, mail, storage
 from serviceplus.models.services.accounts import LEGAL_REMEDIES
-from serviceplus.models.services.advice import LETTERS_TO_EMPLOYER
+from serviceplus.models.services.status_links import EMPLOYER_LETTERS
 from serviceplus.models.tables import Case, Letter, Organisation
 
 TEMPLATES = Path(__file__).parent / "templates" / "letters"
@@ -128,7 +128,7 @@ def write_letter(
     audit.record(
         session, actor="system", action="letter_created", case_id=case.id, detail=TITLES[kind]
     )
-    if kind in LETTERS_TO_EMPLOYER:
+    if kind in EMPLOYER_LETTERS:
         session.flush()  # the letter's id keys its mail
         # Queued in this transaction: no letter without its mail, no mail twice.
         mail.letter_to_employer(session, case, letter, f"{case.reference}-{kind}-{attempt}.pdf")

@@ -243,8 +243,9 @@ def test_progress_shows_steps_and_employer_letters_but_no_internals():
         assert "Anerkennung der Berufsqualifikation" in titles
         assert "Eingang bestätigen" in titles
         kinds = sorted(letter.kind for letter in progress.letters)
-        # Not the hearing or the refusal: they quote the IHK's reasons.
-        assert kinds == ["fee_notice", "receipt"]
+        # Not the hearing or the refusal (they quote the IHK's reasons), not
+        # the receipt (it carries the employer's status link).
+        assert kinds == ["fee_notice"]
         assert "Geheime" not in repr(progress.steps)
         refusal = [x for x in cases.letters_of(session, case.id) if x.kind == "refusal"]
         own = session.get(Precheck, row.id)
@@ -319,7 +320,8 @@ def test_web_precheck_upload_handover_and_progress(login):
         assert case.organisation_id == accounts.get_organisation(session, "abh-hal").id
     drive(case)
     progress = client.get(f"{url}/progress").get_data(as_text=True)
-    assert "Eingangsbestätigung" in progress
+    assert "Vereinbarung und Gebührenbescheid" in progress
+    assert "Eingangsbestätigung" not in progress  # it carries the employer's status link
     assert "Eingang bei der Anerkennungsstelle bestätigen" in progress
     # The authority and the recognition body see it as pre-checked.
     case_page = login("sb.halle").get(f"/cases/{case.reference}").get_data(as_text=True)

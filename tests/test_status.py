@@ -150,7 +150,7 @@ def test_page_shows_step_actor_and_statutory_date_in_plain_language(app, at_reco
     assert page.status_code == 200
     assert "Die Anerkennungsstelle prüft die ausländische Berufsqualifikation." in page.text
     assert "die Anerkennungsstelle" in page.text
-    assert "Gesetzliche Frist für diesen Schritt:" in page.text
+    assert "Frist für diesen Schritt:" in page.text
     assert f"{task.due_at.day:02d}.{task.due_at.month:02d}.{task.due_at.year}" in page.text
     assert "Antrag eingegangen" in page.text  # a past step
     assert "Eingangsbestätigung" in page.text  # a letter

@@ -102,3 +102,55 @@ FLOW_RUN_STATE = {
 
 def flow_run_state(name: str) -> str:
     return FLOW_RUN_STATE.get(name, name)
+
+
+# The history of a case: what happened, in German.
+AUDIT_ACTION = {
+    "case_cancelled": "Fall abgebrochen",
+    "case_closed": "Fall abgeschlossen",
+    "case_created": "Fall angelegt",
+    "case_migrated": "auf neue Version umgestellt",
+    "case_not_migrated": "nicht auf die neue Version umgestellt",
+    "comment_added": "Kommentar",
+    "completeness_rechecked": "Vollständigkeit erneut geprüft",
+    "deadline_extended": "Frist verlängert",
+    "document_added": "Unterlage hinzugefügt",
+    "employer_answered": "Antwort des Arbeitgebers",
+    "employer_document_added": "Unterlage des Arbeitgebers",
+    "flow_failed": "Störung des Ablaufs",
+    "flow_retried": "Ablauf erneut gestartet",
+    "flow_stuck": "Ablauf ohne Prozess erkannt",
+    "internal_note": "Aktenvermerk",
+    "letter_created": "Schreiben erstellt",
+    "letter_downloaded": "Schreiben abgerufen",
+    "personal_data_deleted": "personenbezogene Daten gelöscht",
+    "precheck_accepted": "Vorprüfung übernommen",
+    "precheck_handed_over": "aus der Vorprüfung übergeben",
+    "purpose_changed": "Aufenthaltszweck geändert",
+    "resume_refused": "Fortsetzung abgewiesen",
+    "status_letter_downloaded": "Schreiben über den Statuslink abgerufen",
+    "status_link_issued": "Statuslink erzeugt",
+    "status_link_revoked": "Statuslink gesperrt",
+    "status_viewed": "Statusseite aufgerufen",
+    "step_executed": "Schritt ausgeführt",
+    "step_skipped": "Schritt übersprungen",
+    "task_claimed": "Aufgabe übernommen",
+    "task_completed": "Aufgabe erledigt",
+    "task_delegated": "Aufgabe abgegeben",
+    "task_escalated": "Aufgabe eskaliert",
+    "task_opened": "Aufgabe geöffnet",
+    "task_priority": "Priorität gesetzt",
+    "task_reassigned": "Aufgabe neu zugewiesen",
+    "task_reminder": "Erinnerung",
+    "task_taken_back": "Aufgabe zurückgenommen",
+    "task_unclaimed": "Aufgabe freigegeben",
+}
+AUDIT_ACTOR = {"system": "System", "employer": "Arbeitgeber (Statuslink)", "demo": "Demo"}
+
+
+def audit_action(value: str) -> str:
+    return AUDIT_ACTION.get(value, value.replace("_", " "))
+
+
+def audit_actor(value: str) -> str:
+    return AUDIT_ACTOR.get(value, value)

@@ -30,7 +30,6 @@ bp = Blueprint("monitor", __name__, url_prefix="/monitor")
 bp.add_app_template_global(formatting.number, "de_number")
 bp.add_app_template_global(formatting.percent, "de_percent")
 bp.add_app_template_global(formatting.duration, "de_duration")
-bp.add_app_template_global(labels.case_state)
 bp.add_app_template_global(labels.case_outcome)
 bp.add_app_template_global(labels.flow_run_state, "run_state_label")
 

@@ -41,11 +41,11 @@ from serviceplus.models.tables import (
 
 ADVICE = "advice"  # Organisation.kind of an advice organisation
 NOTE_MAX = 2000
-# Letters the authority sends to the employer, whom the adviser advises.
-# Not the internal note on the BA's deemed approval, and not the hearing
-# or the refusal: they quote the reasons of the body that refused (BA, recognition body).
-LETTERS_TO_EMPLOYER = (
-    "receipt",
+# The letters an adviser may read: not the receipt (it carries the employer's
+# private status link), not the internal note on the BA's deemed approval,
+# not the hearing or the refusal (they quote the reasons of the body that
+# refused: BA, recognition body).
+ADVISER_LETTERS = (
     "fee_notice",
     "missing_documents",
     "partial_recognition",
@@ -403,9 +403,7 @@ def progress(session: Session, precheck: Precheck) -> Progress | None:
         steps.append((task.title, task.status, task.created_at, task.due_at, task.completed_at))
     steps.sort(key=lambda s: s[2])
     letters = [
-        letter
-        for letter in cases.letters_of(session, case.id)
-        if letter.kind in LETTERS_TO_EMPLOYER
+        letter for letter in cases.letters_of(session, case.id) if letter.kind in ADVISER_LETTERS
     ]
     return Progress(
         case=case,
@@ -421,7 +419,7 @@ def letter_for(session: Session, precheck: Precheck, letter_id: int) -> Letter |
         letter is None
         or precheck.case_id is None
         or letter.case_id != precheck.case_id
-        or letter.kind not in LETTERS_TO_EMPLOYER
+        or letter.kind not in ADVISER_LETTERS
     ):
         return None
     return letter

@@ -1,8 +1,8 @@
 """The employer's status page: private links, what the page may show, and
 the employer's answers (documents or a choice) to a task waiting for them.
 
-A link is a random token of 256 bits; only its sha256 is stored, so a copy
-of the database opens no status page. A case has at most one working link:
+A link is a random token of 256 bits; the database holds only its sha256
+(the archived receipt letter prints the token itself). A case has at most one working link:
 issuing a new one revokes the old. See docs/security.md.
 """
 
@@ -19,7 +19,6 @@ from serviceplus.models import clock
 from serviceplus.models.db import session_scope
 from serviceplus.models.definition import Step
 from serviceplus.models.services import audit, cases, human_tasks, versions
-from serviceplus.models.services.advice import LETTERS_TO_EMPLOYER
 from serviceplus.models.tables import (
     AuditEvent,
     Case,
@@ -38,6 +37,18 @@ TOKEN_BYTES = 32
 TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 # Who acts, from the kind of the organisation that holds the open task.
 ACTOR_OF_KIND = {"abh": "authority", "recognition": "recognition", "ba": "ba"}
+
+# The letters addressed to the employer: on the status page and mailed.
+# Not the BA's deemed approval (an internal file note).
+EMPLOYER_LETTERS = (
+    "receipt",
+    "fee_notice",
+    "missing_documents",
+    "partial_recognition",
+    "hearing",
+    "preapproval",
+    "refusal",
+)
 
 
 class AnswerError(ValueError):
@@ -246,7 +257,7 @@ def _past_steps(session: Session, case: Case, definition) -> list[PastStep]:
 
 
 def employer_letters(session: Session, case_id: int) -> list[Letter]:
-    return [x for x in cases.letters_of(session, case_id) if x.kind in LETTERS_TO_EMPLOYER]
+    return [x for x in cases.letters_of(session, case_id) if x.kind in EMPLOYER_LETTERS]
 
 
 def letter_for(session: Session, case: Case, letter_id: int) -> Letter | None:
