@@ -102,6 +102,13 @@ def test_diagram_is_well_formed_for_any_title(title):
         "line",
         "text",
         "rect",
+        # Graphviz's layout: groups, tooltips and links, shapes.
+        "g",
+        "title",
+        "a",
+        "polygon",
+        "polyline",
+        "ellipse",
     }
 
 

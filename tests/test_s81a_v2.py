@@ -419,7 +419,7 @@ def test_running_version_1_cases_move_to_version_2_after_a_dry_run():
         assert plan[at_recognition.id].can_move
         # The BA may now also ask a question: a waiting BA task cannot change its options.
         assert not plan[at_ba.id].can_move
-        assert "ba_approval" in plan[at_ba.id].reason
+        assert "Zustimmung der Bundesagentur für Arbeit" in plan[at_ba.id].reason
     assert reload(at_recognition).definition_version == 1  # the dry run changed nothing
     with session_scope() as session:
         moved = versions.move_running_cases(session, name="s81a", source=1, target=2)
