@@ -138,7 +138,7 @@ def handed_over_precheck() -> tuple[int, int]:
     drive(case)
     with session_scope() as session:
         letter = session.exec(
-            select(Letter).where(Letter.case_id == case.id, Letter.kind == "receipt")
+            select(Letter).where(Letter.case_id == case.id, Letter.kind == "fee_notice")
         ).one()
         return row.id, letter.id
 
