@@ -308,11 +308,13 @@ def test_browser_adviser_precheck_handover_and_network_pages_are_accessible(stac
         page.get_by_role("button", name="Übergeben").click()
         page.get_by_role("heading", name="Stand des Verfahrens").wait_for()
 
-        def shows_receipt():
+        def shows_fee_notice():
             page.reload()
-            return page.get_by_role("link", name="Eingangsbestätigung").count() == 1
+            return page.get_by_role("link", name="Vereinbarung und Gebührenbescheid").count() == 1
 
-        wait_for(shows_receipt, 120, "the receipt letter on the progress page")
+        # Not the receipt: it prints the employer's private status link.
+        wait_for(shows_fee_notice, 120, "the fee notice on the progress page")
+        assert page.get_by_role("link", name="Eingangsbestätigung").count() == 0
         assert serious_violations(page) == []
         page.get_by_role("button", name="Abmelden").click()
         log_in(page, base, "netzwerk")
