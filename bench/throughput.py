@@ -69,7 +69,7 @@ def memory(run_pid: int) -> dict[str, float]:
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         if ppid != run_pid:
             continue
-        for label, marker in (("Prefect server", "server start"), ("worker", "worker start"),
+        for label, marker in (("Prefect server", "server start"), ("worker", "serviceplus.worker"),
                               ("web (gunicorn)", "gunicorn")):  # fmt: skip
             if marker in cmd:
                 parts[label] = _tree_rss_mb(int(proc.name))

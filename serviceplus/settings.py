@@ -112,6 +112,11 @@ class Settings(BaseSettings):
         return self.data_dir / "forkserver.sock"
 
     @property
+    def worker_nudge_socket(self) -> Path:
+        """Where this host's worker listens for "poll now" (serviceplus/worker.py)."""
+        return self.data_dir / "worker.sock"
+
+    @property
     def prefect_home(self) -> Path:
         return self.data_dir / "prefect"
 

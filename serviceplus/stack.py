@@ -148,6 +148,10 @@ class Stack:
         # this one (tests/test_workers.py); results and storage stay shared.
         self.work_dir = work_dir
         self.forkserver_socket = forkserver_socket or settings.forkserver_socket
+        # Only the first host's worker is woken by a resume; others poll.
+        self.nudge_socket = (
+            settings.worker_nudge_socket if work_dir == PROJECT_ROOT else work_dir / "worker.sock"
+        )
         if settings.warm_start:
             self.env["SERVICEPLUS_FORKSERVER_SOCKET"] = str(self.forkserver_socket)
         self.procs: list[tuple[str, subprocess.Popen]] = []
@@ -240,15 +244,15 @@ class Stack:
         self._spawn(
             "prefect-worker",
             [
-                _exe("prefect"),
-                "worker",
-                "start",
+                sys.executable,
+                "-m",
+                "serviceplus.worker",
                 "--pool",
                 self.settings.work_pool,
                 "--limit",
                 str(self.settings.worker_limit),
-                "--type",
-                "process",
+                "--nudge-socket",
+                str(self.nudge_socket),
             ],
         )
 

@@ -26,7 +26,16 @@ def start_flow_run(*, reference: str, parameters: dict[str, Any], tags: list[str
         idempotency_key=reference,
         as_subflow=False,
     )
+    wake_worker()
     return str(flow_run.id)
+
+
+def wake_worker() -> None:
+    """Have this host's worker pick up a scheduled run now rather than at its
+    next poll (serviceplus/worker.py). Only a hint: the poll still finds it."""
+    from serviceplus.worker import nudge
+
+    nudge(get_settings().worker_nudge_socket)
 
 
 def resume_flow_run(
@@ -58,6 +67,7 @@ def resume_flow_run(
         while True:
             result = client.resume_flow_run(UUID(flow_run_id), run_input=run_input)
             if result.status == SetStateStatus.ACCEPT:
+                wake_worker()
                 return True
             state = client.read_flow_run(UUID(flow_run_id)).state
             if state is None or state.type not in on_its_way or time.monotonic() > give_up_at:
@@ -157,7 +167,10 @@ def retry_flow_run(flow_run_id: str) -> bool:
         result = client.set_flow_run_state(
             UUID(flow_run_id), Scheduled(name="Retrying"), force=True
         )
-    return result.status == SetStateStatus.ACCEPT
+    accepted = result.status == SetStateStatus.ACCEPT
+    if accepted:
+        wake_worker()
+    return accepted
 
 
 def cancel_flow_run(flow_run_id: str, reason: str) -> None:

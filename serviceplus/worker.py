@@ -1,0 +1,105 @@
+"""Prefect's process worker, woken at once when a case run is resumed.
+
+A resumed run goes back to Scheduled, and Prefect's worker only finds it at
+its next poll (`PREFECT_WORKER_QUERY_SECONDS`). This is the same
+`ProcessWorker` that `prefect worker start --type process` runs, with its
+polling loop unchanged, plus a Unix datagram socket: whoever resumes or
+starts a run sends one datagram (`nudge`) and the worker polls right away.
+A nudge is only a hint: lost, late or sent while no worker listens, the
+regular poll still finds the run, and a run found by both is submitted once
+(the worker skips runs it is already submitting, and the server lets only
+one worker move a run to Pending).
+
+Usage: python -m serviceplus.worker --pool cases --limit 4 [--nudge-socket PATH]
+"""
+
+import argparse
+import os
+import socket
+from pathlib import Path
+
+NUDGE = b"poll"
+
+
+def nudge(path: Path) -> bool:
+    """Ask the worker listening on `path` to poll now; False if none listens."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        try:
+            sock.sendto(NUDGE, str(path))
+        except OSError:  # no worker here (yet), or its queue is full: it polls anyway
+            return False
+    return True
+
+
+def _bind(path: Path) -> socket.socket:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)  # left by a worker that was killed
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    os.chmod(path, 0o600)  # only the service's own user may wake it
+    sock.setblocking(False)
+    return sock
+
+
+async def _poll_on_nudge(worker, sock: socket.socket) -> None:
+    import anyio
+
+    while True:
+        await anyio.wait_readable(sock)
+        # Several nudges that arrived together need one poll.
+        while True:
+            try:
+                sock.recv(64)
+            except BlockingIOError:
+                break
+        # Before its first sync with the server the worker would poll nothing.
+        while not getattr(worker, "_has_successfully_synced", True):
+            await anyio.sleep(0.1)
+        try:
+            await worker.get_and_submit_flow_runs()
+        except Exception:  # the regular poll retries; a nudge must not stop the worker
+            worker._logger.exception("Poll on nudge failed")
+
+
+async def serve(pool: str, limit: int, nudge_socket: Path | None) -> None:
+    import anyio
+    from prefect.settings import PREFECT_WORKER_HEARTBEAT_SECONDS
+    from prefect.workers.process import ProcessWorker
+
+    worker = ProcessWorker(
+        work_pool_name=pool,
+        limit=limit,
+        heartbeat_interval_seconds=int(PREFECT_WORKER_HEARTBEAT_SECONDS.value()),
+    )
+    async with anyio.create_task_group() as group:
+        if nudge_socket is not None:
+            sock = _bind(nudge_socket)
+            group.start_soon(_poll_on_nudge, worker, sock)
+        await worker.start()
+        group.cancel_scope.cancel()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m serviceplus.worker",
+        description="Prefect's process worker that also polls when a resume nudges it.",
+    )
+    parser.add_argument("--pool", required=True, help="work pool to serve")
+    parser.add_argument("--limit", type=int, default=4, help="flow runs at a time")
+    parser.add_argument(
+        "--nudge-socket",
+        type=Path,
+        help="Unix datagram socket to listen on for nudges (default: none, poll only)",
+    )
+    args = parser.parse_args(argv)
+
+    import anyio
+    from prefect.utilities.processutils import setup_signal_handlers_worker
+
+    setup_signal_handlers_worker(os.getpid(), "the ServicePLUS worker", print)
+    anyio.run(serve, args.pool, args.limit, args.nudge_socket)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The worker polls at once when a resume or a new case nudges it
+(serviceplus/worker.py), instead of at its next poll."""
+
+import subprocess
+import sys
+import time
+from uuid import uuid4
+
+from serviceplus.settings import PROJECT_ROOT
+from serviceplus.stack import die_with_parent
+from serviceplus.worker import nudge
+
+
+def _state(flow_run_id) -> str:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id).state.name
+
+
+def _wait_for_state(flow_run_id, name: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _state(flow_run_id) == name:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_a_nudge_makes_the_worker_take_a_scheduled_run_before_its_next_poll(
+    prefect_server, tmp_path
+):
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.deployments import run_deployment
+
+    from bench.bare_flow import bare_flow
+
+    pool = f"nudge-{uuid4().hex[:8]}"
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+    bare_flow.from_source(
+        source=str(PROJECT_ROOT), entrypoint="bench/bare_flow.py:bare_flow"
+    ).deploy(
+        name=pool,
+        work_pool_name=pool,
+        job_variables={"command": f"{sys.executable} -m prefect.engine"},
+        print_next_steps=False,
+    )
+    socket_path = tmp_path / "worker.sock"
+    # Polls once at start, then not for an hour: only a nudge can start the run.
+    env = dict(prefect_server.env, PREFECT_WORKER_QUERY_SECONDS="3600")
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 (closed below)
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "serviceplus.worker",
+            "--pool",
+            pool,
+            "--limit",
+            "2",
+            "--nudge-socket",
+            str(socket_path),
+        ],  # fmt: skip
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while b"started" not in (tmp_path / "worker.log").read_bytes():
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+            assert time.monotonic() < deadline, "the worker did not start"
+            time.sleep(0.2)
+        flow_run = run_deployment(
+            f"bare-flow/{pool}", parameters={"number": 1}, timeout=0, as_subflow=False
+        )
+        assert not _wait_for_state(flow_run.id, "Suspended", 5), "taken without a nudge"
+        assert _state(flow_run.id) == "Scheduled"
+
+        assert nudge(socket_path)
+        assert _wait_for_state(flow_run.id, "Suspended", 120), _state(flow_run.id)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        log.close()
+
+
+def test_a_nudge_without_a_worker_is_harmless(tmp_path):
+    assert nudge(tmp_path / "nobody.sock") is False
