@@ -185,6 +185,16 @@ def _stop_if_running(proc: subprocess.Popen) -> None:
         stop_stack(proc)
 
 
+def database_locked_count() -> int:
+    """How often this benchmark's parts logged SQLite's "database is locked"
+    (the Prefect server's and the app's databases under concurrent writes)."""
+    logs = Path(os.environ["SERVICEPLUS_DATA_DIR"]) / "logs"
+    return sum(
+        log.read_text(encoding="utf-8", errors="replace").count("database is locked")
+        for log in logs.glob("*.log")
+    )
+
+
 def replace_section(path: Path, section: str) -> None:
     """Put `section` in place of the section with the same heading (or append it)."""
     heading = section.splitlines()[0]

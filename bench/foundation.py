@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench.common import (
     database_label,
+    database_locked_count,
     percentile,
     prepare,
     replace_section,
@@ -32,7 +33,7 @@ def report(first: float, warm: float, latencies: list[float], gap: float) -> str
         ("`serviceplus run` until the login page is served, empty data directory", first, 1),
         ("the same, warm restart reusing the data", warm, 1),
         (
-            "decision saved -> next task opened (worker polls every 1 s), p50",
+            "decision saved -> next task opened (the resume wakes the worker), p50",
             statistics.median(latencies),
             2,
         ),
@@ -53,6 +54,7 @@ def report(first: float, warm: float, latencies: list[float], gap: float) -> str
             "| figure | value |",
             "|---|---|",
             *(f"| {label} | {value:.{digits}f} s |" for label, value, digits in rows),
+            f'| "database is locked" in the logs of both runs | {database_locked_count()} |',
             "",
         ]
     )

@@ -197,7 +197,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="replace this section in a Markdown file")
     args = parser.parse_args()
 
-    from bench.common import start_stack, stop_stack
+    from bench.common import database_locked_count, start_stack, stop_stack
     from serviceplus.settings import apply_prefect_env
 
     apply_prefect_env()
@@ -254,6 +254,7 @@ def main() -> None:
             f"| decisions saved by clerks | {decided} |",
             f"| saved decisions missing from their case | {missing} |",
             f"| flow runs resumed more often than decided | {over} |",
+            f'| "database is locked" in the logs | {database_locked_count()} |',
             "",
         ]
     )

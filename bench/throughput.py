@@ -23,6 +23,7 @@ from pathlib import Path
 from bench.common import (
     cases_to_first_task,
     database_label,
+    database_locked_count,
     prepare,
     replace_section,
     start_stack,
@@ -187,6 +188,7 @@ def main() -> None:
         f"| letter (pre-approval, tagged PDF/A-3a, warm) | {letter_ms:.0f} ms, "
         f"{letter_bytes / 1024:.0f} KiB |",
     ]
+    rows.append(f'| "database is locked" in the logs | {database_locked_count()} |')
     for label in at_rest:
         rows.append(f"| memory {label}: at rest / after the runs | "
                     f"{at_rest[label]:.0f} / {after.get(label, 0):.0f} MB |")  # fmt: skip
