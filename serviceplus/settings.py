@@ -50,10 +50,13 @@ class Settings(BaseSettings):
     # instead of refusing, so strangers cannot lock the owner out.
     login_account_limit: int = 100
     login_account_delay: timedelta = timedelta(seconds=2)
-    # A case run Pending or Running this long without a state change has lost
-    # its process (no step takes more than seconds): the sweeper marks it
-    # Crashed and reschedules it.
-    stuck_after: timedelta = timedelta(minutes=5)
+    # A running flow run tells the Prefect server it is alive this often
+    # (Prefect's flow-run heartbeat events; Prefect's minimum is 30 s).
+    heartbeat_seconds: int = 30
+    # A case run Pending or Running this long without a state change and
+    # without a heartbeat has lost its process: the sweeper marks it Crashed
+    # and reschedules it. Three missed heartbeats and a margin.
+    stuck_after: timedelta = timedelta(minutes=2)
     # Coordinators' overview: open tasks due within this span count as "bald fällig".
     soon_due: timedelta = timedelta(days=3)
     # Flow runs start in a child forked from a server with everything
@@ -137,6 +140,7 @@ class Settings(BaseSettings):
             # behind the app's back (docs/security.md).
             "PREFECT_API_AUTH_STRING": self.prefect_auth,
             "PREFECT_SERVER_API_AUTH_STRING": self.prefect_auth,
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(self.heartbeat_seconds),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "DO_NOT_TRACK": "1",
             "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),

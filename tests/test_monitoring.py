@@ -8,7 +8,8 @@ from sqlmodel import select
 
 from serviceplus.models import clock
 from serviceplus.models.db import session_scope
-from serviceplus.models.services import accounts, audit, monitoring, storage
+from serviceplus.models.services import accounts, audit, monitoring, orchestration, storage
+from serviceplus.models.services.orchestration import HEARTBEAT
 from serviceplus.models.tables import Case, Document, HumanTask, Organisation, Role, User
 from tests.helpers import BLUE_CARD, drive, executions, make_case, open_task_of, reload
 
@@ -312,7 +313,7 @@ def test_run_without_a_process_is_listed_and_recovered_by_the_sweeper():
     with session_scope() as session:
         listed = monitoring.incidents(session, "abh-md", stuck_after=timedelta(0))
         assert [i["stuck"] for i in listed if i["case"].id == case.id] == [True]
-        # Not yet stuck by the default rule (5 minutes).
+        # Not yet stuck by the default rule (2 minutes).
         assert case.id not in [i["case"].id for i in monitoring.incidents(session, "abh-md")]
 
     report = sweep(stuck_after=timedelta(0))
@@ -323,6 +324,54 @@ def test_run_without_a_process_is_listed_and_recovered_by_the_sweeper():
     with session_scope() as session:
         actions = [e.action for e in audit.events_for_case(session, case.id)]
     assert "flow_stuck" in actions and "flow_retried" in actions
+
+
+def _send_heartbeat(flow_run_id: str):
+    """A heartbeat as the engine of a live run sends it; back when it is stored."""
+    import time
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    from prefect import get_client
+
+    resource = f"prefect.flow-run.{flow_run_id}"
+    sent = datetime.now(UTC)
+    event = {"id": str(uuid4()), "occurred": sent.isoformat(), "event": HEARTBEAT,
+             "resource": {"prefect.resource.id": resource}}  # fmt: skip
+    with get_client(sync_client=True) as client:
+        client.request("POST", "/events", json=[event])
+        for _ in range(100):  # the server stores events a moment later
+            if orchestration.heartbeats_since(client, [_Run(flow_run_id)], sent):
+                return sent
+            time.sleep(0.2)
+    raise AssertionError("the heartbeat was not stored")
+
+
+class _Run:
+    def __init__(self, flow_run_id: str):
+        from uuid import UUID
+
+        self.id = UUID(flow_run_id)
+
+
+def test_a_run_that_sends_heartbeats_is_not_stuck():
+    """Stuck means: no state change and no heartbeat within `stuck_after`."""
+    import time
+    from datetime import UTC, datetime
+
+    alive, dead = make_case(example=BLUE_CARD), make_case(example=BLUE_CARD)
+    _lose_the_process(alive)
+    _lose_the_process(dead)
+    time.sleep(1)
+    heartbeat = _send_heartbeat(reload(alive).flow_run_id)
+    running_since = max(
+        orchestration.stuck_case_runs(timedelta(0), tag="abh-md"), key=lambda r: r.state.timestamp
+    ).state.timestamp
+    # A window that starts after both runs went Running and before the heartbeat.
+    window = datetime.now(UTC) - (running_since + (heartbeat - running_since) / 2)
+    stuck = {str(run.id) for run in orchestration.stuck_case_runs(window, tag="abh-md")}
+    assert reload(dead).flow_run_id in stuck
+    assert reload(alive).flow_run_id not in stuck
 
 
 def test_coordinator_retries_a_stuck_run(login, monkeypatch):

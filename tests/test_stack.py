@@ -74,10 +74,27 @@ def task_of(stack: Stack, reference: str, step: str = "decision") -> dict | None
     return next((t for t in rows if t["case"] == reference and t["step"] == step), None)
 
 
+def _sent_heartbeats(reference: str) -> bool:
+    """Prefect's flow-run heartbeat events of the case's run (stuck detection)."""
+    from datetime import UTC, datetime, timedelta
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    from serviceplus.models.services.orchestration import heartbeats_since
+
+    named = FlowRunFilter(name=FlowRunFilterName(any_=[reference]))
+    with get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(flow_run_filter=named, limit=1)
+        since = datetime.now(UTC) - timedelta(hours=1)
+        return bool(wait_for(lambda: heartbeats_since(client, [run], since), 30, "a heartbeat"))
+
+
 def test_cli_case_runs_to_completion_on_the_worker(stack, tmp_path):
     reference = start_example_case(stack, tmp_path, "stack-cli")
     task = wait_for(lambda: task_of(stack, reference), 120, "the decision task")
     assert (task["step"], task["options"]) == ("decision", ["approve", "reject"])
+    assert _sent_heartbeats(reference), "the forked run told Prefect it was alive"
 
     done = cli(
         stack, "task", "complete", str(task["id"]), "--decision", "approve", "--as", "sb.magdeburg"

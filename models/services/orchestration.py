@@ -103,9 +103,11 @@ def crashed_case_runs(limit: int = 100) -> list:
 
 
 def stuck_case_runs(older_than: timedelta, tag: str | None = None, limit: int = 200) -> list:
-    """Case flow runs Pending or Running for longer than `older_than` without
-    a state change: their process is gone (a worker killed mid-run), since no
-    step takes more than seconds. Prefect would leave them Running forever."""
+    """Case flow runs Pending or Running for longer than `older_than` with
+    neither a state change nor a heartbeat in that time: their process is
+    gone (a worker or machine killed mid-run). A live run sends a heartbeat
+    event every `heartbeat_seconds` (PREFECT_FLOWS_HEARTBEAT_FREQUENCY), even
+    in a long step; Prefect alone would leave a dead one Running forever."""
     from prefect import get_client
     from prefect.client.schemas.filters import (
         FlowFilter,
@@ -124,7 +126,37 @@ def stuck_case_runs(older_than: timedelta, tag: str | None = None, limit: int = 
     cutoff = datetime.now(UTC) - older_than
     with get_client(sync_client=True) as client:
         found = client.read_flow_runs(flow_filter=flows, flow_run_filter=runs, limit=limit)
-    return [run for run in found if run.state and run.state.timestamp <= cutoff]
+        quiet = [run for run in found if run.state and run.state.timestamp <= cutoff]
+        alive = heartbeats_since(client, quiet, cutoff) if quiet else set()
+    return [run for run in quiet if run.id not in alive]
+
+
+HEARTBEAT = "prefect.flow-run.heartbeat"
+
+
+def heartbeats_since(client, runs: list, since: datetime) -> set[UUID]:
+    """The runs among `runs` that sent a heartbeat event after `since`."""
+    from prefect.events.filters import (
+        EventFilter,
+        EventNameFilter,
+        EventOccurredFilter,
+        EventResourceFilter,
+    )
+
+    page = client.read_events(
+        filter=EventFilter(
+            occurred=EventOccurredFilter(since=since),
+            event=EventNameFilter(name=[HEARTBEAT]),
+            resource=EventResourceFilter(id=[f"prefect.flow-run.{run.id}" for run in runs]),
+        ),
+        limit=50,  # the server's maximum per page
+    )
+    alive = set()
+    while True:
+        alive.update(UUID(e.resource.id.removeprefix("prefect.flow-run.")) for e in page.events)
+        if not page.next_page:
+            return alive
+        page = client.read_events_page(str(page.next_page))
 
 
 def mark_crashed(flow_run_id: str, message: str) -> bool:
