@@ -59,3 +59,4 @@ def test_profile_bench_writes_its_section(tmp_path):
     text = run_bench("bench.profile", tmp_path)
     assert "## Profile: one flow-run process" in text
     assert "| interpreter start, `import prefect` and the engine |" in text
+    assert "| **warm path: CPU of the forked child** (kernel, not sampled) |" in text
