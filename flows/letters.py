@@ -97,6 +97,20 @@ def render_pdf(html: str) -> bytes:
     return HTML(string=html, base_url=str(TEMPLATES)).write_pdf(pdf_variant=PDF_VARIANT)
 
 
+# What the first letter in a process costs beyond the import: fontconfig,
+# Pango's font map and cffi parsing the C types it meets. The fork server
+# renders this once, so its children start with all of that done.
+WARM_UP = """<!DOCTYPE html><html lang="de"><head><meta charset="utf-8"><title>Probe</title>
+<style>@page { size: A4; @bottom-center { content: "Seite " counter(page); } }
+body { font-family: "DejaVu Sans", sans-serif; }</style></head>
+<body><h1>Bescheid</h1><p>Sehr geehrte Damen und Herren, <b>fett</b> <i>kursiv</i>
+äöüß €.</p><table><tr><th>a</th><td>1</td></tr></table></body></html>"""
+
+
+def warm_up() -> None:
+    render_pdf(WARM_UP)
+
+
 def write_letter(
     session: Session,
     *,

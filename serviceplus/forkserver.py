@@ -23,6 +23,7 @@ run's process) kills itself, as the plain engine process would have died.
 """
 
 import contextlib
+import cProfile
 import json
 import os
 import selectors
@@ -30,6 +31,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 
 
@@ -41,7 +43,10 @@ def preload() -> dict:
     from prefect.flow_engine import load_flow_run, run_flow  # noqa: F401
 
     from serviceplus.flows.case_flow import case_flow
+    from serviceplus.flows.letters import warm_up
     from serviceplus.flows.sweeper import sweeper
+
+    warm_up()  # one letter rendered here, not in every child (checked: no threads)
 
     return {"case-flow": case_flow, "sweeper": sweeper}
 
@@ -59,6 +64,11 @@ def run_child(conn: socket.socket, env: dict[str, str], flows: dict) -> int:
 
     flow_run_id = UUID(env["PREFECT__FLOW_RUN_ID"])
     configure_from_env()
+    # bench/profile.py: where a forked child spends its CPU (cProfile, per function).
+    profile_to = env.get("SERVICEPLUS_PROFILE_CHILD")
+    profiler = cProfile.Profile(time.process_time) if profile_to else None  # CPU, not waits
+    if profiler:
+        profiler.enable()
     try:
         with handle_engine_signals(flow_run_id):
             flow_run = load_flow_run(flow_run_id=flow_run_id)
@@ -67,6 +77,10 @@ def run_child(conn: socket.socket, env: dict[str, str], flows: dict) -> int:
             run_flow(flow, flow_run=flow_run)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(profile_to)
     return 0
 
 
