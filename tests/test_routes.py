@@ -93,7 +93,7 @@ ROUTES = {
     "advice.progress": ("GET", "/advice/{precheck}/progress", WCST),
     "advice.letter": ("GET", "/advice/{precheck}/letters/{precheck_letter}", WCST),
     "network.index": ("GET", "/network/", {"netzwerk"}),
-    "network.figure_csv": ("GET", "/network/figures/deadlines.csv", {"netzwerk"}),
+    "network.figure_download": ("GET", "/network/figures/deadlines.xlsx", {"netzwerk"}),
 }
 
 

@@ -210,8 +210,10 @@ def figure_download(name: str, fmt: str):
     if fmt == "csv":
         body, mimetype = spreadsheet.csv_bytes(headings, rows), "text/csv; charset=utf-8"
     else:
-        body = spreadsheet.xlsx_bytes(figure.title, headings, rows)
-        mimetype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        body, mimetype = (
+            spreadsheet.xlsx_bytes(figure.title, headings, rows),
+            spreadsheet.XLSX_MIMETYPE,
+        )
     disposition = f"attachment; filename={name}.{fmt}"
     return Response(body, mimetype=mimetype, headers={"Content-Disposition": disposition})
 
