@@ -83,6 +83,7 @@ ROUTES = {
     "admin.users": ("GET", "/admin/users", {"admin"}),
     "admin.deactivate": ("POST", "/admin/users/1/deactivate", {"admin"}),
     "admin.role": ("POST", "/admin/users/1/role", {"admin"}),
+    "admin.reset_password": ("POST", "/admin/users/1/password", {"admin"}),
     "admin.organisation": ("GET", "/admin/organisation", {"admin"}),
     "advice.index": ("GET", "/advice/", ADVISERS),
     "advice.new": ("GET", "/advice/new", ADVISERS),
