@@ -214,6 +214,8 @@ class HumanTask(SQLModel, table=True):
         sa.Index("ix_human_task_queue", "organisation_id", "role", "status", "due_at"),
         # The inbox query walks this index in due order and stops after a page.
         sa.Index("ix_human_task_inbox", "organisation_id", "role", "active", "undated", "due_at"),
+        # The coordinators' late-work list walks this in due order (overview.py).
+        sa.Index("ix_human_task_due", "active", "due_at", "id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)

@@ -1,4 +1,5 @@
-"""overview_snapshot (precomputed coordinator figures); user.must_change_password
+"""overview_snapshot (precomputed coordinator figures), ix_human_task_due;
+user.must_change_password
 
 Revision ID: 0014a
 Revises: 0013
@@ -31,6 +32,7 @@ def upgrade() -> None:
         sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("figures", sa.JSON(), nullable=False),
     )
+    op.create_index("ix_human_task_due", "human_task", ["active", "due_at", "id"])
     op.add_column(
         "user",
         sa.Column("must_change_password", sa.Boolean(), nullable=False, server_default=sa.false()),
@@ -40,4 +42,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("user") as batch_op:
         batch_op.drop_column("must_change_password")
+    op.drop_index("ix_human_task_due", table_name="human_task")
     op.drop_table("overview_snapshot")
