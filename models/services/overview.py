@@ -98,23 +98,22 @@ def current(session: Session, org_id: int, now: datetime | None = None) -> Overv
     return row
 
 
-def refresh_due(session: Session, now: datetime | None = None) -> int:
+def refresh_due(session: Session, now: datetime | None = None) -> list[int]:
     """The sweeper's part: refresh the snapshot of every organisation with a
     coordinator once it is older than half the allowed age, so a page never
-    has to. Returns how many were refreshed."""
+    has to. Returns the organisations refreshed."""
     now = now or clock.now()
     half = get_settings().overview_max_age / 2
     coordinated = select(User.organisation_id).where(
         User.role == Role.coordinator,
         User.active == True,  # noqa: E712
     )
-    ages = dict(
+    computed = dict(
         session.exec(select(OverviewSnapshot.organisation_id, OverviewSnapshot.computed_at)).all()
     )
-    refreshed = 0
+    refreshed = []
     for org_id in sorted(set(session.exec(coordinated).all())):
-        computed = ages.get(org_id)
-        if computed is None or now - computed > half:
+        if org_id not in computed or now - computed[org_id] > half:
             refresh(session, org_id, now)
-            refreshed += 1
+            refreshed.append(org_id)
     return refreshed

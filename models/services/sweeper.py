@@ -79,7 +79,7 @@ def sweep(
     report.mails_sent, report.mails_pending = mail.send_pending()
     with session_scope() as session:
         # Wall-clock time, like stuck runs: `now` may be a test's future for deadlines.
-        report.overviews = overview.refresh_due(session)
+        report.overviews = len(overview.refresh_due(session))
     return report
 
 
