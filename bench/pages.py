@@ -136,6 +136,7 @@ def main() -> None:
     seed(args.tasks)
     seeded = time.perf_counter() - started
     refresh = refresh_overview()
+    load_before = os.getloadavg()[0]
     rows = []
     for label, url, user in [
         ("inbox: first page, by due date", "/inbox", "sb.magdeburg"),
@@ -150,17 +151,19 @@ def main() -> None:
         rows.append(
             f"| {label} | {statistics.median(timings):.1f} ms | {percentile(timings, 95):.1f} ms |"
         )
+    load = f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     text = "\n".join(
         [
             f"## Inbox and monitoring with {args.tasks:,} cases",
             "",
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m bench.pages "
             f"--tasks {args.tasks} --requests {args.requests}` on {platform.node()} "
-            f"({os.cpu_count()} cores, SQLite; seeding took {seeded:.1f} s). Each case has one "
-            "open and one completed task. Server time per request through the Flask app "
-            "(no network); the inbox shows 50 rows per page. The overview reads the figures "
-            "the sweeper precomputes (`overview_snapshot`) and lists the first 100 late tasks "
-            "live; computing the figures once, as the sweeper does, is the last row.",
+            f"({os.cpu_count()} cores, SQLite; seeding took {seeded:.1f} s; {load}). "
+            "Each case has one open and one completed task. Server time per request "
+            "through the Flask app (no network); the inbox shows 50 rows per page. "
+            "The overview reads the figures the sweeper precomputes (`overview_snapshot`) "
+            "and lists the first 100 late tasks live; computing the figures once, as the "
+            "sweeper does, is the last row.",
             "",
             "| request | p50 | p95 |",
             "|---|---|---|",
