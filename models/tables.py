@@ -105,6 +105,11 @@ class User(SQLModel, table=True):
     # whether they want the daily digest of tasks due soon or overdue.
     email: str | None = Field(default=None, max_length=254)
     digest: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    # Set by an admin's password reset: the user must choose a new password
+    # before anything else (webui/auth.py).
+    must_change_password: bool = Field(
+        default=False, sa_column_kwargs={"server_default": sa.false()}
+    )
 
 
 class WorkflowDefinition(SQLModel, table=True):
@@ -209,6 +214,8 @@ class HumanTask(SQLModel, table=True):
         sa.Index("ix_human_task_queue", "organisation_id", "role", "status", "due_at"),
         # The inbox query walks this index in due order and stops after a page.
         sa.Index("ix_human_task_inbox", "organisation_id", "role", "active", "undated", "due_at"),
+        # The coordinators' late-work list walks this in due order (overview.py).
+        sa.Index("ix_human_task_due", "active", "due_at", "id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
@@ -385,3 +392,14 @@ class OutboxMail(SQLModel, table=True):
     sent_at: datetime | None = ts_field(default=None, index=True)
     attempts: int = 0
     last_error: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class OverviewSnapshot(SQLModel, table=True):
+    """The coordinators' overview figures of one organisation, computed by
+    the sweeper (or by a page that found them too old), so that the page
+    reads one row however many cases there are (models/services/overview.py)."""
+
+    __tablename__ = "overview_snapshot"
+    organisation_id: int = Field(foreign_key="organisation.id", primary_key=True)
+    computed_at: datetime = ts_field(nullable=False)
+    figures: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))

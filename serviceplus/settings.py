@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     stuck_after: timedelta = timedelta(minutes=2)
     # Coordinators' overview: open tasks due within this span count as "bald fällig".
     soon_due: timedelta = timedelta(days=3)
+    # Its figures are precomputed (models/services/overview.py): the sweeper
+    # refreshes them after half this age; a page finding them older computes them.
+    overview_max_age: timedelta = timedelta(minutes=5)
     # Flow runs start in a child forked from a server with everything
     # imported (serviceplus/forkserver.py); off: `python -m prefect.engine`.
     warm_start: bool = True

@@ -5,6 +5,7 @@ numbers. Rows hold plain values; numbers stay numbers until written."""
 import csv
 import io
 
+XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 BOM = "\ufeff"  # without it Excel reads UTF-8 as Windows-1252 (Ã¼ for ü)
 
 

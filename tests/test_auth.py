@@ -347,3 +347,68 @@ def test_every_user_changes_their_own_password_and_all_sessions_end(app):
         "/login", data={"username": "pw.wechsel", "password": "neues-passwort-456"}
     )
     assert again.status_code == 302
+
+
+def test_wrong_current_password_changes_nothing(app):
+    username = new_user()
+    client, other = logged_in(app, username), logged_in(app, username)
+    before = user_row(username)
+    for current in ("falsch-falsch-falsch", ""):
+        data = {"current": current, "new": "neues-passwort-456", "repeat": "neues-passwort-456"}
+        response = client.post("/password", data=data)
+        assert response.status_code == 200 and "Passwort" in response.text
+    after = user_row(username)
+    assert after.password_hash == before.password_hash
+    assert after.session_generation == before.session_generation
+    assert other.get("/inbox").status_code == 200  # no session ended
+    assert not any(username in d for d in audit_details("password_changed"))
+    assert log_in(client_from(app), username).status_code == 302  # the old one still works
+    same = {"current": PASSWORD, "new": PASSWORD, "repeat": PASSWORD}
+    assert "vom bisherigen unterscheiden" in client.post("/password", data=same).text
+    assert user_row(username).password_hash == before.password_hash
+
+
+def test_admin_resets_a_password_of_their_own_organisation_only(app):
+    clerk = new_user(Role.clerk, "abh-md")
+    clerk_session = logged_in(app, clerk)
+    foreign_admin = logged_in(app, new_user(Role.admin, "abh-hal"))
+    before = user_row(clerk)
+    refused = foreign_admin.post(f"/admin/users/{before.id}/password")
+    assert refused.status_code == 404
+    assert user_row(clerk).password_hash == before.password_hash
+    assert clerk_session.get("/inbox").status_code == 200
+
+    own_admin_name = new_user(Role.admin, "abh-md")
+    own_admin = logged_in(app, own_admin_name)
+    self_reset = own_admin.post(f"/admin/users/{user_row(own_admin_name).id}/password")
+    assert "„Passwort ändern“" in own_admin.get(self_reset.headers["Location"]).text
+    shown = own_admin.post(f"/admin/users/{before.id}/password")
+    assert shown.status_code == 200 and shown.headers["Cache-Control"] == "no-store"
+    temporary = shown.text.split('id="temporary-password">')[1].split("<")[0]
+    assert len(temporary) >= accounts.MIN_PASSWORD_LENGTH
+    assert temporary not in own_admin.get("/admin/users").text  # shown once only
+    assert user_row(clerk).must_change_password
+    assert clerk_session.get("/inbox").status_code == 302  # their sessions ended
+    assert log_in(client_from(app), clerk).status_code == 200  # old password gone
+    assert [d for d in audit_details("password_reset") if d == clerk] == [clerk]
+
+    client = client_from(app)
+    assert log_in(client, clerk, temporary).status_code == 302
+    forced = client.get("/inbox")
+    assert forced.status_code == 302 and forced.headers["Location"].endswith("/password")
+    assert "vorläufige Passwort" in client.get("/password").text
+    data = {"current": temporary, "new": "mein-eigenes-passwort", "repeat": "mein-eigenes-passwort"}
+    assert client.post("/password", data=data).headers["Location"].endswith("/login")
+    assert not user_row(clerk).must_change_password
+    fresh = client_from(app)
+    assert log_in(fresh, clerk, "mein-eigenes-passwort").status_code == 302
+    assert fresh.get("/inbox").status_code == 200
+
+
+def test_reset_password_service_refuses_another_organisation():
+    clerk, foreign = new_user(Role.clerk, "abh-md"), new_user(Role.admin, "abh-hal")
+    with session_scope() as session:
+        user, admin = accounts.get_user(session, clerk), accounts.get_user(session, foreign)
+        with pytest.raises(accounts.AccountError, match="eigenen Organisation"):
+            accounts.reset_password(session, user=user, admin=admin)
+    assert not user_row(clerk).must_change_password

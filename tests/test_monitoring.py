@@ -179,6 +179,34 @@ def test_compliance_trend_and_cycle_time_distribution(org):
     assert counts == [0, 0, 1, 0, 1] + [0] * 8
 
 
+def test_overview_snapshot_holds_the_hand_counted_figures(org):
+    """The precomputed figures are the hand-counted ones, also after the
+    round trip through the database (JSON). Runs before the sweeper tests
+    below, which act on the overdue BA task."""
+    from serviceplus.models.services import overview
+    from serviceplus.models.tables import OverviewSnapshot
+    from serviceplus.webui import monitor
+
+    assert set(overview.FIGURES) == set(monitor.FIGURES)
+    with session_scope() as session:
+        overview.refresh(session, org, NOW)
+    with session_scope() as session:
+        figures = session.get(OverviewSnapshot, org).figures
+    tables = figures["tables"]
+    assert tables["open_tasks"] == [
+        ["ABH Monitoring", "clerk", 1, 0],
+        ["Bundesagentur für Arbeit", "clerk", 1, 1],
+    ]
+    assert tables["case_cycle"] == [[2, 24.0, 28.0]]
+    assert sorted(tables["cases_by_step"]) == [["ba_approval", 1], ["decision", 1]]
+    # due within 3 days (SERVICEPLUS_SOON_DUE): only the BA's overdue task, nobody's yet
+    assert (figures["overdue"], figures["due_soon"], figures["soon_days"]) == (1, 0, 3)
+    assert figures["due_by_body"] == [["Bundesagentur für Arbeit", 1, 0]]
+    assert figures["due_by_person"] == [["", "clerk", "Bundesagentur für Arbeit", 1, 0]]
+    assert figures["cycle_distribution"] == [0, 0, 1, 0, 1] + [0] * 8
+    assert figures["compliance_trend"]["by_step"]["ba_approval"].count(0.0) == 1
+
+
 def test_german_numbers_and_durations():
     from serviceplus.webui import formatting
 
@@ -475,3 +503,61 @@ def test_coordinator_reassigns_and_prioritises_own_tasks_only(org, login):
     with session_scope() as session:
         events = [(e.actor, e.action) for e in audit.events_for_case(session, own.case_id)]
     assert events == [("koord.mon", "task_reassigned"), ("koord.mon", "task_priority")]
+
+
+def test_overview_reads_the_snapshot_and_refreshes_it_when_old(org, login):
+    """Counts come from the snapshot ("Stand"); the list of late tasks is live
+    and names people by their full name; an old snapshot is computed again
+    by the page, and the sweeper refreshes it before it gets old."""
+    from serviceplus.models.services import overview
+    from serviceplus.models.tables import OverviewSnapshot
+
+    with session_scope() as session:
+        overview.refresh(session, org)
+        session.add(
+            User(
+                username="sb.spaet",
+                full_name="Olga Spät",
+                role=Role.clerk,
+                organisation_id=org,
+                password_hash=accounts.hash_password("demo"),
+            )
+        )
+        late = _case(session, session.get(Organisation, org), 5, NOW - timedelta(days=6))
+        _task(session, late, "decision", NOW - timedelta(days=5), NOW - timedelta(days=1))
+        session.flush()
+        task = session.exec(select(HumanTask).where(HumanTask.case_id == late.id)).one()
+        task.status, task.assignee = "claimed", "sb.spaet"
+    with session_scope() as session:
+        before = session.get(OverviewSnapshot, org).figures["overdue"]
+    client = login("koord.mon")
+    page = client.get("/monitor/").get_data(as_text=True)
+    assert "Stand der Zahlen: " in page
+    assert f"Überfällige Aufgaben</dt><dd>{before}</dd>" in page  # the snapshot's count
+    assert f"/monitor/cases/MON-{org}-5#task-" in page  # the live list has the new task
+    assert "<td>Olga Spät</td>" in page and "<td>sb.spaet</td>" not in page
+
+    with session_scope() as session:
+        assert org not in overview.refresh_due(session)  # fresh: nothing to do
+        assert org in overview.refresh_due(session, clock.now() + timedelta(minutes=3))
+    page = client.get("/monitor/").get_data(as_text=True)
+    assert f"Überfällige Aufgaben</dt><dd>{before + 1}</dd>" in page
+    # grouped by the person's full name, not the login
+    assert "<tr><td>Olga Spät</td><td>1</td><td>0</td></tr>" in page
+
+    with session_scope() as session:
+        session.get(OverviewSnapshot, org).figures = {"stale": True}
+        session.get(OverviewSnapshot, org).computed_at = clock.now() - timedelta(minutes=6)
+    page = client.get("/monitor/").get_data(as_text=True)
+    assert f"Überfällige Aufgaben</dt><dd>{before + 1}</dd>" in page  # computed again
+    with session_scope() as session:
+        assert clock.now() - session.get(OverviewSnapshot, org).computed_at < timedelta(minutes=1)
+    with session_scope() as session:
+        (own,) = [
+            r
+            for r in monitoring.open_tasks_by_role(session, org, clock.now())
+            if r[0] == "ABH Monitoring"
+        ]
+    with client.get("/monitor/figures/open_tasks.csv") as response:
+        lines = response.get_data().decode("utf-8-sig").splitlines()
+    assert f"ABH Monitoring;Sachbearbeitung;{own[2]};{own[3]}" in lines and own[3] >= 1

@@ -172,3 +172,28 @@ def test_csv_is_for_german_excel(orgs, login):
     page = login("netzwerk").get("/network/").get_data(as_text=True)
     assert "<svg" in page and orgs["adv"] in page
     assert "NET-" not in page  # no case reference, no personal data
+
+
+def test_downloads_are_made_like_the_coordinators(orgs, login):
+    """CSV and XLSX come from serviceplus/spreadsheet.py: semicolons, decimal
+    comma, byte order mark and CRLF lines; XLSX holds numbers, not text."""
+    import io
+
+    from openpyxl import load_workbook
+
+    client = login("netzwerk")
+    with client.get("/network/figures/incomplete.csv") as response:
+        raw = response.get_data()
+    assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw
+    assert response.headers["Content-Disposition"].endswith("netzwerk-incomplete.csv")
+    with client.get("/network/figures/incomplete.xlsx") as response:
+        assert response.status_code == 200
+        assert response.mimetype.endswith("spreadsheetml.sheet")
+        book = load_workbook(io.BytesIO(response.get_data()))
+    rows = list(book.active.values)
+    assert rows[0] == ("Behörde", "Vorprüfung", "geprüft", "unvollständig", "unvollständig (%)")
+    assert (orgs["abh"], "ohne Vorprüfung", 3, 2, 66.7) in rows
+    assert client.get("/network/figures/nonsense.xlsx").status_code == 404
+    assert login("koordination").get("/network/figures/incomplete.xlsx").status_code == 403
+    page = client.get("/network/").get_data(as_text=True)
+    assert "/network/figures/incomplete.xlsx" in page

@@ -83,6 +83,7 @@ ROUTES = {
     "admin.users": ("GET", "/admin/users", {"admin"}),
     "admin.deactivate": ("POST", "/admin/users/1/deactivate", {"admin"}),
     "admin.role": ("POST", "/admin/users/1/role", {"admin"}),
+    "admin.reset_password": ("POST", "/admin/users/1/password", {"admin"}),
     "admin.organisation": ("GET", "/admin/organisation", {"admin"}),
     "advice.index": ("GET", "/advice/", ADVISERS),
     "advice.new": ("GET", "/advice/new", ADVISERS),
@@ -93,7 +94,7 @@ ROUTES = {
     "advice.progress": ("GET", "/advice/{precheck}/progress", WCST),
     "advice.letter": ("GET", "/advice/{precheck}/letters/{precheck_letter}", WCST),
     "network.index": ("GET", "/network/", {"netzwerk"}),
-    "network.figure_csv": ("GET", "/network/figures/deadlines.csv", {"netzwerk"}),
+    "network.figure_download": ("GET", "/network/figures/deadlines.xlsx", {"netzwerk"}),
 }
 
 

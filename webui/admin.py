@@ -336,3 +336,22 @@ def role(user_id: int):
         session.rollback()
         flash(str(exc), "error")
     return redirect(url_for("admin.users"))
+
+
+@bp.post("/users/<int:user_id>/password")
+@admin_only
+def reset_password(user_id: int):
+    """A temporary password for a user of the admin's own organisation, shown
+    once on this page (never stored readable, never in a flash cookie)."""
+    _csrf_or_400()
+    session = get_db()
+    user = _own_user_or_404(user_id)
+    try:
+        password = accounts.reset_password(session, user=user, admin=current_user.row)
+        session.commit()
+    except accounts.AccountError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("admin.users"))
+    page = render_template("admin/password_reset.html", person=user, password=password)
+    return page, 200, {"Cache-Control": "no-store"}

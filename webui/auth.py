@@ -171,22 +171,43 @@ def password():
     form = PasswordForm()
     if form.validate_on_submit():
         db = get_db()
-        user = current_user.row
-        if accounts.authenticate(db, username=user.username, password=form.current.data) is None:
-            form.current.errors.append("Das bisherige Passwort ist falsch.")
+        try:
+            accounts.change_own_password(
+                db,
+                user=current_user.row,
+                current=form.current.data,
+                new=form.new.data,
+                repeat=form.repeat.data,
+            )
+        except accounts.AccountError as exc:
+            db.rollback()
+            wrong_current = "bisherige Passwort ist falsch" in str(exc)
+            (form.current if wrong_current else form.new).errors.append(str(exc))
         else:
-            try:
-                accounts.set_password(db, user=user, password=form.new.data, by=user.username)
-            except accounts.AccountError as exc:
-                db.rollback()
-                form.new.errors.append(str(exc))
-            else:
-                db.commit()
-                logout_user()
-                session.clear()
-                flash("Ihr Passwort wurde geändert. Bitte melden Sie sich neu an.", "success")
-                return redirect(url_for("auth.login"))
+            db.commit()
+            logout_user()
+            session.clear()
+            flash("Ihr Passwort wurde geändert. Bitte melden Sie sich neu an.", "success")
+            return redirect(url_for("auth.login"))
     return render_template("auth/password.html", form=form, user=current_user.row)
+
+
+# What a user with a temporary password may still reach: the change itself
+# and the way out.
+_WHILE_TEMPORARY = {"auth.password", "auth.logout", "static"}
+
+
+@bp.before_app_request
+def temporary_password_first():
+    """After an admin's reset the user must choose their own password first."""
+    if (
+        current_user.is_authenticated
+        and current_user.row.must_change_password
+        and request.endpoint not in _WHILE_TEMPORARY
+    ):
+        flash("Bitte wählen Sie zuerst ein eigenes Passwort.", "info")
+        return redirect(url_for("auth.password"))
+    return None
 
 
 @bp.post("/account/notifications")

@@ -1,5 +1,6 @@
 """Coordinators: figures, due work, case timelines, incidents, retry and cancel.
-Figures come from our tables; run states and incidents from Prefect."""
+Figures come from our tables, precomputed (models/services/overview.py); run
+states and incidents from Prefect."""
 
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from serviceplus.models.services import (
     human_tasks,
     monitoring,
     orchestration,
+    overview,
     runs,
     versions,
 )
@@ -36,50 +38,42 @@ bp.add_app_template_global(labels.flow_run_state, "run_state_label")
 
 @dataclass(frozen=True)
 class Figure:
-    """A table of the overview: its title, columns as (heading, kind), and
-    compute(session, org_id, now) -> rows of plain values. The kind says how
-    a value reads: text, step, role, week, count, percent or days."""
+    """A table of the overview: its title and columns as (heading, kind); its
+    rows come from overview.FIGURES (same name). The kind says how a value
+    reads: text, step, role, week, count, percent or days."""
 
     title: str
     columns: list[tuple[str, str]]
-    compute: object
 
 
 FIGURES = {
     "cases_by_step": Figure(
         "Offene Fälle nach Schritt",
         [("Schritt", "step"), ("Fälle", "count")],
-        lambda s, o, now: monitoring.cases_by_step(s, o),
     ),
     "open_tasks": Figure(
         "Offene Aufgaben nach Stelle",
         [("Organisation", "text"), ("Rolle", "role"), ("offen", "count"), ("überfällig", "count")],
-        monitoring.open_tasks_by_role,
     ),
     "compliance_30": Figure(
         "Fristtreue, letzte 30 Tage",
         [("Schritt", "step"), ("erledigt", "count"), ("in Frist", "percent")],
-        lambda s, o, now: monitoring.compliance(s, o, now, 30),
     ),
     "compliance_90": Figure(
         "Fristtreue, letzte 90 Tage",
         [("Schritt", "step"), ("erledigt", "count"), ("in Frist", "percent")],
-        lambda s, o, now: monitoring.compliance(s, o, now, 90),
     ),
     "step_cycle": Figure(
         "Bearbeitungszeit je Schritt",
         [("Schritt", "step"), ("Anzahl", "count"), ("Median", "days"), ("90. Perzentil", "days")],
-        lambda s, o, now: monitoring.step_cycle_times(s, o),
     ),
     "case_cycle": Figure(
         "Durchlaufzeit je Fall",
         [("abgeschlossene Fälle", "count"), ("Median", "days"), ("90. Perzentil", "days")],
-        lambda s, o, now: [monitoring.case_cycle_times(s, o)],
     ),
     "weekly": Figure(
         "Fälle je Woche",
         [("Woche", "week"), ("begonnen", "count"), ("abgeschlossen", "count")],
-        monitoring.weekly_throughput,
     ),
     "bottlenecks": Figure(
         "Engpässe",
@@ -91,13 +85,21 @@ FIGURES = {
             ("Median", "days"),
             ("längste", "days"),
         ],
-        monitoring.bottlenecks,
     ),
 }
 
 
-def _rows(name: str) -> list[tuple]:
-    return FIGURES[name].compute(get_db(), current_user.row.organisation_id, clock.now())
+# The late-work list shows this many rows, the most overdue first; the
+# counts above it cover all.
+DUE_LIST_LIMIT = 100
+
+
+def _snapshot():
+    return overview.current(get_db(), current_user.row.organisation_id)
+
+
+def _rows(name: str, snapshot=None) -> list[tuple]:
+    return (snapshot or _snapshot()).figures["tables"][name]
 
 
 def _shown(kind: str, value, titles: dict[str, str]) -> str:
@@ -140,41 +142,47 @@ def _step_titles() -> dict[str, str]:
 @bp.get("/")
 @roles_required(Role.coordinator)
 def index():
+    session, org_id = get_db(), current_user.row.organisation_id
     titles = _step_titles()
-    raw = {name: _rows(name) for name in FIGURES}
+    snapshot = _snapshot()
+    figures = snapshot.figures
     tables = {
-        name: (figure, [_cells(figure, row, _shown, titles) for row in raw[name]])
+        name: (figure, [_cells(figure, row, _shown, titles) for row in _rows(name, snapshot)])
         for name, figure in FIGURES.items()
     }
-    by_step = [(titles.get(step, step), n) for step, n in raw["cases_by_step"]]
-    trends = _trends(titles, raw["weekly"])
+    by_step = [(titles.get(step, step), n) for step, n in _rows("cases_by_step", snapshot)]
     due = monitoring.due_work(
-        get_db(), current_user.row.organisation_id, clock.now(), get_settings().soon_due
+        session, org_id, clock.now(), get_settings().soon_due, limit=DUE_LIST_LIMIT
     )
     return render_template(
         "monitor/index.html",
         tables=tables,
         by_step=by_step,
+        stand=snapshot.computed_at,
+        figures=figures,
         due=due,
-        due_by_person=monitoring.due_work_by(due, _person),
-        due_by_body=monitoring.due_work_by(due, lambda t: t.organisation),
-        soon_days=get_settings().soon_due.days,
+        due_limit=DUE_LIST_LIMIT,
+        due_by_person=[
+            (_person(*group), late, soon) for *group, late, soon in figures["due_by_person"]
+        ],
+        due_by_body=figures["due_by_body"],
         titles=titles,
-        own_org=current_user.row.organisation_id,
-        people=coordination.candidates(get_db(), current_user.row.organisation_id),
+        own_org=org_id,
+        people=coordination.candidates(session, org_id),
         csrf_form=CsrfForm(),
-        trends=trends,
+        trends=_trends(titles, figures),
     )
 
 
-def _trends(titles: dict[str, str], weekly: list[tuple]) -> dict:
+def _trends(titles: dict[str, str], figures: dict) -> dict:
     """The three trend charts with the figures they draw."""
-    session, org_id, now = get_db(), current_user.row.organisation_id, clock.now()
+    weekly = figures["tables"]["weekly"]
     week_labels = [formatting.week(w) for w, _, _ in weekly]
     started = {"begonnen": [s for _, s, _ in weekly], "abgeschlossen": [c for _, _, c in weekly]}
-    weeks, by_step = monitoring.compliance_trend(session, org_id, now)
+    weeks = figures["compliance_trend"]["weeks"]
+    by_step = figures["compliance_trend"]["by_step"]
     compliance = {titles.get(step, step): values for step, values in by_step.items()}
-    counts = monitoring.cycle_time_distribution(session, org_id)
+    counts = figures["cycle_distribution"]
     bins = [f"{i}–{i + 1}" for i in range(len(counts) - 1)] + [f"ab {len(counts) - 1}"]
     return {
         "throughput": charts.lines("Fälle je Woche", week_labels, started),
@@ -194,10 +202,12 @@ def _trends(titles: dict[str, str], weekly: list[tuple]) -> dict:
     }
 
 
-def _person(task: monitoring.DueTask) -> str:
-    if task.assignee:
-        return task.assignee
-    return f"nicht übernommen ({labels.role(task.role)}, {task.organisation})"
+def _person(name: str, role: str, organisation: str) -> str:
+    """A group of late work: the person's full name, or, for tasks nobody
+    has taken, the role and body that should take them."""
+    if name:
+        return name
+    return f"nicht übernommen ({labels.role(role)}, {organisation})"
 
 
 @bp.get("/figures/<name>.<any(csv, xlsx):fmt>")
@@ -210,8 +220,10 @@ def figure_download(name: str, fmt: str):
     if fmt == "csv":
         body, mimetype = spreadsheet.csv_bytes(headings, rows), "text/csv; charset=utf-8"
     else:
-        body = spreadsheet.xlsx_bytes(figure.title, headings, rows)
-        mimetype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        body, mimetype = (
+            spreadsheet.xlsx_bytes(figure.title, headings, rows),
+            spreadsheet.XLSX_MIMETYPE,
+        )
     disposition = f"attachment; filename={name}.{fmt}"
     return Response(body, mimetype=mimetype, headers={"Content-Disposition": disposition})
 

@@ -1,6 +1,7 @@
 """Organisations and users: passwords, lookups, letter settings and the demo data."""
 
 import re
+import secrets
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -250,8 +251,8 @@ def create_user(
         raise AccountError("Benutzername und Name sind erforderlich.")
     if get_user(session, username) is not None:
         raise AccountError(f"Den Benutzernamen „{username}“ gibt es bereits.")
-    if len(password) < 12:
-        raise AccountError("Das Passwort muss mindestens 12 Zeichen lang sein.")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"Das Passwort muss mindestens {MIN_PASSWORD_LENGTH} Zeichen lang sein.")
     org = get_organisation(session, org_slug)
     if org is None:
         raise AccountError("Unbekannte Organisation.")
@@ -327,15 +328,68 @@ def end_sessions(session: Session, user: User) -> None:
     )
 
 
+MIN_PASSWORD_LENGTH = 12
+
+
 def set_password(session: Session, *, user: User, password: str, by: str) -> None:
     """A new password ends every session, also one a thief holds."""
-    if len(password) < 12:
-        raise AccountError("Das Passwort muss mindestens 12 Zeichen lang sein.")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"Das Passwort muss mindestens {MIN_PASSWORD_LENGTH} Zeichen lang sein.")
     user.password_hash = hash_password(password)
+    user.must_change_password = False
     session.add(user)
     session.flush()
     end_sessions(session, user)
     audit.record(session, actor=by, action="password_changed", case_id=None, detail=user.username)
+
+
+def change_own_password(
+    session: Session, *, user: User, current: str, new: str, repeat: str
+) -> None:
+    """The user's own change: the current password proves it is them; nothing
+    changes unless every check passes."""
+    if authenticate(session, username=user.username, password=current) is None:
+        raise AccountError("Das bisherige Passwort ist falsch.")
+    if new != repeat:
+        raise AccountError("Die beiden neuen Passwörter stimmen nicht überein.")
+    if new == current:
+        raise AccountError("Das neue Passwort muss sich vom bisherigen unterscheiden.")
+    set_password(session, user=user, password=new, by=user.username)
+
+
+# Letters and digits that cannot be mistaken for each other when read aloud
+# or copied from the screen (no 0/O, 1/l/I).
+_TEMPORARY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+def temporary_password() -> str:
+    """Four groups of four, e.g. "k7dm-q2xa-9wfe-htr4": 19 characters, about 79 bits."""
+    groups = ("".join(secrets.choice(_TEMPORARY_ALPHABET) for _ in range(4)) for _ in range(4))
+    return "-".join(groups)
+
+
+def reset_password(session: Session, *, user: User, admin: User) -> str:
+    """An admin sets a temporary password for a user of their own organisation;
+    the user must replace it at their next login. Ends the user's sessions.
+    Returns the temporary password, to be shown to the admin once."""
+    if user.organisation_id != admin.organisation_id:
+        raise AccountError(
+            "Sie können nur Passwörter von Benutzerkonten Ihrer eigenen Organisation zurücksetzen."
+        )
+    if user.id == admin.id:
+        raise AccountError("Ihr eigenes Passwort ändern Sie unter „Passwort ändern“.")
+    if not user.active:
+        raise AccountError("Das Benutzerkonto ist deaktiviert.")
+    password = temporary_password()
+    user.password_hash = hash_password(password)
+    user.must_change_password = True
+    session.add(user)
+    session.flush()
+    end_sessions(session, user)
+    audit.record(
+        session, actor=admin.username, action="password_reset", case_id=None, detail=user.username
+    )
+    return password
 
 
 def release_claimed_tasks(session: Session, user: User) -> int:

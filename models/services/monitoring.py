@@ -18,6 +18,7 @@ from serviceplus.models.tables import (
     HumanTask,
     Organisation,
     TaskStatus,
+    User,
 )
 from serviceplus.settings import get_settings
 
@@ -208,20 +209,26 @@ class DueTask:
     overdue: bool
     organisation_id: int = 0
     priority: int = 0
+    assignee_name: str | None = None  # the person's full name, else their login
 
 
-def due_work(session: Session, org_id: int, now: datetime, soon: timedelta) -> list[DueTask]:
+def due_work(
+    session: Session, org_id: int, now: datetime, soon: timedelta, limit: int | None = None
+) -> list[DueTask]:
     """Open tasks on the organisation's cases that are overdue or fall due
-    within `soon`, the most overdue first."""
+    within `soon`, the most overdue first; at most `limit` of them. The
+    query walks ix_human_task_due in due order, so a limited list costs the
+    same however many cases there are."""
     names = _org_names(session)
     query = (
-        _case_tasks(org_id, HumanTask, Case.reference)
+        _case_tasks(org_id, HumanTask, Case.reference, User.full_name)
+        .outerjoin(User, User.username == HumanTask.assignee)
         .where(
-            HumanTask.status.in_(human_tasks.ACTIVE),
-            HumanTask.due_at.is_not(None),
+            HumanTask.active == True,  # noqa: E712  (open or claimed, computed column)
             HumanTask.due_at < now + soon,
         )
         .order_by(HumanTask.due_at, HumanTask.id)
+        .limit(limit)
     )
     return [
         DueTask(
@@ -235,8 +242,9 @@ def due_work(session: Session, org_id: int, now: datetime, soon: timedelta) -> l
             overdue=task.due_at < now,
             organisation_id=task.organisation_id,
             priority=task.priority,
+            assignee_name=(full_name or task.assignee) if task.assignee else None,
         )
-        for task, reference in session.exec(query)
+        for task, reference, full_name in session.exec(query)
     ]
 
 

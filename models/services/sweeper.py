@@ -1,5 +1,6 @@
 """The sweeper: acts on passed deadlines and delivers what could not be
-delivered at once, including the mails of the outbox.
+delivered at once, including the mails of the outbox; it also keeps the
+coordinators' overview figures fresh.
 
 A decision saved while Prefect was down, or a case saved while its flow
 could not be started, is finished here; overdue tasks get their definition's
@@ -12,7 +13,15 @@ from datetime import datetime, timedelta
 
 from serviceplus.models import clock
 from serviceplus.models.db import session_scope
-from serviceplus.models.services import audit, cases, deadlines, human_tasks, mail, orchestration
+from serviceplus.models.services import (
+    audit,
+    cases,
+    deadlines,
+    human_tasks,
+    mail,
+    orchestration,
+    overview,
+)
 from serviceplus.settings import get_settings
 
 MAX_CRASH_RETRIES = 3
@@ -30,6 +39,7 @@ class SweepReport:
     digests: int = 0
     mails_sent: int = 0
     mails_pending: int = 0
+    overviews: int = 0
 
 
 def sweep(
@@ -67,6 +77,9 @@ def sweep(
     with session_scope() as session:
         report.digests = mail.queue_digests(session, now)
     report.mails_sent, report.mails_pending = mail.send_pending()
+    with session_scope() as session:
+        # Wall-clock time, like stuck runs: `now` may be a test's future for deadlines.
+        report.overviews = len(overview.refresh_due(session))
     return report
 
 
