@@ -11,15 +11,39 @@ import click
 
 from serviceplus.settings import apply_prefect_env, get_settings
 
+# Commands import what they need inside: `prefect` alone costs about a second,
+# and only the commands that start or resume runs need it.
 
-@click.group()
+
+class Command(click.Group):
+    """The group that prints every refusal, click's own included, as
+    `error: ...` on stderr (docs/cli.md), never a capitalised `Error:`."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        try:
+            code = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            if exc.ctx is not None:
+                click.echo(exc.ctx.get_usage(), err=True)
+            _fail(exc.format_message(), status=exc.exit_code)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), status=exc.exit_code)
+        except click.Abort:
+            _fail("aborted")
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=Command)
 def main() -> None:
-    """ServicePLUS: case workflows for skilled-worker immigration (§ 81a AufenthG)."""
+    """ServicePLUS: case workflows for skilled-worker immigration (§ 81a AufenthG).
+
+    Settings come from the environment (docs/operations.md); the data
+    directory remembers its mode and secret key from `serviceplus init`."""
     try:
         apply_prefect_env()
     except ValueError as error:  # pydantic's ValidationError: a setting is missing or wrong
         message = "; ".join(e["msg"] for e in getattr(error, "errors", lambda: [])())
-        raise click.ClickException(f"settings: {message or error}") from None
+        _fail(f"settings: {(message or str(error)).removeprefix('Value error, ')}")
 
 
 @main.command()
@@ -28,7 +52,10 @@ def init() -> None:
     in demo mode, the demo organisations, users and cases."""
     from serviceplus.models.db import migrate, session_scope
     from serviceplus.models.services import accounts, versions
+    from serviceplus.settings import remember_instance
 
+    remember_instance(get_settings())
+    get_settings.cache_clear()  # now with the stored secret key
     migrate()
     with session_scope() as session:
         if get_settings().demo:
@@ -44,8 +71,8 @@ def run(no_web: bool) -> None:
     from serviceplus.demo import seed_demo_cases
     from serviceplus.stack import Stack, interrupt
 
-    settings = get_settings()
     click.get_current_context().invoke(init)
+    settings = get_settings()
     stack = Stack(settings, web=not no_web)
     # SIGTERM (systemd, a parent dying) stops the parts as Ctrl-C does, also
     # while they are still starting.
@@ -251,6 +278,43 @@ def _read_document(folder: Path, ref):
     return NewDocument(kind=ref.kind, filename=ref.file, data=path.read_bytes())
 
 
+@case.command("add-document")
+@click.argument("reference")
+@click.argument("kind")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--as", "username", default="system", help="Recorded as the uploader.")
+def case_add_document(reference: str, kind: str, file: Path, username: str) -> None:
+    """Add FILE as a document of KIND (e.g. passport) to the case REFERENCE,
+    with the checks of the web upload (PDF, JPEG or PNG, size, known kind)."""
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services import cases
+
+    doc = cases.NewDocument(kind=kind, filename=file.name, data=file.read_bytes())
+    try:
+        with session_scope() as session:
+            found = cases.get_by_reference(session, reference)
+            if found is None:
+                _fail(f"no case {reference}")
+            row = cases.upload_document(
+                session,
+                case=found,
+                doc=doc,
+                actor=username,
+                max_upload_bytes=get_settings().max_upload_bytes,
+            )
+            result = {
+                "reference": reference,
+                "kind": row.kind,
+                "file": row.original_name,
+                "media_type": row.media_type,
+                "size": row.size,
+                "sha256": row.sha256,
+            }
+    except cases.CaseInputError as exc:
+        _fail("; ".join(exc.english))
+    click.echo(json.dumps(result, ensure_ascii=False))
+
+
 @case.command("show")
 @click.argument("reference")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the only format so far).")
@@ -389,6 +453,6 @@ def precheck_handover(precheck_id: int, username: str) -> None:
     click.echo(json.dumps({"reference": case.reference, "flow_started": started}))
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, status: int = 1) -> None:
     click.echo(f"error: {message}", err=True)
-    sys.exit(1)
+    sys.exit(status)
