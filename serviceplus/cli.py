@@ -68,7 +68,6 @@ def init() -> None:
 @click.option("--no-web", is_flag=True, help="Start only the Prefect server and worker.")
 def run(no_web: bool) -> None:
     """Start the Prefect server, the worker and the web UI; Ctrl-C stops all."""
-    from serviceplus.demo import seed_demo_cases
     from serviceplus.stack import Stack, interrupt
 
     click.get_current_context().invoke(init)
@@ -80,7 +79,7 @@ def run(no_web: bool) -> None:
     try:
         stack.start()
         if settings.demo:
-            seed_demo_cases()
+            _seed_demo(DEMO_SEED_TIMEOUT)
         click.echo(
             f"\nServicePLUS läuft / is running:\n"
             f"  Web UI:     http://{settings.host}:{settings.web_port}/\n"
@@ -104,6 +103,39 @@ def run(no_web: bool) -> None:
     finally:
         stack.stop()
         click.echo("stopped")
+
+
+# A demo case goes from its start to the first person's inbox in a few
+# seconds, more while all four start at once on two cores.
+DEMO_SEED_TIMEOUT = 300.0
+
+
+def _seed_demo(timeout: float) -> tuple[list[str], list[str]]:
+    from serviceplus.demo import seed_and_wait
+
+    click.echo("Demo-Fälle werden angelegt / seeding the demo cases ...", err=True)
+    references, late = seed_and_wait(timeout)
+    if late:
+        click.echo(f"  still on their way after {timeout:g} s: {', '.join(late)}", err=True)
+    return references, late
+
+
+@main.group()
+def demo() -> None:
+    """Demo data (demo mode only)."""
+
+
+@demo.command("seed")
+@click.option(
+    "--timeout", default=DEMO_SEED_TIMEOUT, show_default=True, help="Seconds to wait at most."
+)
+def demo_seed(timeout: float) -> None:
+    """Create the demo cases (once) and wait until each is in an inbox or has
+    ended; what `serviceplus run` does in demo mode before it says ready."""
+    if not get_settings().demo:
+        _fail("demo data only in demo mode (SERVICEPLUS_DEMO=1)")
+    references, late = _seed_demo(timeout)
+    click.echo(json.dumps({"cases": references, "not_in_inbox": late}))
 
 
 @main.command()
