@@ -79,7 +79,7 @@ def run(no_web: bool) -> None:
     try:
         stack.start()
         if settings.demo:
-            _seed_demo(DEMO_SEED_TIMEOUT)
+            _seed_demo_beside(stack)
         click.echo(
             f"\nServicePLUS läuft / is running:\n"
             f"  Web UI:     http://{settings.host}:{settings.web_port}/\n"
@@ -110,14 +110,20 @@ def run(no_web: bool) -> None:
 DEMO_SEED_TIMEOUT = 300.0
 
 
-def _seed_demo(timeout: float) -> tuple[list[str], list[str]]:
-    from serviceplus.demo import seed_and_wait
+def _seed_demo_beside(stack) -> None:
+    """`serviceplus demo seed` in a child process with the parts' environment:
+    the launcher, which stays up as long as the system, need not carry
+    WeasyPrint and Prefect for it."""
+    import subprocess
 
-    click.echo("Demo-Fälle werden angelegt / seeding the demo cases ...", err=True)
-    references, late = seed_and_wait(timeout)
-    if late:
-        click.echo(f"  still on their way after {timeout:g} s: {', '.join(late)}", err=True)
-    return references, late
+    seeded = subprocess.run(
+        [sys.executable, "-m", "serviceplus.cli", "demo", "seed"],
+        env=stack.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    if seeded.returncode != 0:  # its error is on stderr already; the system still runs
+        click.echo("  the demo cases could not all be created", err=True)
 
 
 @main.group()
@@ -132,9 +138,14 @@ def demo() -> None:
 def demo_seed(timeout: float) -> None:
     """Create the demo cases (once) and wait until each is in an inbox or has
     ended; what `serviceplus run` does in demo mode before it says ready."""
+    from serviceplus.demo import seed_and_wait
+
     if not get_settings().demo:
         _fail("demo data only in demo mode (SERVICEPLUS_DEMO=1)")
-    references, late = _seed_demo(timeout)
+    click.echo("Demo-Fälle werden angelegt / seeding the demo cases ...", err=True)
+    references, late = seed_and_wait(timeout)
+    if late:
+        click.echo(f"  still on their way after {timeout:g} s: {', '.join(late)}", err=True)
     click.echo(json.dumps({"cases": references, "not_in_inbox": late}))
 
 
@@ -488,3 +499,7 @@ def precheck_handover(precheck_id: int, username: str) -> None:
 def _fail(message: str, status: int = 1) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(status)
+
+
+if __name__ == "__main__":  # `python -m serviceplus.cli`, as `serviceplus run` seeds the demo
+    main()
