@@ -22,6 +22,9 @@ class Command(click.Group):
     def main(self, args=None, prog_name=None, **extra):
         try:
             code = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # a bare group: its help
+            exc.show()
+            sys.exit(exc.exit_code)
         except click.UsageError as exc:
             if exc.ctx is not None:
                 click.echo(exc.ctx.get_usage(), err=True)
