@@ -81,7 +81,15 @@ def test_usage_errors_are_lowercase_one_liners(database):
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["cases", "--json"], ["tasks", "--json"], ["case", "show", "NONE"]]
+    "args",
+    [
+        ["--help"],
+        ["cases", "--json"],
+        ["tasks", "--json"],
+        ["case", "show", "NONE"],
+        ["mails"],
+        ["health"],
+    ],
 )
 def test_read_only_commands_do_not_import_prefect(database, args):
     # `prefect` costs about a second of every call that imports it.
