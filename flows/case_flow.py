@@ -19,7 +19,7 @@ from serviceplus.models import contracts
 from serviceplus.models.conditions import evaluate
 from serviceplus.models.db import session_scope
 from serviceplus.models.definition import CONFIRM, Definition
-from serviceplus.models.services import audit, cases, human_tasks, versions
+from serviceplus.models.services import audit, cases, human_tasks, orchestration, versions
 from serviceplus.models.tables import Case, CaseStatus
 
 MAX_VISITS = 20  # a loop that never reaches a person or an exit fails the run
@@ -136,6 +136,27 @@ def decision_is_saved(
         )
 
 
+@step_task(task_run_name="no-input-{step_key}-{attempt}-{stage}-{round_}")
+def refuse_resume_without_input(
+    case_id: int, step_key: str, attempt: int, stage: str, round_: int
+) -> bool:
+    """A suspension that ended without an input: refused and audited when
+    someone resumed the run from outside (the Prefect UI or API); False when
+    the app rescheduled the run itself after a crash (a lost suspension)."""
+    flow_run_id = str(get_run_context().task_run.flow_run_id)
+    if orchestration.rescheduled_by_app(flow_run_id):
+        return False
+    with session_scope() as session:
+        human_tasks.refuse_resume(
+            session,
+            case_id=case_id,
+            task_key=human_tasks.confirmation_key(step_key) if stage == "confirm" else step_key,
+            attempt=attempt,
+            detail="ohne Eingabe",
+        )
+    return True
+
+
 @step_task(task_run_name="saved-{step_key}-{attempt}-{stage}")
 def decision_already_saved(case_id: int, step_key: str, attempt: int, stage: str) -> dict | None:
     """A decision saved before the run got to suspend (the person was quicker
@@ -166,12 +187,19 @@ def wait_for_decision(case_id: int, key: str, attempt: int, stage: str) -> Decis
                 wait_for_input=Decision, key=suspend_key(key, attempt, stage, round_), timeout=None
             )
         except ValidationError:
-            # This key's suspension ended without an input: the run crashed
-            # while suspended and was scheduled again. Suspend anew; the
-            # sweeper delivers the saved decision to the new suspension.
-            get_run_logger().warning(
-                "suspension %s#%s (%s) lost; suspending again", key, attempt, stage
-            )
+            # This key's suspension ended without an input: someone resumed
+            # the run from outside ServicePLUS (refused and audited), or it
+            # crashed while suspended and the app scheduled it again. Either
+            # way suspend anew; the sweeper delivers a saved decision to the
+            # new suspension.
+            if refuse_resume_without_input(case_id, key, attempt, stage, round_):
+                get_run_logger().warning(
+                    "refused a resume of %s#%s (%s) without input", key, attempt, stage
+                )
+            else:
+                get_run_logger().warning(
+                    "suspension %s#%s (%s) lost; suspending again", key, attempt, stage
+                )
             continue
         if decision_is_saved(case_id, key, attempt, stage, round_, decision.model_dump()):
             return decision

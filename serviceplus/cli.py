@@ -11,15 +11,42 @@ import click
 
 from serviceplus.settings import apply_prefect_env, get_settings
 
+# Commands import what they need inside: `prefect` alone costs about a second,
+# and only the commands that start or resume runs need it.
 
-@click.group()
+
+class Command(click.Group):
+    """The group that prints every refusal, click's own included, as
+    `error: ...` on stderr (docs/cli.md), never a capitalised `Error:`."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        try:
+            code = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # a bare group: its help
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            if exc.ctx is not None:
+                click.echo(exc.ctx.get_usage(), err=True)
+            _fail(exc.format_message(), status=exc.exit_code)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), status=exc.exit_code)
+        except click.Abort:
+            _fail("aborted")
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=Command)
 def main() -> None:
-    """ServicePLUS: case workflows for skilled-worker immigration (§ 81a AufenthG)."""
+    """ServicePLUS: case workflows for skilled-worker immigration (§ 81a AufenthG).
+
+    Settings come from the environment (docs/operations.md); the data
+    directory remembers its mode and secret key from `serviceplus init`."""
     try:
         apply_prefect_env()
     except ValueError as error:  # pydantic's ValidationError: a setting is missing or wrong
         message = "; ".join(e["msg"] for e in getattr(error, "errors", lambda: [])())
-        raise click.ClickException(f"settings: {message or error}") from None
+        _fail(f"settings: {(message or str(error)).removeprefix('Value error, ')}")
 
 
 @main.command()
@@ -28,7 +55,10 @@ def init() -> None:
     in demo mode, the demo organisations, users and cases."""
     from serviceplus.models.db import migrate, session_scope
     from serviceplus.models.services import accounts, versions
+    from serviceplus.settings import remember_instance
 
+    remember_instance(get_settings())
+    get_settings.cache_clear()  # now with the stored secret key
     migrate()
     with session_scope() as session:
         if get_settings().demo:
@@ -41,11 +71,10 @@ def init() -> None:
 @click.option("--no-web", is_flag=True, help="Start only the Prefect server and worker.")
 def run(no_web: bool) -> None:
     """Start the Prefect server, the worker and the web UI; Ctrl-C stops all."""
-    from serviceplus.demo import seed_demo_cases
     from serviceplus.stack import Stack, interrupt
 
-    settings = get_settings()
     click.get_current_context().invoke(init)
+    settings = get_settings()
     stack = Stack(settings, web=not no_web)
     # SIGTERM (systemd, a parent dying) stops the parts as Ctrl-C does, also
     # while they are still starting.
@@ -53,7 +82,7 @@ def run(no_web: bool) -> None:
     try:
         stack.start()
         if settings.demo:
-            seed_demo_cases()
+            _seed_demo_beside(stack)
         click.echo(
             f"\nServicePLUS läuft / is running:\n"
             f"  Web UI:     http://{settings.host}:{settings.web_port}/\n"
@@ -77,6 +106,50 @@ def run(no_web: bool) -> None:
     finally:
         stack.stop()
         click.echo("stopped")
+
+
+# A demo case goes from its start to the first person's inbox in a few
+# seconds, more while all four start at once on two cores.
+DEMO_SEED_TIMEOUT = 300.0
+
+
+def _seed_demo_beside(stack) -> None:
+    """`serviceplus demo seed` in a child process with the parts' environment:
+    the launcher, which stays up as long as the system, need not carry
+    WeasyPrint and Prefect for it."""
+    import subprocess
+
+    seeded = subprocess.run(
+        [sys.executable, "-m", "serviceplus.cli", "demo", "seed"],
+        env=stack.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    if seeded.returncode != 0:  # its error is on stderr already; the system still runs
+        click.echo("  the demo cases could not all be created", err=True)
+
+
+@main.group()
+def demo() -> None:
+    """Demo data (demo mode only)."""
+
+
+@demo.command("seed")
+@click.option(
+    "--timeout", default=DEMO_SEED_TIMEOUT, show_default=True, help="Seconds to wait at most."
+)
+def demo_seed(timeout: float) -> None:
+    """Create the demo cases (once) and wait until each is in an inbox or has
+    ended; what `serviceplus run` does in demo mode before it says ready."""
+    from serviceplus.demo import seed_and_wait
+
+    if not get_settings().demo:
+        _fail("demo data only in demo mode (SERVICEPLUS_DEMO=1)")
+    click.echo("Demo-Fälle werden angelegt / seeding the demo cases ...", err=True)
+    references, late = seed_and_wait(timeout)
+    if late:
+        click.echo(f"  still on their way after {timeout:g} s: {', '.join(late)}", err=True)
+    click.echo(json.dumps({"cases": references, "not_in_inbox": late}))
 
 
 @main.command()
@@ -251,6 +324,43 @@ def _read_document(folder: Path, ref):
     return NewDocument(kind=ref.kind, filename=ref.file, data=path.read_bytes())
 
 
+@case.command("add-document")
+@click.argument("reference")
+@click.argument("kind")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--as", "username", default="system", help="Recorded as the uploader.")
+def case_add_document(reference: str, kind: str, file: Path, username: str) -> None:
+    """Add FILE as a document of KIND (e.g. passport) to the case REFERENCE,
+    with the checks of the web upload (PDF, JPEG or PNG, size, known kind)."""
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services import cases
+
+    doc = cases.NewDocument(kind=kind, filename=file.name, data=file.read_bytes())
+    try:
+        with session_scope() as session:
+            found = cases.get_by_reference(session, reference)
+            if found is None:
+                _fail(f"no case {reference}")
+            row = cases.upload_document(
+                session,
+                case=found,
+                doc=doc,
+                actor=username,
+                max_upload_bytes=get_settings().max_upload_bytes,
+            )
+            result = {
+                "reference": reference,
+                "kind": row.kind,
+                "file": row.original_name,
+                "media_type": row.media_type,
+                "size": row.size,
+                "sha256": row.sha256,
+            }
+    except cases.CaseInputError as exc:
+        _fail("; ".join(exc.english))
+    click.echo(json.dumps(result, ensure_ascii=False))
+
+
 @case.command("show")
 @click.argument("reference")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the only format so far).")
@@ -389,6 +499,10 @@ def precheck_handover(precheck_id: int, username: str) -> None:
     click.echo(json.dumps({"reference": case.reference, "flow_started": started}))
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, status: int = 1) -> None:
     click.echo(f"error: {message}", err=True)
-    sys.exit(1)
+    sys.exit(status)
+
+
+if __name__ == "__main__":  # `python -m serviceplus.cli`, as `serviceplus run` seeds the demo
+    main()

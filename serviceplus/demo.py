@@ -1,15 +1,16 @@
-"""Demo cases for `make run` (demo mode only), with small real PDFs."""
+"""Demo cases for `make run` (demo mode only), with documents that look real."""
 
 import io
 import json
+import time
 import uuid
 
 from pypdf import PdfWriter
 from sqlmodel import select
 
 from serviceplus.models.db import session_scope
-from serviceplus.models.services import cases
-from serviceplus.models.tables import Case
+from serviceplus.models.services import cases, human_tasks
+from serviceplus.models.tables import Case, CaseStatus, HumanTask
 from serviceplus.settings import PROJECT_ROOT, get_settings
 
 EXAMPLES = PROJECT_ROOT / "docs" / "examples"
@@ -74,20 +75,70 @@ def demo_inputs() -> list[tuple[dict, list[str]]]:
     return result
 
 
-def seed_demo_cases() -> None:
-    """Create and start the demo cases once; later runs reuse them."""
+def demo_documents(data: dict, kinds: list[str]) -> list[cases.NewDocument]:
+    """Documents that look like the real ones (serviceplus/demo_documents.py),
+    titled as the active definition names their kinds."""
+    from serviceplus.demo_documents import render_demo_document
+    from serviceplus.models.services import versions
+
     with session_scope() as session:
-        if session.exec(select(Case.id)).first() is not None:
-            return
-    pdf = blank_pdf()
-    for data, kinds in demo_inputs():
-        docs = [cases.NewDocument(kind=k, filename=f"{k}.pdf", data=pdf) for k in kinds]
-        cases.submit(
-            data=cases.parse_case_input(data),
-            documents=docs,
-            actor="demo",
-            max_upload_bytes=get_settings().max_upload_bytes,
+        labels = versions.active_definition(session, cases.DEFINITION_NAME)[1].documents
+    return [
+        cases.NewDocument(
+            kind=k, filename=f"{k}.pdf", data=render_demo_document(k, labels.get(k, k), data)
         )
+        for k in kinds
+    ]
+
+
+def seed_demo_cases() -> list[Case]:
+    """Create and start the demo cases that do not exist yet (known by their
+    submission keys, so a second `make run` reuses them); returns all of them."""
+    seeded = []
+    for data, kinds in demo_inputs():
+        with session_scope() as session:
+            case = session.exec(
+                select(Case).where(Case.submission_key == data["submission_key"])
+            ).first()
+        if case is None:
+            case, _created, _started = cases.submit(
+                data=cases.parse_case_input(data),
+                documents=demo_documents(data, kinds),
+                actor="demo",
+                max_upload_bytes=get_settings().max_upload_bytes,
+            )
+        seeded.append(case)
+    return seeded
+
+
+def in_an_inbox(case_ids: list[int]) -> set[int]:
+    """The cases that a person can work on now (an open task in an inbox), or
+    that have ended: their runs have got as far as they can by themselves."""
+    with session_scope() as session:
+        with_task = session.exec(
+            select(HumanTask.case_id).where(
+                HumanTask.case_id.in_(case_ids), HumanTask.status.in_(human_tasks.ACTIVE)
+            )
+        ).all()
+        ended = session.exec(
+            select(Case.id).where(
+                Case.id.in_(case_ids),
+                Case.status.in_([CaseStatus.completed, CaseStatus.cancelled, CaseStatus.failed]),
+            )
+        ).all()
+    return set(with_task) | set(ended)
+
+
+def seed_and_wait(timeout: float = 300.0) -> tuple[list[str], list[str]]:
+    """Seed the demo cases and wait until each is in an inbox, so that `make
+    run` says "ready" only when a demo user finds work. Returns the demo
+    cases' references and those still on their way after `timeout`."""
+    seeded = seed_demo_cases()
+    ids = [case.id for case in seeded]
+    deadline = time.monotonic() + timeout
+    while (ready := in_an_inbox(ids)) != set(ids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return [c.reference for c in seeded], [c.reference for c in seeded if c.id not in ready]
 
 
 def submit_example(name: str = "case-18g.json", organisation: str = "abh-md") -> Case:

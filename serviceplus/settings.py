@@ -1,5 +1,6 @@
 """Typed settings, read from the environment (see docs/operations.md)."""
 
+import json
 import os
 import secrets
 from datetime import timedelta
@@ -12,6 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_SECRET = "dev-only-secret-change-me"
+# What `serviceplus init` remembers about a data directory (mode and secret
+# key), so the CLI beside `make run` needs no environment of its own.
+INSTANCE_FILE = "instance.json"
 
 
 class Settings(BaseSettings):
@@ -88,7 +92,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> "Settings":
+        given = set(self.model_fields_set)  # from the environment or the caller
         self.data_dir = self.data_dir.resolve()
+        stored = read_instance(self.data_dir)
+        if "demo" not in given and "demo" in stored:
+            self.demo = bool(stored["demo"])
+        if "secret_key" not in given and stored.get("secret_key"):
+            self.secret_key = stored["secret_key"]
         # DATABASE_URL is the conventional name; accept it without our prefix.
         self.database_url = (
             self.database_url
@@ -109,7 +119,8 @@ class Settings(BaseSettings):
         self.public_url = (self.public_url or f"http://{self.host}:{self.web_port}").rstrip("/")
         if self.secret_key == DEV_SECRET and not self.demo:
             raise ValueError(
-                "SERVICEPLUS_SECRET_KEY must be set outside demo mode (SERVICEPLUS_DEMO=1)"
+                "SERVICEPLUS_SECRET_KEY must be set outside demo mode (SERVICEPLUS_DEMO=1) "
+                f"until `serviceplus init` has stored one in {self.data_dir}"
             )
         return self
 
@@ -148,6 +159,34 @@ class Settings(BaseSettings):
             "DO_NOT_TRACK": "1",
             "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
         }
+
+
+def read_instance(data_dir: Path) -> dict:
+    """The mode and secret `serviceplus init` stored in the data directory."""
+    try:
+        stored = json.loads((data_dir / INSTANCE_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{data_dir / INSTANCE_FILE}: unreadable ({exc})") from None
+    return stored if isinstance(stored, dict) else {}
+
+
+def remember_instance(settings: Settings) -> None:
+    """Store the data directory's mode and secret key (owner-readable only):
+    every later process on it, the CLI beside `make run` included, uses the
+    same ones without being told. The development key is never stored: a
+    demo directory gets a random key of its own."""
+    secret = settings.secret_key
+    if secret == DEV_SECRET:
+        secret = read_instance(settings.data_dir).get("secret_key") or secrets.token_urlsafe(32)
+    path = settings.data_dir / INSTANCE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({"demo": settings.demo, "secret_key": secret}, f)
+    os.replace(draft, path)  # whole or not at all
 
 
 def _stored_secret(path: Path, prefix: str = "") -> str:

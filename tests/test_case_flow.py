@@ -19,6 +19,7 @@ from tests.helpers import (
     make_case,
     open_task_of,
     reload,
+    tasks_of,
 )
 
 pytestmark = pytest.mark.usefixtures("inprocess_deployment")
@@ -136,6 +137,69 @@ def test_forged_resume_is_refused_and_the_run_waits_for_the_saved_decision():
     # The real decision, saved by the app, still moves the case on.
     assert advance(case, "decision", "sb.magdeburg", "approve") == "Suspended"
     assert open_task_of(case).step_key == "decision.confirm"
+
+
+def test_resumes_from_outside_are_refused_audited_and_shown_to_the_coordinator(login):
+    """Resume in the Prefect UI or API, without the input or with one the app
+    did not save: the run suspends again, the task stays open, the audit and
+    the coordinator's page say so; the real decision still moves the case once."""
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.client.schemas.responses import SetStateStatus
+    from prefect.states import Scheduled
+
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services import audit
+
+    case = make_case(example=BLUE_CARD)
+    assert drive(case) == "Suspended"
+    task = open_task_of(case)
+    run_id = UUID(task.flow_run_id)
+    with get_client(sync_client=True) as client:
+        # Resume without an input: the server checks it against the form.
+        assert client.resume_flow_run(run_id).status == SetStateStatus.REJECT
+        assert client.read_flow_run(run_id).state.name == "Suspended"
+        # Pushed on without any input (a forced state change): the flow refuses.
+        forced = client.set_flow_run_state(run_id, Scheduled(name="Resuming"), force=True)
+        assert forced.status == SetStateStatus.ACCEPT
+    assert drive(case) == "Suspended"
+    with get_client(sync_client=True) as client:
+        # A well-formed decision that nobody saved in ServicePLUS.
+        wrong = {"outcome": "approve", "by": "sb.magdeburg", "reason": "", "task_id": task.id}
+        assert client.resume_flow_run(run_id, run_input=wrong).status == SetStateStatus.ACCEPT
+    assert drive(case) == "Suspended"
+
+    assert open_task_of(case).id == task.id
+    assert reload(case).status == CaseStatus.waiting
+    with session_scope() as session:
+        refused = [
+            (e.step_key, e.detail)
+            for e in audit.events_for_case(session, case.id)
+            if e.action == "resume_refused"
+        ]
+    assert refused == [("decision", "ohne Eingabe"), ("decision", "approve von sb.magdeburg")]
+    page = login("koordination").get(f"/monitor/cases/{case.reference}")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Fortsetzung von außen abgelehnt" in text
+    assert "Der Fall wartet weiter auf die Entscheidung in der Aufgabe." in text
+    assert "ohne Eingabe" in text
+    assert "mit einer Entscheidung, die in ServicePLUS nicht gespeichert ist" in text
+    # The app's own reschedule (crash recovery) is a lost suspension, not a refusal.
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run_id, Scheduled(name="Retrying"), force=True)
+    assert drive(case) == "Suspended"
+
+    # The decision saved through ServicePLUS moves the case on, once.
+    assert advance(case, "decision", "sb.magdeburg", "approve") == "Suspended"
+    assert [(t.step_key, t.status) for t in tasks_of(case)] == [
+        ("decision", TaskStatus.completed),
+        ("decision.confirm", TaskStatus.open),
+    ]
+    with session_scope() as session:
+        events = audit.events_for_case(session, case.id)
+    assert len([e for e in events if e.action == "resume_refused"]) == 2
 
 
 def test_decision_saved_before_the_run_suspends_resumes_it_at_once():

@@ -52,9 +52,9 @@ def test_secure_cookies_setting(database):
         get_settings.cache_clear()
 
 
-def test_refuses_default_secret_outside_demo_mode():
+def test_refuses_default_secret_outside_demo_mode(tmp_path):
     with pytest.raises(ValueError, match="SERVICEPLUS_SECRET_KEY must be set"):
-        Settings(demo=False)
+        Settings(demo=False, data_dir=tmp_path)
     assert Settings(demo=False, secret_key="a-real-secret").secret_key == "a-real-secret"
 
 
@@ -75,7 +75,7 @@ def test_cli_names_the_missing_secret_without_a_traceback(tmp_path):
     cli = Path(sys.executable).parent / "serviceplus"
     result = subprocess.run([cli, "cases"], env=env, capture_output=True, text=True)
     assert result.returncode == 1
-    assert "settings: Value error, SERVICEPLUS_SECRET_KEY must be set" in result.stderr
+    assert result.stderr.startswith("error: settings: SERVICEPLUS_SECRET_KEY must be set")
     assert "Traceback" not in result.stderr
 
 

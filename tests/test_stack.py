@@ -136,6 +136,24 @@ def test_cli_rejects_bad_case_file(stack, tmp_path):
     assert "applicant: Field required" in result.stderr
 
 
+def test_demo_seed_returns_once_every_demo_case_is_in_an_inbox(stack):
+    """What `make run` does before it says ready: afterwards a demo user
+    finds the demo cases in an inbox at once, each with its documents."""
+    seeded = cli(stack, "demo", "seed")
+    assert len(seeded["cases"]) == 4 and seeded["not_in_inbox"] == []
+    # No waiting here: the tasks are there when the command returns.
+    tasks = cli(stack, "tasks", "--json")
+    for reference in seeded["cases"]:
+        case = cli(stack, "case", "show", reference, "--json")
+        open_tasks = [t for t in tasks if t["case"] == reference]
+        assert open_tasks or case["status"] in ("completed", "failed"), reference
+        assert case["documents"] and all(
+            d["media_type"] == "application/pdf" and d["size"] > 5000 for d in case["documents"]
+        )
+    # A second run reuses them.
+    assert cli(stack, "demo", "seed")["cases"] == seeded["cases"]
+
+
 def test_browser_login_approve_and_download_letter(stack, tmp_path):
     from playwright.sync_api import sync_playwright
 

@@ -184,20 +184,18 @@ def upload(reference: str):
         flash("Bitte wählen Sie eine Datei und die Art der Unterlage.", "error")
         return redirect(back)
     doc = cases.NewDocument(form.kind.data, upload.filename, upload.read())
-    problems = cases.check_new_documents([doc], get_settings().max_upload_bytes, set(kinds))
-    if problems:
-        for problem in problems:
-            flash(problem.de, "error")
+    try:
+        cases.upload_document(
+            session,
+            case=case,
+            doc=doc,
+            actor=current_user.row.username,
+            max_upload_bytes=get_settings().max_upload_bytes,
+        )
+    except cases.CaseInputError as exc:
+        for message in exc.messages:
+            flash(message, "error")
         return redirect(back)
-    cases.add_document(session, case=case, doc=doc, actor=current_user.row.username)
-    detail = f"{kinds[doc.kind]}: {cases.safe_filename(doc.filename)}"
-    audit.record(
-        session,
-        actor=current_user.row.username,
-        action="document_added",
-        case_id=case.id,
-        detail=detail,
-    )
     session.commit()
     flash("Die Unterlage wurde hinzugefügt.", "success")
     return redirect(back)

@@ -127,7 +127,7 @@ AUDIT_ACTION = {
     "precheck_accepted": "Vorprüfung übernommen",
     "precheck_handed_over": "aus der Vorprüfung übergeben",
     "purpose_changed": "Aufenthaltszweck geändert",
-    "resume_refused": "Fortsetzung abgewiesen",
+    "resume_refused": "Fortsetzung von außen abgelehnt",
     "status_letter_downloaded": "Schreiben über den Statuslink abgerufen",
     "status_link_issued": "Statuslink erzeugt",
     "status_link_revoked": "Statuslink gesperrt",

@@ -262,6 +262,7 @@ def case_detail(reference: str):
         titles=_step_titles(),
         run_state=run_state,
         run_url=orchestration.prefect_ui_url(case.flow_run_id) if case.flow_run_id else None,
+        refused=monitoring.refused_resumes(get_db(), case),
         csrf_form=CsrfForm(),
     )
 

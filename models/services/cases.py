@@ -395,6 +395,27 @@ def add_document(session: Session, *, case: Case, doc: NewDocument, actor: str) 
     return row
 
 
+def upload_document(
+    session: Session, *, case: Case, doc: NewDocument, actor: str, max_upload_bytes: int
+) -> Document:
+    """A document added to an existing case (web upload, `serviceplus case
+    add-document`): the checks of the intake, then stored and audited.
+    Raises CaseInputError and saves nothing when the file or kind is bad."""
+    kinds = document_labels(session, case)
+    problems = check_new_documents([doc], max_upload_bytes, set(kinds))
+    if problems:
+        raise CaseInputError(problems)
+    row = add_document(session, case=case, doc=doc, actor=actor)
+    audit.record(
+        session,
+        actor=actor,
+        action="document_added",
+        case_id=case.id,
+        detail=f"{kinds[doc.kind]}: {row.original_name}",
+    )
+    return row
+
+
 def _fingerprint(data: CaseCreate, documents: list[NewDocument]) -> str:
     digest = hashlib.sha256(data.model_dump_json().encode())
     for doc in documents:

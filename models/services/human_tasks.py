@@ -277,16 +277,30 @@ def accepts_resume(
         and task.completed_by == decision.by
     )
     if not saved:
-        audit.record(
+        refuse_resume(
             session,
-            actor="system",
-            action="resume_refused",
             case_id=case_id,
-            detail=f"{decision.outcome} von {decision.by}",
-            step_key=task_key,
+            task_key=task_key,
             attempt=attempt,
+            detail=f"{decision.outcome} von {decision.by}",
         )
     return saved
+
+
+def refuse_resume(
+    session: Session, *, case_id: int, task_key: str, attempt: int, detail: str
+) -> None:
+    """Audit a resume from outside the app (the Prefect UI or API) that the
+    flow refused; the run waits again for the task's decision."""
+    audit.record(
+        session,
+        actor="system",
+        action="resume_refused",
+        case_id=case_id,
+        detail=detail,
+        step_key=task_key,
+        attempt=attempt,
+    )
 
 
 def decide_and_resume(*, task_id: int, username: str, decision: str, reason: str = "") -> bool:

@@ -259,6 +259,23 @@ def due_work_by(tasks: list[DueTask], key) -> list[tuple[str, int, int]]:
     )
 
 
+@dataclass
+class RefusedResume:
+    """A resume of the case's run from outside ServicePLUS that the flow refused."""
+
+    at: datetime
+    step_key: str  # the task's key ("decision", or "decision.confirm")
+    without_input: bool  # else: with a decision the app had not saved
+
+
+def refused_resumes(session: Session, case: Case) -> list[RefusedResume]:
+    return [
+        RefusedResume(e.at, e.step_key or "", e.detail == "ohne Eingabe")
+        for e in audit.events_for_case(session, case.id)
+        if e.action == "resume_refused"
+    ]
+
+
 def timeline(session: Session, case: Case) -> list[dict]:
     """The case's steps: automatic ones from the audit log, human ones from
     their tasks, with start, end, actor and the time waited (in days)."""

@@ -188,6 +188,21 @@ def failed_runs(tag: str, limit: int = 200) -> list:
         return client.read_flow_runs(flow_run_filter=flt, limit=limit)
 
 
+RETRYING = "Retrying"  # the name of the app's own reschedules (retry_flow_run)
+
+
+def rescheduled_by_app(flow_run_id: str) -> bool:
+    """Whether the run's last scheduling came from the app (a coordinator's
+    retry, the sweeper's crash recovery) rather than from a resume."""
+    from prefect import get_client
+    from prefect.client.schemas.objects import StateType
+
+    with get_client(sync_client=True) as client:
+        states = client.read_flow_run_states(UUID(flow_run_id))
+    scheduled = [s for s in states if s.type == StateType.SCHEDULED]
+    return bool(scheduled) and max(scheduled, key=lambda s: s.timestamp).name == RETRYING
+
+
 def retry_flow_run(flow_run_id: str) -> bool:
     """Schedule a failed run again. The flow re-executes from the top and
     completed steps come back from the run-scoped cache."""
@@ -196,9 +211,7 @@ def retry_flow_run(flow_run_id: str) -> bool:
     from prefect.states import Scheduled
 
     with get_client(sync_client=True) as client:
-        result = client.set_flow_run_state(
-            UUID(flow_run_id), Scheduled(name="Retrying"), force=True
-        )
+        result = client.set_flow_run_state(UUID(flow_run_id), Scheduled(name=RETRYING), force=True)
     accepted = result.status == SetStateStatus.ACCEPT
     if accepted:
         wake_worker()
