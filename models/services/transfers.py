@@ -17,7 +17,15 @@ from sqlmodel import Session, select
 
 from serviceplus.models.services import audit, authorities, orchestration
 from serviceplus.models.services.cases import family_of_case
-from serviceplus.models.tables import Case, CaseStatus, HumanTask, Organisation, Role, TaskStatus, User
+from serviceplus.models.tables import (
+    Case,
+    CaseStatus,
+    HumanTask,
+    Organisation,
+    Role,
+    TaskStatus,
+    User,
+)
 
 log = logging.getLogger(__name__)
 REASON_MAX = 2000
@@ -60,7 +68,12 @@ def hand_over(session: Session, *, case: Case, user: User, to: str, reason: str)
 
 
 def _move(
-    session: Session, case: Case, source: Organisation, target: Organisation, actor: str, reason: str
+    session: Session,
+    case: Case,
+    source: Organisation,
+    target: Organisation,
+    actor: str,
+    reason: str,
 ) -> None:
     case.organisation_id = target.id
     session.add(case)
