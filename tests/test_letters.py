@@ -200,7 +200,8 @@ def test_deemed_approval_is_a_file_note_not_a_letter_to_the_employer(letter_vers
 def test_version_without_letter_fields_leaves_out_what_it_lacks(database):
     """Version 1 has no purposes, periods or references: the letters still
     render, without invented figures."""
-    case = make_case(start=False, org="abh-hal")
+    halle = {**EXAMPLE["employer"], "address": "Mansfelder Straße 56, 06108 Halle (Saale)"}
+    case = make_case(start=False, org="abh-hal", employer=halle)
     with session_scope() as session:
         row = session.get(Case, case.id)
         row.definition_version = 1

@@ -57,6 +57,7 @@ class CaseForm(FlaskForm):
     family_of = HiddenField()
     family_relation = SelectField(
         "Verwandtschaft zur Fachkraft des Bezugsfalls",
+        validate_choice=False,
         choices=[SelectChoice(k, v) for k, v in cases.FAMILY_RELATIONS.items()],
     )
 

@@ -453,6 +453,11 @@ def competent_authority(session: Session, data: CaseCreate) -> Organisation:
     and none was picked. Without a postcode the given authority is taken
     as it is (a case typed in by its own authority)."""
     chosen = data.organisation
+    if chosen is not None and authorities.district_of_slug(chosen) is None:
+        # Not one of the listed authorities: unknown, not an authority, or inactive.
+        problems = organisation_problems(get_organisation(session, chosen), chosen)
+        if problems:
+            raise CaseInputError(problems)
     postcode = authorities.postcode_of(data.employer.address)
     if postcode is None:
         if chosen is None:
