@@ -192,13 +192,12 @@ def test_adviser_handover_is_routed_to_the_place_of_employment(inprocess_deploym
         assert session.get(Organisation, row.authority_id).slug == "abh-hal"
     case, started = advice.handover(precheck_id=row.id, user=adviser, max_upload_bytes=MAX)
     assert started and slug_of(case) == "abh-hal"
-    with pytest.raises(cases.CaseInputError) as outside:
-        with session_scope() as session:
-            advice.create(
-                session,
-                data=cases.parse_case_input(case_data("Marienplatz 1, 80331 München")),
-                documents=[],
-                adviser=accounts.get_user(session, "berater.wcst"),
-                max_upload_bytes=MAX,
-            )
+    with pytest.raises(cases.CaseInputError) as outside, session_scope() as session:
+        advice.create(
+            session,
+            data=cases.parse_case_input(case_data("Marienplatz 1, 80331 München")),
+            documents=[],
+            adviser=accounts.get_user(session, "berater.wcst"),
+            max_upload_bytes=MAX,
+        )
     assert "außerhalb von Sachsen-Anhalt" in outside.value.messages[0]

@@ -14,7 +14,7 @@ from serviceplus.models.db import session_scope
 from serviceplus.models.definition import DefinitionError, parse_definition
 from serviceplus.models.services import accounts, storage, versions
 from serviceplus.models.tables import Case, Organisation
-from tests.helpers import BLUE_CARD, advance, drive, letter_text, letters_of, make_case
+from tests.helpers import BLUE_CARD, EXAMPLE, advance, drive, letter_text, letters_of, make_case
 
 V1 = (versions.SHIPPED_DIR / "s81a.yaml").read_text(encoding="utf-8")
 
