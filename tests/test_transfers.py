@@ -3,12 +3,15 @@ task), the employer's representative in letters and mail, and family
 members joined to a principal's case (§ 81a Abs. 4 AufenthG)."""
 
 import uuid
+from datetime import date
 
 import pytest
 from sqlmodel import select
 
+from serviceplus.models.conditions import Condition, Context, evaluate
 from serviceplus.models.db import session_scope
 from serviceplus.models.services import accounts, assignment, audit, cases, transfers
+from serviceplus.models.services.completeness import facts_of_case
 from serviceplus.models.tables import Document, HumanTask, Letter, Organisation, OutboxMail
 from tests.helpers import EXAMPLE, decide, drive, letter_text, make_case, open_task_of, reload
 
@@ -202,6 +205,11 @@ def test_family_member_joins_the_principals_case(login):
         assert "Ehegattin / Ehegatte" in page and "Fachkraft (Bezugsfall)" in page
     assert "Mai Nguyen" in client.get(f"/cases/{principal.reference}").text
     assert any(a == "family_member_added" for a, _ in actions(principal))
+    # What a definition's fee step reads (part B's v3 skips the fee on it).
+    skip_fee = Condition.model_validate({"fact": "family_member", "equals": True})
+    for row, expected in ((member, True), (reload(principal), False)):
+        ctx = Context(facts_of_case(row), {}, {}, date.today())
+        assert evaluate(skip_fee, ctx) is expected
 
 
 def test_family_member_from_case_json_and_the_family_moves_together():

@@ -450,14 +450,13 @@ def competent_authority(session: Session, data: CaseCreate) -> Organisation:
     English) when the postcode lies outside Sachsen-Anhalt, when the given
     authority is not competent for it, or when the authority does not take
     part; AuthorityChoiceNeeded when the postcode spans several districts
-    and none was picked. Without a postcode the given authority is taken
-    as it is (a case typed in by its own authority)."""
+    and none was picked. Without a postcode, or when it is not one of the
+    data file's district authorities, the given authority is taken as it is."""
     chosen = data.organisation
     if chosen is not None and authorities.district_of_slug(chosen) is None:
-        # Not one of the listed authorities: unknown, not an authority, or inactive.
-        problems = organisation_problems(get_organisation(session, chosen), chosen)
-        if problems:
-            raise CaseInputError(problems)
+        # Not a district's authority of the data file (e.g. one set up for a
+        # special task): no postcode area to check against; taken as given.
+        return _taking_part(session, chosen)
     postcode = authorities.postcode_of(data.employer.address)
     if postcode is None:
         if chosen is None:
