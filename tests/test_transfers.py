@@ -4,8 +4,10 @@ members joined to a principal's case (§ 81a Abs. 4 AufenthG)."""
 
 import uuid
 from datetime import date
+from uuid import UUID
 
 import pytest
+from prefect import get_client
 from sqlmodel import select
 
 from serviceplus.models.conditions import Condition, Context, evaluate
@@ -63,6 +65,9 @@ def test_handover_moves_the_case_its_open_task_and_all_access(login):
     )
     assert done.status_code == 302 and done.headers["Location"].endswith("/cases/")
     assert reload(case).organisation_id == org_id("abh-hal")
+    with get_client(sync_client=True) as client:  # monitoring filters runs by this tag
+        tags = client.read_flow_run(UUID(reload(case).flow_run_id)).tags
+    assert "abh-hal" in tags and "abh-md" not in tags
 
     # The old authority: nothing left, neither pages nor downloads nor the task.
     for url in (
