@@ -201,3 +201,23 @@ def test_adviser_handover_is_routed_to_the_place_of_employment(inprocess_deploym
             max_upload_bytes=MAX,
         )
     assert "außerhalb von Sachsen-Anhalt" in outside.value.messages[0]
+
+
+def test_nobody_logs_in_at_an_authority_that_does_not_take_part(database):
+    from serviceplus.models.tables import Role, User
+
+    with session_scope() as session:
+        harz = accounts.get_organisation(session, "abh-hz")
+        session.add(
+            User(
+                username=f"hz-{uuid.uuid4().hex[:6]}",
+                full_name="Harz",
+                password_hash=accounts.hash_password("demo"),
+                role=Role.clerk,
+                organisation_id=harz.id,
+            )
+        )
+        session.flush()
+        name = session.exec(select(User).where(User.organisation_id == harz.id)).first().username
+        assert accounts.authenticate(session, username=name, password="demo") is None
+        assert accounts.authenticate(session, username="sb.halle", password="demo") is not None
