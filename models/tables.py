@@ -88,6 +88,10 @@ class Organisation(SQLModel, table=True):
     # Where the remedy is lodged, in the dative after "bei":
     # "dem Verwaltungsgericht Magdeburg, Breiter Weg 203–206, 39104 Magdeburg".
     remedy_address: str = _setting(400)
+    # Takes part in ServicePLUS: users log in, cases are opened here. The
+    # other foreigners' authorities of Sachsen-Anhalt are listed (routing
+    # names them) but inactive (models/services/authorities.py).
+    active: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
 
 
 class User(SQLModel, table=True):
@@ -156,6 +160,15 @@ class Case(SQLModel, table=True):
     # Handed over from an adviser's pre-check (models/services/advice.py).
     precheck_id: int | None = Field(default=None)
     prechecked_by: str | None = Field(default=None, max_length=200)  # the adviser organisation
+    # The employer's representative (lawyer, agency): letters go to them
+    # (§ 14 Abs. 3 VwVfG), "c/o" on the employer's name.
+    representative_name: str | None = Field(default=None, max_length=200)
+    representative_address: str | None = Field(default=None, max_length=400)
+    representative_email: str | None = Field(default=None, max_length=254)
+    # A family member's case joined to the principal's (§ 81a Abs. 4 AufenthG):
+    # its own documents and pre-approval, no second fee (fact family_member).
+    family_of: int | None = Field(default=None, foreign_key="case.id", index=True)
+    family_relation: str | None = Field(default=None, max_length=20)  # spouse, child
 
 
 class Document(SQLModel, table=True):

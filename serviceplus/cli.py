@@ -361,6 +361,30 @@ def case_add_document(reference: str, kind: str, file: Path, username: str) -> N
     click.echo(json.dumps(result, ensure_ascii=False))
 
 
+@case.command("handover")
+@click.argument("reference")
+@click.option("--to", "to", required=True, help="The competent authority (slug, e.g. abh-hal).")
+@click.option("--reason", required=True, help="Why the case goes there (recorded).")
+@click.option("--as", "username", required=True, help="A clerk of the case's authority.")
+def case_handover(reference: str, to: str, reason: str, username: str) -> None:
+    """Hand case REFERENCE over to another foreigners' authority, with its
+    documents, letters, history, open tasks and family members."""
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services import accounts, cases, transfers
+
+    try:
+        with session_scope() as session:
+            found = cases.get_by_reference(session, reference)
+            user = accounts.get_user(session, username)
+            if found is None or user is None or not user.active:
+                _fail(f"no case {reference} or no active user {username}")
+            moved = transfers.hand_over(session, case=found, user=user, to=to, reason=reason)
+            result = {"handed_over": [c.reference for c in moved], "to": to}
+    except transfers.TransferError as exc:
+        _fail(str(exc))
+    click.echo(json.dumps(result))
+
+
 @case.command("show")
 @click.argument("reference")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the only format so far).")

@@ -63,11 +63,16 @@ def demo_inputs() -> list[tuple[dict, list[str]]]:
         ),
     ]
     result = []
+    # The place of employment decides the authority (routing by postcode).
+    addresses = {
+        "abh-md": "Otto-von-Guericke-Straße 1, 39104 Magdeburg",
+        "abh-hal": "Mansfelder Straße 56, 06108 Halle (Saale)",
+    }
     for org, applicant, employer, example, facts, count in variants:
         kinds = [d["kind"] for d in example["documents"]][:count]
         data = {**example, "organisation": org}
         data["applicant"] = {**example["applicant"], "name": applicant}
-        data["employer"] = {**example["employer"], "name": employer}
+        data["employer"] = {**example["employer"], "name": employer, "address": addresses[org]}
         data["facts"] = example["facts"] if facts is None else {**example["facts"], **facts}
         data["documents"] = [{"kind": k, "file": f"{k}.pdf"} for k in kinds]
         data["submission_key"] = f"demo-{applicant.lower().replace(' ', '-')}"

@@ -65,6 +65,19 @@ def case_detail(session: Session, case: Case) -> dict:
         "applicant_birth_date": case.applicant_birth_date.isoformat(),
         "applicant_nationality": case.applicant_nationality,
         "employer_address": case.employer_address,
+        "representative": (
+            {
+                "name": case.representative_name,
+                "address": case.representative_address,
+                "email": case.representative_email,
+            }
+            if case.representative_name
+            else None
+        ),
+        "family": [
+            {"reference": c.reference, "relation": c.family_relation or "principal"}
+            for c in cases.family_of_case(session, case)
+        ],
         "facts": case.facts,
         "tasks": [
             task_row(t, case.reference, slugs[t.organisation_id])

@@ -14,7 +14,7 @@ from serviceplus.models.db import session_scope
 from serviceplus.models.definition import DefinitionError, parse_definition
 from serviceplus.models.services import accounts, storage, versions
 from serviceplus.models.tables import Case, Organisation
-from tests.helpers import BLUE_CARD, advance, drive, letter_text, letters_of, make_case
+from tests.helpers import BLUE_CARD, EXAMPLE, advance, drive, letter_text, letters_of, make_case
 
 V1 = (versions.SHIPPED_DIR / "s81a.yaml").read_text(encoding="utf-8")
 
@@ -200,7 +200,8 @@ def test_deemed_approval_is_a_file_note_not_a_letter_to_the_employer(letter_vers
 def test_version_without_letter_fields_leaves_out_what_it_lacks(database):
     """Version 1 has no purposes, periods or references: the letters still
     render, without invented figures."""
-    case = make_case(start=False, org="abh-hal")
+    halle = {**EXAMPLE["employer"], "address": "Mansfelder Straße 56, 06108 Halle (Saale)"}
+    case = make_case(start=False, org="abh-hal", employer=halle)
     with session_scope() as session:
         row = session.get(Case, case.id)
         row.definition_version = 1

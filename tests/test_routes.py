@@ -64,6 +64,8 @@ ROUTES = {
     "cases.letter": ("GET", "/cases/{ref}/letters/{letter}", CASE_ROLES_MD),
     "cases.issue_status_link": ("POST", "/cases/{ref}/status-link", CLERKS_MD),
     "cases.revoke_status_link": ("POST", "/cases/{ref}/status-link/revoke", CLERKS_MD),
+    "cases.representative": ("POST", "/cases/{ref}/representative", CLERKS_MD),
+    "cases.handover": ("POST", "/cases/{ref}/handover", CLERKS_MD),
     "monitor.index": ("GET", "/monitor/", {"koordination"}),
     "monitor.figure_download": ("GET", "/monitor/figures/weekly.xlsx", {"koordination"}),
     "monitor.case_list": ("GET", "/monitor/cases", {"koordination"}),

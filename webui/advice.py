@@ -13,7 +13,13 @@ from serviceplus.models.services import advice, audit, cases, storage
 from serviceplus.models.tables import Organisation, Precheck, Role
 from serviceplus.settings import get_settings
 from serviceplus.webui.auth import roles_required
-from serviceplus.webui.cases import CaseForm, UploadForm, _uploaded_documents, choices
+from serviceplus.webui.cases import (
+    CaseForm,
+    UploadForm,
+    _uploaded_documents,
+    authority_choices,
+    choices,
+)
 from serviceplus.webui.db import get_db
 from serviceplus.webui.forms import CsrfForm
 
@@ -24,7 +30,7 @@ adviser_only = roles_required(Role.adviser)
 class PrecheckForm(CaseForm):
     """The case form, plus the authority and the facts the rules read."""
 
-    organisation = SelectField("Zuständige Ausländerbehörde")
+    organisation = SelectField("Zuständige Ausländerbehörde", validate_choice=False)
     gross_annual_salary_eur = IntegerField(
         "Bruttojahresgehalt (EUR)", validators=[Optional(), NumberRange(0, 10_000_000)]
     )
@@ -37,8 +43,7 @@ class PrecheckForm(CaseForm):
 
 
 def _authorities() -> list[SelectChoice]:
-    query = select(Organisation).where(Organisation.kind == cases.FOREIGNERS_AUTHORITY)
-    return [SelectChoice(o.slug, o.name) for o in get_db().exec(query.order_by(Organisation.name))]
+    return authority_choices()  # found from the postcode unless one is picked
 
 
 def get_precheck_or_404(precheck_id: int) -> Precheck:
@@ -85,6 +90,8 @@ def new():
         except cases.CaseInputError as exc:
             session.rollback()
             errors = exc.messages
+            if isinstance(exc, cases.AuthorityChoiceNeeded):
+                form.organisation.choices = authority_choices(exc.candidates)
         else:
             session.commit()
             flash(f"Die Vorprüfung Nr. {row.id} wurde angelegt.", "success")
@@ -101,7 +108,7 @@ def _precheck_input(form: PrecheckForm) -> dict:
         if getattr(form, name).data is not None:
             facts[name] = getattr(form, name).data
     return {
-        "organisation": form.organisation.data,
+        "organisation": form.organisation.data or None,
         "residence_purpose": form.residence_purpose.data,
         "applicant": {
             "name": form.applicant_name.data,

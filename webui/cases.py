@@ -6,19 +6,21 @@ import uuid
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import DateField, HiddenField, SelectChoice, SelectField, StringField
+from wtforms import DateField, HiddenField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Optional
 
 from serviceplus.models.services import (
     audit,
+    authorities,
     cases,
     comments,
     human_tasks,
     status_links,
     storage,
+    transfers,
     versions,
 )
-from serviceplus.models.tables import Case, Document, Letter, Role
+from serviceplus.models.tables import Case, Document, Letter, Organisation, Role
 from serviceplus.settings import get_settings
 from serviceplus.webui.auth import roles_required
 from serviceplus.webui.db import get_db
@@ -47,6 +49,40 @@ class CaseForm(FlaskForm):
         validators=[Optional()],
     )
     planned_entry = DateField("Geplante Einreise", validators=[Optional()])
+    # Empty: found from the employer's postcode; offered when it spans districts.
+    organisation = SelectField("Zuständige Ausländerbehörde", validate_choice=False)
+    representative_name = StringField("Name (Kanzlei, Agentur)", validators=[Optional()])
+    representative_address = StringField("Anschrift", validators=[Optional()])
+    representative_email = StringField("E-Mail (optional)", validators=[Optional()])
+    family_of = HiddenField()
+    family_relation = SelectField(
+        "Verwandtschaft zur Fachkraft des Bezugsfalls",
+        validate_choice=False,
+        choices=[SelectChoice(k, v) for k, v in cases.FAMILY_RELATIONS.items()],
+    )
+
+
+class RepresentativeForm(FlaskForm):
+    representative_name = StringField("Name (Kanzlei, Agentur)", validators=[Optional()])
+    representative_address = StringField("Anschrift", validators=[Optional()])
+    representative_email = StringField("E-Mail (optional)", validators=[Optional()])
+
+
+class HandOverForm(FlaskForm):
+    to = SelectField("An Ausländerbehörde", validate_choice=False)
+    reason = TextAreaField("Begründung", validators=[InputRequired(REQUIRED)])
+
+
+AUTOMATIC = SelectChoice("", "nach Postleitzahl des Arbeitsorts ermitteln")
+
+
+def authority_choices(candidates: list[tuple[str, str]] | None = None) -> list[SelectChoice]:
+    """Choices for the authority: all that take part, or the candidates of
+    a postcode that spans several districts."""
+    if candidates is not None:
+        return [SelectChoice(slug, name) for slug, name in candidates]
+    rows = authorities.active_authorities(get_db())
+    return [AUTOMATIC] + [SelectChoice(o.slug, o.name) for o in rows]
 
 
 class UploadForm(FlaskForm):
@@ -84,18 +120,25 @@ def new():
     if not cases.opens_cases(current_user.organisation):
         abort(403)  # cases are opened at a foreigners' authority
     form = CaseForm()
+    form.organisation.choices = authority_choices()
+    principal = _principal(request.values.get("family_of"))
     kinds = _document_kinds()
     if request.method == "GET":
         form.submission_key.data = str(uuid.uuid4())  # a double submit finds the same case
+        if principal is not None:
+            _prefill_family_member(form, principal)
     errors: list[str] = []
     if form.validate_on_submit():
         try:
             case, _created, started = cases.submit(
-                data=cases.parse_case_input(_case_input(form)),
+                data=cases.parse_case_input(_case_input(form, principal)),
                 documents=_uploaded_documents(kinds),
                 actor=current_user.row.username,
                 max_upload_bytes=get_settings().max_upload_bytes,
             )
+        except cases.AuthorityChoiceNeeded as exc:
+            errors = exc.messages
+            form.organisation.choices = authority_choices(exc.candidates)
         except cases.CaseInputError as exc:
             errors = exc.messages
         else:
@@ -105,15 +148,49 @@ def new():
                     "Prozesssteuerung erreichbar ist.",
                     "warning",
                 )
+            if case.organisation_id != current_user.row.organisation_id:
+                name = get_db().get(Organisation, case.organisation_id).name
+                flash(
+                    f"Der Fall {case.reference} wurde bei der zuständigen {name} angelegt "
+                    "(Arbeitsort); er erscheint in deren Fällen, nicht in Ihren.",
+                    "success",
+                )
+                return redirect(url_for("cases.index"))
             flash(f"Der Fall {case.reference} wurde angelegt.", "success")
             return redirect(url_for("cases.detail", reference=case.reference))
     status = 400 if request.method == "POST" else 200
-    return render_template("cases/new.html", form=form, kinds=kinds, errors=errors), status
+    page = render_template(
+        "cases/new.html", form=form, kinds=kinds, errors=errors, principal=principal
+    )
+    return page, status
 
 
-def _case_input(form: CaseForm) -> dict:
-    return {
-        "organisation": current_user.organisation.slug,
+def _principal(reference: str | None) -> Case | None:
+    """The principal's case a family member joins: one of the clerk's own
+    organisation (access rules as for every case page)."""
+    if not reference:
+        return None
+    case = get_case_or_404(reference)
+    if case.organisation_id != current_user.row.organisation_id:
+        abort(404)
+    return case
+
+
+def _prefill_family_member(form: CaseForm, principal: Case) -> None:
+    """The employer, its representative and the purpose come from the principal's case."""
+    form.family_of.data = principal.reference
+    form.residence_purpose.data = principal.residence_purpose
+    form.employer_name.data = principal.employer_name
+    form.employer_address.data = principal.employer_address
+    form.employer_email.data = principal.employer_email or ""
+    form.representative_name.data = principal.representative_name or ""
+    form.representative_address.data = principal.representative_address or ""
+    form.representative_email.data = principal.representative_email or ""
+
+
+def _case_input(form: CaseForm, principal: Case | None = None) -> dict:
+    data = {
+        "organisation": form.organisation.data or None,
         "residence_purpose": form.residence_purpose.data,
         "applicant": {
             "name": form.applicant_name.data,
@@ -129,6 +206,20 @@ def _case_input(form: CaseForm) -> dict:
         "planned_entry": form.planned_entry.data,
         "submission_key": form.submission_key.data or None,
     }
+    representative = cases.representative_of(
+        {
+            "name": form.representative_name.data,
+            "address": form.representative_address.data,
+            "email": form.representative_email.data,
+        }
+    )
+    if representative is not None:
+        data["representative"] = representative.model_dump()
+    if principal is not None:
+        # Joined to the principal's case, at the principal's authority.
+        data |= {"family_of": principal.reference, "family_relation": form.family_relation.data}
+        data["organisation"] = None
+    return data
 
 
 def _uploaded_documents(kinds: dict[str, str]) -> list[cases.NewDocument]:
@@ -164,7 +255,91 @@ def detail(reference: str):
         can_upload=own and current_user.is_clerk,
         status_link=status_links.working_link(session, case.id) if own else None,
         csrf_form=FlaskForm(),
+        family=_family_rows(case),
+        relations=cases.FAMILY_RELATIONS,
+        representative_form=_representative_form(case),
+        handover_form=_handover_form(case) if own else None,
     )
+
+
+def _family_rows(case: Case) -> list[tuple[Case, bool]]:
+    """The case's family, each with whether the user may open its page
+    (same organisation only, as for every case)."""
+    family = cases.family_of_case(get_db(), case)
+    return [(c, c.organisation_id == current_user.row.organisation_id) for c in family]
+
+
+def _representative_form(case: Case) -> RepresentativeForm:
+    form = RepresentativeForm(formdata=None)
+    form.representative_name.data = case.representative_name or ""
+    form.representative_address.data = case.representative_address or ""
+    form.representative_email.data = case.representative_email or ""
+    return form
+
+
+def _handover_form(case: Case) -> HandOverForm:
+    form = HandOverForm(formdata=None)
+    form.to.choices = [SelectChoice(o.slug, o.name) for o in transfers.targets(get_db(), case)]
+    return form
+
+
+@bp.post("/<reference>/representative")
+@roles_required(Role.clerk)
+def representative(reference: str):
+    """Name, change or remove the employer's representative (all fields empty)."""
+    case = _own_case_or_404(reference)
+    form = RepresentativeForm()
+    try:
+        rep = cases.representative_of(
+            {
+                "name": form.representative_name.data,
+                "address": form.representative_address.data,
+                "email": form.representative_email.data,
+            }
+        )
+    except cases.CaseInputError as exc:
+        for message in exc.messages:
+            flash(message, "error")
+        return redirect(url_for("cases.detail", reference=reference))
+    session = get_db()
+    cases.set_representative(
+        session, case=case, representative=rep, actor=current_user.row.username
+    )
+    session.commit()
+    flash(
+        "Die Bevollmächtigung wurde gespeichert."
+        if rep
+        else "Die Bevollmächtigung wurde entfernt.",
+        "success",
+    )
+    return redirect(url_for("cases.detail", reference=reference))
+
+
+@bp.post("/<reference>/handover")
+@roles_required(Role.clerk)
+def handover(reference: str):
+    """Hand the case over to the competent authority; the page is then the
+    other authority's, so the clerk lands on the case list."""
+    case = _own_case_or_404(reference)
+    form = HandOverForm()
+    session = get_db()
+    try:
+        moved = transfers.hand_over(
+            session,
+            case=case,
+            user=current_user.row,
+            to=form.to.data or "",
+            reason=form.reason.data or "",
+        )
+    except transfers.TransferError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("cases.detail", reference=reference))
+    session.commit()
+    name = session.get(Organisation, case.organisation_id).name
+    references = ", ".join(c.reference for c in moved)
+    flash(f"Abgegeben an {name}: {references}.", "success")
+    return redirect(url_for("cases.index"))
 
 
 @bp.post("/<reference>/documents")

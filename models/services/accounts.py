@@ -8,7 +8,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlmodel import Session, select
 
-from serviceplus.models.services import audit
+from serviceplus.models.services import audit, authorities
 from serviceplus.models.tables import HumanTask, Organisation, Role, TaskStatus, User
 
 _hasher = PasswordHasher()
@@ -111,7 +111,8 @@ def hash_password(password: str) -> str:
 
 def authenticate(session: Session, *, username: str, password: str) -> User | None:
     user = session.exec(select(User).where(User.username == username)).first()
-    if user is None or not user.active:
+    # An organisation that does not take part (listed authority) has no logins.
+    if user is None or not user.active or not _organisation_active(session, user):
         _hasher.hash(password)  # same cost as a real check: no user enumeration by timing
         return None
     try:
@@ -119,6 +120,10 @@ def authenticate(session: Session, *, username: str, password: str) -> User | No
     except (VerifyMismatchError, InvalidHashError):
         return None
     return user
+
+
+def _organisation_active(session: Session, user: User) -> bool:
+    return session.get(Organisation, user.organisation_id).active
 
 
 def get_user(session: Session, username: str) -> User | None:
@@ -135,6 +140,8 @@ def seed_demo_accounts(session: Session) -> None:
         if get_organisation(session, slug) is None:
             session.add(Organisation(slug=slug, name=name, kind=kind, address=address))
     session.flush()
+    # The other authorities of Sachsen-Anhalt: listed, inactive (routing names them).
+    authorities.install(session)
     _seed_letter_settings(session)
     password_hash = hash_password(DEMO_PASSWORD)
     for username, full_name, role, org_slug in DEMO_USERS:

@@ -77,10 +77,10 @@ def create(
         raise CaseInputError(
             [Problem("Vorprüfungen legen nur Beratungsstellen an.", "not an advice organisation")]
         )
-    authority = get_organisation(session, data.organisation)
+    # Routed as the case will be: the authority of the place of employment.
+    authority = cases.competent_authority(session, data)
     _row, definition = versions.active_definition(session, cases.DEFINITION_NAME)
-    problems = cases.organisation_problems(authority, data.organisation)
-    problems += cases.check_new_documents(documents, max_upload_bytes, set(definition.documents))
+    problems = cases.check_new_documents(documents, max_upload_bytes, set(definition.documents))
     problems += _note_problems(note)
     if problems:
         raise CaseInputError(problems)
@@ -336,7 +336,11 @@ def _open_case(session: Session, row: Precheck, user: User, max_upload_bytes: in
             "Die Unterlagen sind noch nicht vollständig; übergeben wird erst eine "
             "vollständige Vorprüfung."
         )
-    data = cases.parse_case_input({**row.data, "submission_key": f"precheck-{row.id}"})
+    # The case is opened at the authority the pre-check was routed to.
+    authority = session.get(Organisation, row.authority_id)
+    data = cases.parse_case_input(
+        {**row.data, "organisation": authority.slug, "submission_key": f"precheck-{row.id}"}
+    )
     documents = [
         NewDocument(d.kind, d.original_name, storage.read_bytes(d.storage_path))
         for d in documents_of(session, row.id)

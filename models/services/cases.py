@@ -15,7 +15,14 @@ from sqlmodel import Session, select
 from serviceplus.models import clock
 from serviceplus.models.db import session_scope
 from serviceplus.models.definition import Definition
-from serviceplus.models.services import audit, human_tasks, orchestration, storage, versions
+from serviceplus.models.services import (
+    audit,
+    authorities,
+    human_tasks,
+    orchestration,
+    storage,
+    versions,
+)
 from serviceplus.models.services.accounts import get_organisation
 from serviceplus.models.services.completeness import (
     CompletenessResult,
@@ -48,7 +55,11 @@ MEDIA_TYPE_NAMES = "PDF, JPEG oder PNG"
 ATTACHMENT, ATTACHMENT_LABEL = "attachment", "Anlage der Sachbearbeitung"
 # Organisation.kind of a foreigners' authority (Ausländerbehörde): the only
 # kind of body at which a case is opened.
-FOREIGNERS_AUTHORITY = "abh"
+FOREIGNERS_AUTHORITY = authorities.FOREIGNERS_AUTHORITY
+# A family member's case (§ 81a Abs. 4 AufenthG): relation -> German label.
+FAMILY_RELATIONS = {"spouse": "Ehegattin / Ehegatte", "child": "Kind"}
+# The fact a definition reads to skip the fee of a joined family member.
+FAMILY_MEMBER_FACT = "family_member"
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,15 @@ class CaseInputError(ValueError):
         super().__init__("; ".join(p.en for p in problems))
         self.messages = [p.de for p in problems]
         self.english = [p.en for p in problems]
+
+
+class AuthorityChoiceNeeded(CaseInputError):
+    """The employer's postcode spans several districts: the user picks one
+    of `candidates` (slug, authority name) and submits again."""
+
+    def __init__(self, problem: Problem, candidates: list[tuple[str, str]]):
+        super().__init__([problem])
+        self.candidates = candidates
 
 
 # Control characters (C0, DEL, C1) hide text, break exports and letters;
@@ -158,6 +178,14 @@ class Employer(_Input):
     email: Email | None = None  # letters go there as PDF (models/services/mail.py)
 
 
+class Representative(_Input):
+    """A third party the employer names (lawyer, agency): letters go there."""
+
+    name: Text(200)
+    address: Text(400)
+    email: Email | None = None
+
+
 class DocumentRef(_Input):
     kind: Text(60)
     file: FileName
@@ -167,10 +195,16 @@ class CaseCreate(_Input):
     """One case as submitted (web form, CLI or JSON import); see docs/cli.md.
     The only validation of a case: web and CLI both come through here."""
 
-    organisation: Text(40)
+    # The authority; None: found from the employer's postcode. Given, it must
+    # be competent for that postcode (the pick when it spans two districts).
+    organisation: Text(40) | None = None
     residence_purpose: Literal["18a", "18b", "18g", "16d", "16d3"]
     applicant: Applicant
     employer: Employer
+    representative: Representative | None = None
+    # A family member joins the principal's case (its reference).
+    family_of: Text(40) | None = None
+    family_relation: Literal["spouse", "child"] | None = None
     planned_entry: PlausibleDate | None = None
     facts: dict[Text(80), FactValue] = Field(default={}, max_length=100)
     documents: list[DocumentRef] = Field(default=[], max_length=100)
@@ -200,6 +234,9 @@ FIELD_LABELS = {
     "kind": "Art",
     "file": "Datei",
     "facts": "Angaben",
+    "representative": "Bevollmächtigte",
+    "family_of": "Familienangehörige von",
+    "family_relation": "Verwandtschaft",
 }
 ERROR_TEXTS = {
     "missing": "fehlt",
@@ -323,12 +360,17 @@ def create_case(
     existing = session.exec(select(Case).where(Case.submission_key == key)).first()
     if existing is not None:
         return existing, False
-    org = get_organisation(session, data.organisation)
+    principal = family_principal(session, data)
+    org = principal_organisation(session, principal) if principal else None
+    org = org or competent_authority(session, data)
     definition_row, definition = versions.active_definition(session, DEFINITION_NAME)
-    problems = organisation_problems(org, data.organisation)
-    problems += check_new_documents(documents, max_upload_bytes, set(definition.documents))
+    problems = check_new_documents(documents, max_upload_bytes, set(definition.documents))
     if problems:
         raise CaseInputError(problems)
+    facts = dict(data.facts)
+    if principal is not None:
+        facts[FAMILY_MEMBER_FACT] = True  # joined: no second fee (§ 81a Abs. 4)
+    representative = data.representative
     case = Case(
         submission_key=key,
         organisation_id=org.id,
@@ -341,7 +383,12 @@ def create_case(
         employer_email=data.employer.email,
         residence_purpose=data.residence_purpose,
         planned_entry=data.planned_entry,
-        facts=dict(data.facts),
+        facts=facts,
+        representative_name=representative.name if representative else None,
+        representative_address=representative.address if representative else None,
+        representative_email=representative.email if representative else None,
+        family_of=principal.id if principal else None,
+        family_relation=data.family_relation if principal else None,
         definition_name=definition_row.name,
         definition_version=definition_row.version,
         created_by=actor,
@@ -356,27 +403,206 @@ def create_case(
         actor=actor,
         action="case_created",
         case_id=case.id,
-        detail=f"{case.reference}, {len(documents)} Unterlagen",
+        detail=f"{case.reference}, {len(documents)} Unterlagen, {org.name}",
     )
+    if principal is not None:
+        relation = FAMILY_RELATIONS[case.family_relation]
+        for target, detail in (
+            (case, f"{relation} zu {principal.reference}"),
+            (principal, f"{case.reference} ({relation}, {case.applicant_name})"),
+        ):
+            audit.record(
+                session, actor=actor, action="family_member_added", case_id=target.id, detail=detail
+            )
     return case, True
 
 
 def opens_cases(org: Organisation) -> bool:
-    """Cases are opened at a foreigners' authority only (web form and CLI)."""
-    return org.kind == FOREIGNERS_AUTHORITY
+    """Cases are opened at a foreigners' authority that takes part in
+    ServicePLUS only (web form, CLI, adviser's hand-over)."""
+    return org.kind == FOREIGNERS_AUTHORITY and org.active
 
 
 def organisation_problems(org: Organisation | None, slug: str) -> list[Problem]:
     if org is None:
         return [Problem(f"Behörde: „{slug}“ ist nicht bekannt", f"organisation: unknown {slug!r}")]
-    if not opens_cases(org):
+    if org.kind != FOREIGNERS_AUTHORITY:
         return [
             Problem(
                 f"Behörde: „{slug}“ ist keine Ausländerbehörde",
                 f"organisation: {slug!r} is not a foreigners' authority",
             )
         ]
+    if not org.active:
+        return [
+            Problem(
+                f"Zuständig ist die {org.name} ({org.address}); sie nimmt noch nicht an "
+                "ServicePLUS teil. Der Antrag ist dort direkt zu stellen.",
+                f"organisation: {slug!r} does not take part in ServicePLUS yet",
+            )
+        ]
     return []
+
+
+def competent_authority(session: Session, data: CaseCreate) -> Organisation:
+    """The foreigners' authority of the place of employment: found by the
+    postcode of the employer's address. Raises CaseInputError (German and
+    English) when the postcode lies outside Sachsen-Anhalt, when the given
+    authority is not competent for it, or when the authority does not take
+    part; AuthorityChoiceNeeded when the postcode spans several districts
+    and none was picked. Without a postcode, or when it is not one of the
+    data file's district authorities, the given authority is taken as it is."""
+    chosen = data.organisation
+    if chosen is not None and authorities.district_of_slug(chosen) is None:
+        # Not a district's authority of the data file (e.g. one set up for a
+        # special task): no postcode area to check against; taken as given.
+        return _taking_part(session, chosen)
+    postcode = authorities.postcode_of(data.employer.address)
+    if postcode is None:
+        if chosen is None:
+            raise CaseInputError(
+                [
+                    Problem(
+                        "Arbeitgeber › Anschrift: Bitte geben Sie die Anschrift des "
+                        "Arbeitsorts mit Postleitzahl an; nach ihr richtet sich die "
+                        "zuständige Ausländerbehörde.",
+                        "employer.address: no postcode to find the competent authority",
+                    )
+                ]
+            )
+        return _taking_part(session, chosen)
+    found = authorities.districts_for(postcode)
+    if not found:
+        raise CaseInputError(
+            [
+                Problem(
+                    f"Die Postleitzahl {postcode} des Arbeitsorts liegt außerhalb von "
+                    "Sachsen-Anhalt. Zuständig ist die Ausländerbehörde am Arbeitsort; "
+                    "über ServicePLUS können nur Fälle in Sachsen-Anhalt gestellt werden.",
+                    f"employer.address: postcode {postcode} is outside Sachsen-Anhalt",
+                )
+            ]
+        )
+    slugs = [d.slug for d in found]
+    names = " oder ".join(f"{d.authority} ({d.district_kind} {d.district})" for d in found)
+    if chosen is not None and chosen not in slugs:
+        raise CaseInputError(
+            [
+                Problem(
+                    f"Für die Postleitzahl {postcode} ist {names} zuständig, nicht „{chosen}“.",
+                    f"organisation: {chosen!r} is not competent for postcode {postcode} "
+                    f"({', '.join(slugs)})",
+                )
+            ]
+        )
+    if chosen is None and len(found) > 1:
+        raise AuthorityChoiceNeeded(
+            Problem(
+                f"Die Postleitzahl {postcode} gehört zu mehreren Kreisen: zuständig ist "
+                f"{names}. Bitte wählen Sie die Ausländerbehörde des Arbeitsorts.",
+                f"organisation: postcode {postcode} spans several districts "
+                f"({', '.join(slugs)}); give one as organisation",
+            ),
+            [(d.slug, d.authority) for d in found],
+        )
+    return _taking_part(session, chosen or slugs[0])
+
+
+def _taking_part(session: Session, slug: str) -> Organisation:
+    org = get_organisation(session, slug)
+    if org is None and (district := authorities.district_of_slug(slug)) is not None:
+        # Listed in the data file, not (yet) an organisation here.
+        raise CaseInputError(
+            [
+                Problem(
+                    f"Zuständig ist die {district.authority} ({district.address}); sie nimmt "
+                    "noch nicht an ServicePLUS teil. Der Antrag ist dort direkt zu stellen.",
+                    f"organisation: {slug!r} does not take part in ServicePLUS yet",
+                )
+            ]
+        )
+    problems = organisation_problems(org, slug)
+    if problems:
+        raise CaseInputError(problems)
+    return org
+
+
+def family_principal(session: Session, data: CaseCreate) -> Case | None:
+    """The principal's case a family member joins (the family's first case,
+    also when a member's reference is given); None for a case of its own."""
+    if data.family_of is None:
+        if data.family_relation is not None:
+            raise CaseInputError(
+                [Problem("Familienangehörige: Bezugsfall fehlt", "family_of: missing")]
+            )
+        return None
+    principal = get_by_reference(session, data.family_of)
+    problems = []
+    if principal is None:
+        problems.append(
+            Problem(
+                f"Familienangehörige von: Fall „{data.family_of}“ ist nicht bekannt",
+                f"family_of: unknown case {data.family_of!r}",
+            )
+        )
+    if data.family_relation is None:
+        problems.append(
+            Problem(
+                "Verwandtschaft: bitte Ehegattin/Ehegatte oder Kind wählen",
+                "family_relation: missing (spouse or child)",
+            )
+        )
+    if problems:
+        raise CaseInputError(problems)
+    if principal.family_of is not None:
+        principal = session.get(Case, principal.family_of)
+    return principal
+
+
+def principal_organisation(session: Session, principal: Case) -> Organisation:
+    """A family member's case is opened where the principal's case is."""
+    org = session.get(Organisation, principal.organisation_id)
+    return org
+
+
+def family_of_case(session: Session, case: Case) -> list[Case]:
+    """All cases of the case's family, the principal first; [] without family."""
+    root_id = case.family_of or case.id
+    query = select(Case).where((Case.id == root_id) | (Case.family_of == root_id))
+    family = list(session.exec(query.order_by(Case.id)))
+    return family if len(family) > 1 else []
+
+
+def representative_of(data: dict) -> Representative | None:
+    """A representative from form fields name/address/email; None when all
+    are empty (no representative). Raises CaseInputError (German)."""
+    values = {k: (data.get(k) or "").strip() for k in ("name", "address", "email")}
+    if not any(values.values()):
+        return None
+    try:
+        return Representative.model_validate({**values, "email": values["email"] or None})
+    except ValidationError as exc:
+        problems = [_problem({**e, "loc": ("representative", *e["loc"])}) for e in exc.errors()]
+        raise CaseInputError(problems) from None
+
+
+def set_representative(
+    session: Session, *, case: Case, representative: Representative | None, actor: str
+) -> None:
+    """Name, change or remove the employer's representative (audited)."""
+    rep = representative
+    case.representative_name = rep.name if rep else None
+    case.representative_address = rep.address if rep else None
+    case.representative_email = rep.email if rep else None
+    session.add(case)
+    detail = f"{rep.name}, {rep.address}" + (f", {rep.email}" if rep.email else "") if rep else ""
+    audit.record(
+        session,
+        actor=actor,
+        action="representative_changed",
+        case_id=case.id,
+        detail=detail or "keine Bevollmächtigten mehr",
+    )
 
 
 def add_document(session: Session, *, case: Case, doc: NewDocument, actor: str) -> Document:

@@ -86,6 +86,9 @@ def file_facts(
         "planned_entry": planned_entry,
         "applicant_birth_date": applicant_birth_date,
         "applicant_nationality": applicant_nationality,
+        # A family member joined to a principal's case (§ 81a Abs. 4): no
+        # second fee. Also readable as facts.family_member; false when absent.
+        "family_member": facts.get("family_member") is True,
         "facts": facts,
     }
 

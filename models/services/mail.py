@@ -56,15 +56,26 @@ def enqueue(
     return row
 
 
+def letter_recipient(case: Case) -> str | None:
+    """Where the employer's letters are mailed: to the representative when
+    one is named (the authority turns to them, § 14 Abs. 3 VwVfG), else to
+    the employer; None without an address."""
+    if case.representative_name:
+        return case.representative_email
+    return case.employer_email
+
+
 def letter_to_employer(session: Session, case: Case, letter: Letter, filename: str) -> None:
-    """The employer's copy of a letter, as a PDF attachment, if an address is known."""
-    if not case.employer_email:
+    """The employer's copy of a letter, as a PDF attachment, if an address is
+    known; with a representative, the representative's copy."""
+    recipient = letter_recipient(case)
+    if not recipient:
         return
     enqueue(
         session,
         key=f"letter:{letter.id}",
         case_id=case.id,
-        recipient=case.employer_email,
+        recipient=recipient,
         subject=f"{letter.title} – Aktenzeichen {case.reference}",
         body=(
             "Sehr geehrte Damen und Herren,\n\n"

@@ -231,3 +231,14 @@ def prefect_ui_url(flow_run_id: str) -> str:
 
     api = get_settings().prefect_api_url
     return f"{api.removesuffix('/api')}/runs/flow-run/{flow_run_id}"
+
+
+def retag_flow_run(flow_run_id: str, old: str, new: str) -> None:
+    """Replace the organisation tag of a run (a case handed over to another
+    authority), so monitoring filters by the new one."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(flow_run_id))
+        tags = [new if tag == old else tag for tag in run.tags]
+        client.update_flow_run(UUID(flow_run_id), tags=list(dict.fromkeys(tags)))

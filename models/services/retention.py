@@ -89,6 +89,7 @@ def _delete_case_data(session: Session, case: Case) -> set[str]:
     case.applicant_birth_date = date(1900, 1, 1)
     case.applicant_nationality = case.employer_address = ""
     case.employer_email = None
+    case.representative_name = case.representative_address = case.representative_email = None
     case.passport_valid_until = case.planned_entry = None
     case.facts = {}
     session.add(case)
