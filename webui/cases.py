@@ -20,6 +20,7 @@ from serviceplus.models.services import (
 )
 from serviceplus.models.tables import Case, Document, Letter, Role
 from serviceplus.settings import get_settings
+from serviceplus.webui import live
 from serviceplus.webui.auth import roles_required
 from serviceplus.webui.db import get_db
 from serviceplus.webui.redirects import safe_next
@@ -152,19 +153,42 @@ def detail(reference: str):
         "cases/detail.html",
         case=case,
         own=own,
-        purposes=cases.PURPOSES,
-        tasks=human_tasks.tasks_of_case(session, case.id),
-        documents=cases.visible_documents(session, current_user.row, case),
-        # Letters and the full history belong to the case's own authority.
-        letters=cases.letters_of(session, case.id) if own else None,
+        live_region=live.region(
+            "case-live",
+            url_for("cases.live_case", reference=case.reference),
+            "cases/_live.html",
+            **_live_context(case),
+        ),
         events=audit.events_for_case(session, case.id) if own else [],
         comments=comments.for_case(session, case.id),
-        labels=cases.document_labels(session, case),
         upload_form=upload_form,
         can_upload=own and current_user.is_clerk,
         status_link=status_links.working_link(session, case.id) if own else None,
         csrf_form=FlaskForm(),
     )
+
+
+@bp.get("/<reference>/live")
+@roles_required(*CASE_ROLES)
+def live_case(reference: str):
+    """The case's state, tasks, documents and letters, for its live region
+    (same checks as the case page)."""
+    case = get_case_or_404(reference)
+    return live.fragment("cases/_live.html", **_live_context(case))
+
+
+def _live_context(case: Case) -> dict:
+    session = get_db()
+    own = case.organisation_id == current_user.row.organisation_id
+    return {
+        "case": case,
+        "purposes": cases.PURPOSES,
+        "tasks": human_tasks.tasks_of_case(session, case.id),
+        "documents": cases.visible_documents(session, current_user.row, case),
+        # Letters belong to the case's own authority.
+        "letters": cases.letters_of(session, case.id) if own else None,
+        "labels": cases.document_labels(session, case),
+    }
 
 
 @bp.post("/<reference>/documents")
