@@ -145,6 +145,8 @@ def new():
 def requirements():
     """The required documents of the chosen purpose, swapped into the
     new-case form when the purpose changes (htmx)."""
+    if not cases.opens_cases(current_user.organisation):
+        abort(403)
     definition = versions.active_definition(get_db(), cases.DEFINITION_NAME)[1]
     purpose = request.args.get("residence_purpose", "")
     return render_template(
