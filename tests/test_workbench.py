@@ -274,3 +274,32 @@ def test_case_fragment_follows_the_case(login, waiting_case):
     client.post(f"/tasks/{task.id}/unclaim")
     assert moved.status_code == 200
     assert "in Bearbeitung" in moved.get_data(as_text=True)
+
+
+def test_proposal_and_send_back_reason_stand_at_the_top(login):
+    from serviceplus.models.definition import SEND_BACK
+
+    case = make_case(example=BLUE_CARD)
+    drive(case)
+    first = login("sb.magdeburg")
+    task = open_task_of(case)
+    assert first.post(f"/tasks/{task.id}/complete", data={"decision": "approve"}).status_code == 302
+    drive(case)
+    confirmation = open_task_of(case)
+    second = login("sb2.magdeburg")
+    page = second.get(f"/tasks/{confirmation.id}").get_data(as_text=True)
+    brief = page[page.index('class="brief"') : page.index('class="workbench"')]
+    assert "Vorschlag zur Bestätigung" in brief
+    assert "<strong>approve</strong>" not in brief  # the option's label, not its code
+    sent = second.post(
+        f"/tasks/{confirmation.id}/complete",
+        data={"decision": SEND_BACK, "reason": "Bitte das Gehalt noch einmal prüfen."},
+    )
+    assert sent.status_code == 302
+    drive(case)
+    rework = open_task_of(case)
+    assert rework.id != task.id
+    page = first.get(f"/tasks/{rework.id}").get_data(as_text=True)
+    brief = page[page.index('class="brief"') : page.index('class="workbench"')]
+    assert "Zur Überarbeitung zurückgegeben" in brief
+    assert "Bitte das Gehalt noch einmal prüfen." in brief
