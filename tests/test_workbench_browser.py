@@ -131,6 +131,8 @@ def test_task_page_is_a_workbench_and_follows_the_case(web, browser):
     # Wide screen: the viewer beside the decision, both in the first screenful.
     assert viewer["x"] + viewer["width"] <= decide["x"]
     assert decide["y"] < 900 and viewer["y"] < 900
+    save = page.get_by_role("button", name="Entscheidung speichern").bounding_box()
+    assert save["y"] + save["height"] <= 900  # decided without scrolling
     assert serious_violations(page) == []
     mark_loaded(page)
 
