@@ -5,6 +5,7 @@ asks for the facts the rules test and links every error to its field."""
 
 import io
 import re
+import secrets
 import uuid
 
 import pytest
@@ -303,3 +304,20 @@ def test_proposal_and_send_back_reason_stand_at_the_top(login):
     brief = page[page.index('class="brief"') : page.index('class="workbench"')]
     assert "Zur Überarbeitung zurückgegeben" in brief
     assert "Bitte das Gehalt noch einmal prüfen." in brief
+
+
+def test_ten_staged_files_with_long_names_fit_in_the_session_cookie(login):
+    client = login("sb.magdeburg")
+    with session_scope() as session:
+        kinds = list(versions.active_definition(session, "s81a")[1].documents)
+    # Random names: a cookie is compressed, so repeated letters would prove nothing.
+    files = {
+        f"doc_{k}": (io.BytesIO(blank_pdf()), secrets.token_hex(100) + f"-{k}.pdf") for k in kinds
+    }
+    response = post_new(client, form(applicant_name="", **files))
+    assert response.status_code == 400
+    assert response.get_data(as_text=True).count("bereits hochgeladen") == len(kinds)
+    cookie = client.get_cookie("session")
+    assert len(cookie.value) < 4000
+    # Still logged in with that cookie: the session was not dropped.
+    assert client.get("/cases/new").status_code == 200

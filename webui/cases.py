@@ -238,9 +238,18 @@ def _accept_uploads(kinds: dict[str, str], errors: FormErrors) -> list[dict]:
                 errors.add(f"doc_{kind}", label, problem.de)
             if not problems:
                 _sha, path = storage.store_bytes(doc.data)
-                name = cases.safe_filename(doc.filename)
-                accepted.append({"kind": kind, "filename": name, "path": path})
+                accepted.append({"kind": kind, "filename": _short_name(doc.filename), "path": path})
     return accepted
+
+
+def _short_name(filename: str, limit: int = 100) -> str:
+    """The file's safe name, shortened (keeping its extension) so that ten
+    staged files stay well inside the 4 KB a browser allows a cookie."""
+    name = cases.safe_filename(filename)
+    if len(name) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    return stem[: limit - len(ext) - 1] + dot + ext if dot and len(ext) <= 10 else name[:limit]
 
 
 def _staged_document(staged: dict) -> cases.NewDocument:
