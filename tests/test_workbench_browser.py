@@ -113,6 +113,15 @@ def test_inbox_shows_a_new_task_without_reload(web, browser):
 
     region.get_by_role("link", name=f"Alle ({before + 1})").wait_for(timeout=TIMEOUT_MS)
     assert not_reloaded(page)
+
+    # Rows ticked for a bulk action: the table waits rather than lose them.
+    region.locator("input[name=task_ids]").first.check()
+    off_loop(lambda: drive(make_case(example=BLUE_CARD)))
+    page.wait_for_timeout(3000)  # three polls at 1 s
+    assert region.get_by_role("link", name=f"Alle ({before + 1})").count() == 1
+    assert region.locator("input[name=task_ids]:checked").count() == 1
+    region.locator("input[name=task_ids]").first.uncheck()
+    region.get_by_role("link", name=f"Alle ({before + 2})").wait_for(timeout=TIMEOUT_MS)
     assert page.csp_errors == []
 
 

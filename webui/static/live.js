@@ -4,8 +4,11 @@
 document.addEventListener("htmx:beforeRequest", function (event) {
   var region = event.detail.elt;
   if (!region.hasAttribute || !region.hasAttribute("data-live-region")) return;
-  // A ticked checkbox or a field being edited inside the region: wait.
-  if (region.querySelector("input[type=checkbox]:checked") || region.contains(document.activeElement)) {
+  // A ticked checkbox or a field being filled in inside the region: wait.
+  // (Focus on a link or checkbox survives a swap: htmx restores it by id.)
+  var active = document.activeElement;
+  var editing = region.contains(active) && active.matches("select, textarea, input:not([type=checkbox])");
+  if (region.querySelector("input[type=checkbox]:checked") || editing) {
     event.preventDefault();
   }
 });
