@@ -353,7 +353,7 @@ def test_web_form_refuses_with_the_same_german_message(login, changes, german):
     before = case_total()
     response = login("sb.magdeburg").post("/cases/new", data=new_case_form(**changes))
     assert response.status_code == 400
-    assert f"<li>{german}</li>" in response.get_data(as_text=True)
+    assert f">{german}</a></li>" in response.get_data(as_text=True)  # linked to its field
     assert case_total() == before
 
 

@@ -3,7 +3,17 @@ timeline, and the downloads (each checked against the user)."""
 
 import uuid
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask import session as web_session
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import DateField, HiddenField, SelectChoice, SelectField, StringField, TextAreaField
@@ -15,6 +25,7 @@ from serviceplus.models.services import (
     cases,
     comments,
     human_tasks,
+    intake,
     status_links,
     storage,
     transfers,
@@ -22,6 +33,7 @@ from serviceplus.models.services import (
 )
 from serviceplus.models.tables import Case, Document, Letter, Organisation, Role
 from serviceplus.settings import get_settings
+from serviceplus.webui import labels, live
 from serviceplus.webui.auth import roles_required
 from serviceplus.webui.db import get_db
 from serviceplus.webui.redirects import safe_next
@@ -102,12 +114,6 @@ def get_case_or_404(reference: str) -> Case:
     return case
 
 
-def _document_kinds() -> dict[str, str]:
-    """Document kinds a new case may have (the active definition's)."""
-    session = get_db()
-    return versions.active_definition(session, cases.DEFINITION_NAME)[1].documents
-
-
 @bp.get("/")
 @roles_required(*CASE_ROLES)
 def index():
@@ -122,47 +128,205 @@ def new():
     form = CaseForm()
     form.organisation.choices = authority_choices()
     principal = _principal(request.values.get("family_of"))
-    kinds = _document_kinds()
+    definition = versions.active_definition(get_db(), cases.DEFINITION_NAME)[1]
+    fact_specs = intake.facts_the_rules_use(definition)
     if request.method == "GET":
         form.submission_key.data = str(uuid.uuid4())  # a double submit finds the same case
         if principal is not None:
             _prefill_family_member(form, principal)
-    errors: list[str] = []
-    if form.validate_on_submit():
-        try:
-            case, _created, started = cases.submit(
-                data=cases.parse_case_input(_case_input(form, principal)),
-                documents=_uploaded_documents(kinds),
-                actor=current_user.row.username,
-                max_upload_bytes=get_settings().max_upload_bytes,
-            )
-        except cases.AuthorityChoiceNeeded as exc:
-            errors = exc.messages
-            form.organisation.choices = authority_choices(exc.candidates)
-        except cases.CaseInputError as exc:
-            errors = exc.messages
-        else:
-            if not started:
-                flash(
-                    "Der Fall ist gespeichert und wird gestartet, sobald die "
-                    "Prozesssteuerung erreichbar ist.",
-                    "warning",
+        elif request.args.get("residence_purpose") in cases.PURPOSES:
+            form.residence_purpose.data = request.args["residence_purpose"]
+    errors = FormErrors()
+    staged = _staged_uploads(form.submission_key.data)
+    if request.method == "POST":
+        staged = [s for n, s in enumerate(staged) if f"unstage_{n}" not in request.form]
+        staged += _accept_uploads(definition.documents, errors)
+        facts = _facts(fact_specs, errors)
+        form.validate_on_submit()
+        errors.add_form(form)
+        if not errors:
+            try:
+                case, _created, started = cases.submit(
+                    data=cases.parse_case_input(_case_input(form, facts, principal)),
+                    documents=[_staged_document(s) for s in staged],
+                    actor=current_user.row.username,
+                    max_upload_bytes=get_settings().max_upload_bytes,
                 )
-            if case.organisation_id != current_user.row.organisation_id:
-                name = get_db().get(Organisation, case.organisation_id).name
-                flash(
-                    f"Der Fall {case.reference} wurde bei der zuständigen {name} angelegt "
-                    "(Arbeitsort); er erscheint in deren Fällen, nicht in Ihren.",
-                    "success",
-                )
-                return redirect(url_for("cases.index"))
-            flash(f"Der Fall {case.reference} wurde angelegt.", "success")
-            return redirect(url_for("cases.detail", reference=case.reference))
-    status = 400 if request.method == "POST" else 200
-    page = render_template(
-        "cases/new.html", form=form, kinds=kinds, errors=errors, principal=principal
+            except cases.AuthorityChoiceNeeded as exc:
+                for message in exc.messages:
+                    errors.add("organisation", form.organisation.label.text, message)
+                form.organisation.choices = authority_choices(exc.candidates)
+            except cases.CaseInputError as exc:
+                errors.add_problems(exc)
+            else:
+                web_session.pop(STAGED, None)
+                if not started:
+                    flash(
+                        "Der Fall ist gespeichert und wird gestartet, sobald die "
+                        "Prozesssteuerung erreichbar ist.",
+                        "warning",
+                    )
+                if case.organisation_id != current_user.row.organisation_id:
+                    name = get_db().get(Organisation, case.organisation_id).name
+                    flash(
+                        f"Der Fall {case.reference} wurde bei der zuständigen {name} angelegt "
+                        "(Arbeitsort); er erscheint in deren Fällen, nicht in Ihren.",
+                        "success",
+                    )
+                    return redirect(url_for("cases.index"))
+                flash(f"Der Fall {case.reference} wurde angelegt.", "success")
+                return redirect(url_for("cases.detail", reference=case.reference))
+    _keep_staged(form.submission_key.data, staged)
+    return render_template(
+        "cases/new.html",
+        form=form,
+        kinds=definition.documents,
+        required=_required_kinds(definition, form.residence_purpose.data),
+        fact_specs=fact_specs,
+        fact_values={spec.name: request.form.get(f"fact_{spec.name}", "") for spec in fact_specs},
+        staged=staged,
+        errors=errors,
+        purposes=cases.PURPOSES,
+        fact_label=labels.fact_label,
+        fact_choice=labels.fact_choice,
+        principal=principal,
+    ), (400 if request.method == "POST" else 200)
+
+
+@bp.get("/new/requirements")
+@roles_required(Role.clerk)
+def requirements():
+    """The required documents of the chosen purpose, swapped into the
+    new-case form when the purpose changes (htmx)."""
+    if not cases.opens_cases(current_user.organisation):
+        abort(403)
+    definition = versions.active_definition(get_db(), cases.DEFINITION_NAME)[1]
+    purpose = request.args.get("residence_purpose", "")
+    return render_template(
+        "cases/_requirements.html",
+        kinds=definition.documents,
+        required=_required_kinds(definition, purpose),
+        purpose_label=cases.PURPOSES.get(purpose, ""),
+        oob=True,
     )
-    return page, status
+
+
+def _required_kinds(definition, purpose: str | None) -> list[str]:
+    return definition.required_documents.get(purpose or "", [])
+
+
+class FormErrors:
+    """Every error of the new-case form, each with the id of its field, for
+    the summary at the top (links) and beside each field (aria-describedby)."""
+
+    def __init__(self):
+        self.by_field: dict[str, list[str]] = {}
+        self.summary: list[tuple[str, str]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.summary)
+
+    def add(self, field_id: str, label: str, message: str) -> None:
+        self.by_field.setdefault(field_id, []).append(message)
+        self.summary.append((field_id, f"{label}: {message}"))
+
+    def add_form(self, form: FlaskForm) -> None:
+        for field in form:
+            for message in field.errors:
+                self.add(field.id, field.label.text, message)
+
+    def add_problems(self, exc: cases.CaseInputError) -> None:
+        """Problems found by the shared validation (cases.parse_case_input),
+        linked to their field where the field is on this form."""
+        for de, en in zip(exc.messages, exc.english, strict=True):
+            path = en.split(":", 1)[0]
+            field_id = PROBLEM_FIELDS.get(path) or (
+                "fact_" + path.removeprefix("facts.") if path.startswith("facts.") else "documents"
+            )
+            self.by_field.setdefault(field_id, []).append(de)
+            self.summary.append((field_id, de))
+
+
+# Where the shared validation's problems (by input path) show on this form.
+PROBLEM_FIELDS = {
+    "residence_purpose": "residence_purpose",
+    "applicant.name": "applicant_name",
+    "applicant.birth_date": "applicant_birth_date",
+    "applicant.nationality": "applicant_nationality",
+    "applicant.passport_valid_until": "passport_valid_until",
+    "employer.name": "employer_name",
+    "employer.address": "employer_address",
+    "employer.email": "employer_email",
+    "planned_entry": "planned_entry",
+    "organisation": "organisation",
+    "representative.name": "representative_name",
+    "representative.address": "representative_address",
+    "representative.email": "representative_email",
+    "family_relation": "family_relation",
+}
+# Accepted uploads of a form not yet saved: kept in the user's (signed)
+# session, keyed to the form's submission key, so that one refused file does
+# not make the clerk choose the others again. The files themselves wait in
+# the content-addressed storage; the case is created only when all is valid.
+STAGED = "staged_uploads"
+
+
+def _staged_uploads(key: str | None) -> list[dict]:
+    kept = web_session.get(STAGED) or {}
+    return list(kept.get("files", [])) if key and kept.get("key") == key else []
+
+
+def _keep_staged(key: str | None, staged: list[dict]) -> None:
+    if key:
+        web_session[STAGED] = {"key": key, "files": staged}
+
+
+def _accept_uploads(kinds: dict[str, str], errors: FormErrors) -> list[dict]:
+    """Each uploaded file on its own: accepted ones are stored and staged,
+    refused ones become an error at their field."""
+    accepted = []
+    max_bytes = get_settings().max_upload_bytes
+    for kind, label in kinds.items():
+        for upload in request.files.getlist(f"doc_{kind}"):
+            if not upload or not upload.filename:
+                continue
+            doc = cases.NewDocument(kind, upload.filename, upload.read())
+            problems = cases.check_new_documents([doc], max_bytes, set(kinds))
+            for problem in problems:
+                errors.add(f"doc_{kind}", label, problem.de)
+            if not problems:
+                _sha, path = storage.store_bytes(doc.data)
+                accepted.append({"kind": kind, "filename": _short_name(doc.filename), "path": path})
+    return accepted
+
+
+def _short_name(filename: str, limit: int = 100) -> str:
+    """The file's safe name, shortened (keeping its extension) so that ten
+    staged files stay well inside the 4 KB a browser allows a cookie."""
+    name = cases.safe_filename(filename)
+    if len(name) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    return stem[: limit - len(ext) - 1] + dot + ext if dot and len(ext) <= 10 else name[:limit]
+
+
+def _staged_document(staged: dict) -> cases.NewDocument:
+    return cases.NewDocument(staged["kind"], staged["filename"], storage.read_bytes(staged["path"]))
+
+
+def _facts(specs: list[intake.FactSpec], errors: FormErrors) -> dict:
+    """The facts typed in the form, as the rules compare them; empty ones
+    are left out (the rules then find them missing)."""
+    facts = {}
+    for spec in specs:
+        try:
+            value = intake.parse_fact(spec, request.form.get(f"fact_{spec.name}", ""))
+        except intake.FactError as exc:
+            errors.add(f"fact_{spec.name}", labels.fact_label(spec.name), str(exc))
+            continue
+        if value is not None:
+            facts[spec.name] = value
+    return facts
 
 
 def _principal(reference: str | None) -> Case | None:
@@ -188,7 +352,7 @@ def _prefill_family_member(form: CaseForm, principal: Case) -> None:
     form.representative_email.data = principal.representative_email or ""
 
 
-def _case_input(form: CaseForm, principal: Case | None = None) -> dict:
+def _case_input(form: CaseForm, facts: dict, principal: Case | None = None) -> dict:
     data = {
         "organisation": form.organisation.data or None,
         "residence_purpose": form.residence_purpose.data,
@@ -204,6 +368,7 @@ def _case_input(form: CaseForm, principal: Case | None = None) -> dict:
             "email": (form.employer_email.data or "").strip() or None,
         },
         "planned_entry": form.planned_entry.data,
+        "facts": facts,
         "submission_key": form.submission_key.data or None,
     }
     representative = cases.representative_of(
@@ -223,6 +388,7 @@ def _case_input(form: CaseForm, principal: Case | None = None) -> dict:
 
 
 def _uploaded_documents(kinds: dict[str, str]) -> list[cases.NewDocument]:
+    """All files of a form at once (the adviser's pre-check uses this)."""
     files = []
     for kind in kinds:
         for upload in request.files.getlist(f"doc_{kind}"):
@@ -243,14 +409,14 @@ def detail(reference: str):
         "cases/detail.html",
         case=case,
         own=own,
-        purposes=cases.PURPOSES,
-        tasks=human_tasks.tasks_of_case(session, case.id),
-        documents=cases.visible_documents(session, current_user.row, case),
-        # Letters and the full history belong to the case's own authority.
-        letters=cases.letters_of(session, case.id) if own else None,
+        live_region=live.region(
+            "case-live",
+            url_for("cases.live_case", reference=case.reference),
+            "cases/_live.html",
+            **_live_context(case),
+        ),
         events=audit.events_for_case(session, case.id) if own else [],
         comments=comments.for_case(session, case.id),
-        labels=cases.document_labels(session, case),
         upload_form=upload_form,
         can_upload=own and current_user.is_clerk,
         status_link=status_links.working_link(session, case.id) if own else None,
@@ -340,6 +506,29 @@ def handover(reference: str):
     references = ", ".join(c.reference for c in moved)
     flash(f"Abgegeben an {name}: {references}.", "success")
     return redirect(url_for("cases.index"))
+
+
+@bp.get("/<reference>/live")
+@roles_required(*CASE_ROLES)
+def live_case(reference: str):
+    """The case's state, tasks, documents and letters, for its live region
+    (same checks as the case page)."""
+    case = get_case_or_404(reference)
+    return live.fragment("cases/_live.html", **_live_context(case))
+
+
+def _live_context(case: Case) -> dict:
+    session = get_db()
+    own = case.organisation_id == current_user.row.organisation_id
+    return {
+        "case": case,
+        "purposes": cases.PURPOSES,
+        "tasks": human_tasks.tasks_of_case(session, case.id),
+        "documents": cases.visible_documents(session, current_user.row, case),
+        # Letters belong to the case's own authority.
+        "letters": cases.letters_of(session, case.id) if own else None,
+        "labels": cases.document_labels(session, case),
+    }
 
 
 @bp.post("/<reference>/documents")

@@ -22,6 +22,7 @@ from serviceplus.models.services import (
     versions,
 )
 from serviceplus.models.tables import Case, HumanTask, Role, SavedView, TaskStatus
+from serviceplus.webui import live
 from serviceplus.webui.auth import roles_required
 from serviceplus.webui.db import get_db
 from serviceplus.webui.forms import CsrfForm
@@ -89,19 +90,44 @@ def index():
             abort(404)
         return redirect(url_for("inbox.index", **view.params))
     flt = inbox.InboxFilter.from_args(request.args)
-    page_no = request.args.get("page", "1")
-    page = inbox.queue_for(session, user, flt, int(page_no) if page_no.isdigit() else 1)
     _row, definition = versions.active_definition(session, cases.DEFINITION_NAME)
+    queue = live.region(
+        "inbox-live",
+        url_for("inbox.live_queue", **request.args),
+        "inbox/_queue.html",
+        **_queue_context(flt),
+    )
     return render_template(
         "inbox/index.html",
-        page=page,
+        queue=queue,
         flt=flt,
-        views=inbox.views_for(session, user),
-        colleagues=assignment.colleagues(session, user),
         purposes=cases.PURPOSES,
         step_choices=inbox.step_choices(definition),
+        views=inbox.views_for(session, user),
         csrf_form=CsrfForm(),
     )
+
+
+@bp.get("/inbox/live")
+@roles_required(*INBOX_ROLES)
+def live_queue():
+    """The inbox's tabs and table, for its live region (same checks as the page)."""
+    flt = inbox.InboxFilter.from_args(request.args)
+    return live.fragment("inbox/_queue.html", **_queue_context(flt))
+
+
+def _queue_context(flt: inbox.InboxFilter) -> dict:
+    session = get_db()
+    user = current_user.row
+    page_no = request.args.get("page", "1")
+    return {
+        "page": inbox.queue_for(session, user, flt, int(page_no) if page_no.isdigit() else 1),
+        "counts": inbox.counts_for(session, user, flt),
+        "flt": flt,
+        "views": inbox.views_for(session, user),
+        "colleagues": assignment.colleagues(session, user),
+        "csrf_form": CsrfForm(),
+    }
 
 
 @bp.post("/inbox/bulk")
@@ -166,14 +192,33 @@ def task_page(task_id: int):
     return _render_task(task, case, form)
 
 
+@bp.get("/tasks/<int:task_id>/live")
+@roles_required(*INBOX_ROLES)
+def live_task(task_id: int):
+    """The task's status line, for its live region (same checks as the page)."""
+    task, case = get_task_or_404(task_id)
+    return live.fragment("inbox/_task_status.html", task=task, case=case)
+
+
 def _render_task(task: HumanTask, case: Case, form: DecisionForm, status: int = 200):
     session = get_db()
     user = current_user.row
     own = case.organisation_id == user.organisation_id
+    step = _step_of(session, task, case)
     return render_template(
         "inbox/task.html",
         task=task,
         case=case,
+        status_region=live.region(
+            "task-live",
+            url_for("inbox.live_task", task_id=task.id),
+            "inbox/_task_status.html",
+            task=task,
+            case=case,
+        ),
+        missing=_still_missing(session, task, case, step) if own else None,
+        sent_back=human_tasks.sent_back_by(session, task),
+        proposal_label=_option_label(step, task.proposal),
         form=form,
         csrf_form=CsrfForm(),
         can_act=human_tasks.can_act(user, task) and task.status in human_tasks.ACTIVE,
@@ -190,11 +235,31 @@ def _render_task(task: HumanTask, case: Case, form: DecisionForm, status: int = 
     ), status
 
 
+def _step_of(session, task: HumanTask, case: Case):
+    """The definition step the task belongs to (None if the definition lacks it)."""
+    definition = versions.load(session, case.definition_name, case.definition_version)
+    return definition.steps.get(human_tasks.step_of(task.step_key))
+
+
+def _option_label(step, value: str | None) -> str | None:
+    option = step.option(value) if step and value else None
+    return option.label if option else value
+
+
+def _still_missing(session, task: HumanTask, case: Case, step) -> list[str] | None:
+    """For a task that waits for documents: what the completeness check finds
+    missing now (labels), so the clerk sees it without opening the letter."""
+    if step is None or step.employer_answer != "documents" or task.status not in human_tasks.ACTIVE:
+        return None
+    result = cases.check_case_file(session, case)
+    labels = cases.document_labels(session, case)
+    unreadable = [f"{labels.get(k, k)} (nicht lesbar)" for k in result.unreadable]
+    return [labels.get(k, k) for k in result.missing] + unreadable + list(result.problems)
+
+
 def _employer_answers(session, task: HumanTask, case: Case) -> dict:
     """What the employer sent for this task on the status page."""
-    step = versions.load(session, case.definition_name, case.definition_version).steps.get(
-        human_tasks.step_of(task.step_key)
-    )
+    step = _step_of(session, task, case)
     answers = status_links.answers_for_task(session, task.id)
     documents = {d.id: d for d in cases.documents_of(session, case.id)}
     return {

@@ -158,3 +158,32 @@ def audit_action(value: str) -> str:
 
 def audit_actor(value: str) -> str:
     return AUDIT_ACTOR.get(value, value)
+
+
+# Case facts the definitions' conditions test, as the new-case form asks for
+# them (models/services/intake.py finds which). A fact without a label here
+# shows its own name: tests/test_new_case_form.py keeps this list complete.
+FACT_LABELS = {
+    "gross_annual_salary_eur": "Bruttojahresgehalt laut Arbeitsvertrag (EUR)",
+    "contract_months": "Dauer des Arbeitsvertrags (Monate)",
+    "anabin_equivalent": "Abschluss in anabin als gleichwertig bewertet (H+)",
+    "shortage_occupation": "Engpassberuf",
+    "years_since_degree": "Jahre seit dem Hochschulabschluss",
+    "it_specialist_without_degree": "IT-Fachkraft ohne Hochschulabschluss",
+    "it_experience_years": "Berufserfahrung in der IT (Jahre)",
+    "first_permit": "Erste Aufenthaltserlaubnis in Deutschland",
+    "pension_provision": "Angemessene Altersversorgung nachgewiesen",
+    "occupation_group": "Berufsgruppe",
+}
+FACT_CHOICES = {
+    "health": "Gesundheits- und Pflegeberuf",
+    "craft": "Handwerk",
+}
+
+
+def fact_label(name: str) -> str:
+    return FACT_LABELS.get(name, name)
+
+
+def fact_choice(value: str) -> str:
+    return FACT_CHOICES.get(value, value)

@@ -391,3 +391,21 @@ def undelivered(
         PendingResume.created_at <= cutoff,
     )
     return list(session.exec(query))
+
+
+def sent_back_by(session: Session, task: HumanTask) -> HumanTask | None:
+    """Four eyes: the confirmation that sent this step back for rework (the
+    latest one before this task opened), whose reason the clerk must read."""
+    if is_confirmation(task.step_key):
+        return None
+    query = (
+        select(HumanTask)
+        .where(
+            HumanTask.case_id == task.case_id,
+            HumanTask.step_key == confirmation_key(task.step_key),
+            HumanTask.decision == SEND_BACK,
+            HumanTask.completed_at <= task.created_at,
+        )
+        .order_by(HumanTask.completed_at.desc())
+    )
+    return session.exec(query).first()

@@ -59,20 +59,9 @@ def queue_for(
 
     Walks ix_human_task_inbox in due order, so a page costs the same with
     100,000 open tasks as with 100 (see docs/performance.md)."""
-    mine = (
-        HumanTask.organisation_id == user.organisation_id,
-        HumanTask.role == user.role,
-        HumanTask.active == True,  # noqa: E712 (SQL, not Python)
-        # Four eyes: the proposer never sees the confirmation of their proposal.
-        or_(HumanTask.proposed_by.is_(None), HumanTask.proposed_by != user.username),
-    )
     now = now or clock.now()
-    query = _apply(select(HumanTask, Case).join(Case).where(*mine), flt, user, now)
-    # Count without the join unless a filter needs the case: an index-only count.
-    counted = (
-        query if flt.purpose or flt.q else _apply(select(HumanTask.id).where(*mine), flt, user, now)
-    )
-    total = session.exec(select(sa.func.count()).select_from(counted.subquery())).one()
+    query = _apply(select(HumanTask, Case).join(Case).where(*_addressed_to(user)), flt, user, now)
+    total = _total(session, user, flt, now)
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(page, 1), pages)
     ordered = query.order_by(
@@ -80,6 +69,26 @@ def queue_for(
     )
     rows = session.exec(ordered.offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
     return InboxPage(rows=[tuple(r) for r in rows], total=total, page=page, pages=pages)
+
+
+def _addressed_to(user: User) -> tuple:
+    return (
+        HumanTask.organisation_id == user.organisation_id,
+        HumanTask.role == user.role,
+        HumanTask.active == True,  # noqa: E712 (SQL, not Python)
+        # Four eyes: the proposer never sees the confirmation of their proposal.
+        or_(HumanTask.proposed_by.is_(None), HumanTask.proposed_by != user.username),
+    )
+
+
+def _total(session: Session, user: User, flt: InboxFilter, now: datetime) -> int:
+    # Count without the join unless a filter needs the case: an index-only count.
+    mine = _addressed_to(user)
+    if flt.purpose or flt.q:
+        counted = _apply(select(HumanTask.id).join(Case).where(*mine), flt, user, now)
+    else:
+        counted = _apply(select(HumanTask.id).where(*mine), flt, user, now)
+    return session.exec(select(sa.func.count()).select_from(counted.subquery())).one()
 
 
 def _apply(query, flt: InboxFilter, user: User, now: datetime):
@@ -150,3 +159,15 @@ def step_choices(definition: Definition) -> list[tuple[str, str]]:
             if step.four_eyes:
                 choices.append((confirmation_key(key), f"Bestätigung (Vier Augen): {step.title}"))
     return choices
+
+
+def counts_for(
+    session: Session, user: User, flt: InboxFilter = InboxFilter(), now: datetime | None = None
+) -> dict[str, int]:
+    """How many tasks each inbox tab (all, mine, group) holds under the other
+    filters, for the numbers beside the tabs."""
+    counts = {}
+    for view in ("all", "mine", "group"):
+        tab = InboxFilter(**{**asdict(flt), "view": view})
+        counts[view] = _total(session, user, tab, now or clock.now())
+    return counts
