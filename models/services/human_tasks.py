@@ -1,7 +1,7 @@
 """Human tasks: opened by the flow, worked in the inbox, resumed exactly once."""
 
 import logging
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -61,7 +61,7 @@ def open_for_step(
         # Valid through the last day the period reaches, as the letter says.
         start = clock_start(session, case, step.expires.from_, now).date()
         last_day = start + period_delta(step.expires.period)
-        expires_at = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=timezone.utc)
+        expires_at = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=UTC)
         if step.expires.remind_before:
             expiry_remind_at = expires_at - step.expires.remind_before
     if step.fields:
@@ -107,7 +107,7 @@ def clock_start(session: Session, case: Case, origin: str, now: datetime) -> dat
             day = date.fromisoformat(str(case.facts.get(origin[5:]))[:10])
         except ValueError:
             return now
-        return datetime.combine(day, time.min, tzinfo=timezone.utc)
+        return datetime.combine(day, time.min, tzinfo=UTC)
     return now
 
 
