@@ -331,3 +331,24 @@ def test_shipped_v3_is_active_and_keeps_v1_and_v2():
     assert (versions.SHIPPED_DIR / "s81a_v2.yaml").read_text(encoding="utf-8").count(
         "version: 2\n"
     ) == 1
+
+
+def test_cli_completes_a_task_with_its_fields(tmp_path):
+    from click.testing import CliRunner
+
+    from serviceplus.cli import main
+
+    case = make_case(facts=FACTS)
+    drive(case)
+    agreement = tmp_path / "vereinbarung.pdf"
+    agreement.write_bytes(blank_pdf())
+    task = open_task_of(case)
+    args = ["task", "complete", str(task.id), "--decision", "signed", "--as", "sb.magdeburg"]
+    refused = CliRunner().invoke(main, [*args, "--value", f"agreement_signed_on={today()}"])
+    assert refused.exit_code == 1
+    assert "Bitte laden Sie „Unterschriebene Vereinbarung“ hoch." in refused.output
+    args += ["--value", f"agreement_signed_on={today()}"]
+    done = CliRunner().invoke(main, [*args, "--file", f"signed_agreement={agreement}"])
+    assert done.exit_code == 0, done.output
+    assert drive(case) == "Suspended"
+    assert open_task_of(case).step_key == "fee_payment"
