@@ -352,3 +352,17 @@ def test_cli_completes_a_task_with_its_fields(tmp_path):
     assert done.exit_code == 0, done.output
     assert drive(case) == "Suspended"
     assert open_task_of(case).step_key == "fee_payment"
+
+
+def test_status_page_texts_and_missions_of_version_3():
+    from serviceplus.webui import public_texts
+
+    with session_scope() as session:
+        definition = versions.load(session, "s81a", 3)
+    for key in ("await_agreement", "fee_payment", "visa_appointment", "visa_decision"):
+        assert key in definition.steps and key in public_texts.CURRENT
+        assert key in public_texts.PAST
+    for outcome in ("visa_issued", "visa_refused", "lapsed"):
+        assert outcome in public_texts.OUTCOME
+    assert definition.mission_for(" Kolumbianisch ") == "Deutsche Botschaft Bogotá"
+    assert definition.mission_for("unbekannt") is None
