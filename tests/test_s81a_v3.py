@@ -312,9 +312,13 @@ def test_the_inbox_form_takes_the_fields_and_refuses_bad_ones(login):
 
 
 def test_v3_validation_of_fields_and_clocks():
+    from serviceplus.models.services import definition_messages
+
     bad = V3.replace("for: [paid]}", "for: [payed]}", 1)
-    with pytest.raises(DefinitionError, match="unknown option 'payed'"):
+    with pytest.raises(DefinitionError, match="unknown option 'payed'") as refused:
         parse_definition(bad)
+    german = [p.message for p in definition_messages.problems(bad, refused.value)]
+    assert german == ["Unbekannte Option „payed“ (fehlt unter „options“)."]
     bad = V3.replace('from: "step:preapproval"}', 'from: "step:nowhere"}', 1)
     with pytest.raises(DefinitionError, match="unknown step 'nowhere'"):
         parse_definition(bad)
