@@ -54,12 +54,14 @@ def main() -> None:
 
 
 def run(args) -> dict:
+    from bench.common import follow_version_2
     from serviceplus.cli import main as cli
     from serviceplus.demo import submit_example
     from serviceplus.settings import get_settings
     from serviceplus.stack import Stack
 
     cli(["init"], standalone_mode=False)
+    follow_version_2()
     stack = Stack(get_settings())
     stack.start()
     clerks = Clerks()

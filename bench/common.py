@@ -172,7 +172,20 @@ def start_stack() -> tuple[subprocess.Popen, float]:
         if proc.poll() is not None:
             raise RuntimeError("serviceplus run exited early; see the logs in its data directory")
         time.sleep(0.1)
-    return proc, time.monotonic() - started
+    elapsed = time.monotonic() - started
+    follow_version_2()
+    return proc, elapsed
+
+
+def follow_version_2() -> None:
+    """New cases follow version 2 of § 81a: the benchmarks measure its path
+    to the decision (version 3 first waits for the signed agreement and the
+    fee payment, which a clerk enters with values)."""
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services import versions
+
+    with session_scope() as session:
+        versions.activate(session, versions.load_row(session, "s81a", 2), by="bench")
 
 
 def stop_stack(proc: subprocess.Popen) -> None:

@@ -132,7 +132,7 @@ def main() -> None:
     args = parser.parse_args()
 
     prepare("serviceplus-bench-profile-")
-    from bench.common import open_task
+    from bench.common import follow_version_2, open_task
     from serviceplus.demo import submit_example
     from serviceplus.models.db import migrate, session_scope
     from serviceplus.models.services import accounts, versions
@@ -144,6 +144,7 @@ def main() -> None:
     with session_scope() as session:
         accounts.seed_demo_accounts(session)
         versions.install_shipped(session)
+    follow_version_2()
     stack = Stack(get_settings(), web=False)
     samples = Path(tempfile.mkdtemp(prefix="serviceplus-bench-profile-samples-"))
     try:

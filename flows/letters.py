@@ -25,6 +25,10 @@ TITLES = {
     "preapproval": "Vorabzustimmung im beschleunigten Fachkräfteverfahren",
     "refusal": "Ablehnung der Vorabzustimmung",
     "hearing": "Anhörung vor einer Ablehnung",
+    "agreement": "Vereinbarung zur Unterzeichnung",
+    "agreement_reminder": "Erinnerung: unterschriebene Vereinbarung",
+    "fee_assessment": "Gebührenbescheid",
+    "mission_notice": "Unterrichtung der Auslandsvertretung über die Vorabzustimmung",
 }
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
 # PDF/A-3 level A: archival like PDF/A-3b, and tagged (structure tree,
@@ -164,7 +168,7 @@ def letter_context(session: Session, *, case: Case, definition: Definition) -> d
         "definition": definition,
         "periods": periods,
         "refs": definition.references,
-        "mission": case.facts.get("mission"),
+        "mission": case.facts.get("mission") or definition.mission_for(case.applicant_nationality),
         "today": today,
         "reply_by": after(today, periods.reply),
         "pay_by": after(today, periods.payment),

@@ -44,9 +44,15 @@ class Option(_Strict):
     reason_required: bool = False
 
 
+# Where a deadline counts from: when the task opens, when the file was found
+# complete, when an earlier step ran ("step:preapproval") or a date a person
+# recorded in an earlier step's form ("fact:visa_application_on").
+DEADLINE_FROM = r"^(opened|file_complete|step:[a-z0-9_]+|fact:[a-z0-9_]+)$"
+
+
 class Deadline(_Strict):
     duration: timedelta
-    from_: Literal["opened", "file_complete"] = Field(default="opened", alias="from")
+    from_: str = Field(default="opened", alias="from", pattern=DEADLINE_FROM)
     # How much longer the acting body may make it, once, with a reason
     # (e.g. a recognition body's extension); None: not extendable.
     extension: timedelta | None = None
@@ -57,6 +63,33 @@ class OnTimeout(_Strict):
     outcome: str | None = None  # decide: the outcome recorded
     note: str = ""  # decide: recorded as the reason, e.g. "Zustimmungsfiktion"
     role: Role | None = None  # escalate: the role that gets the task
+
+
+class Expiry(_Strict):
+    """A second clock on a human task besides its deadline: when it runs out
+    the task is decided with `outcome` (e.g. the pre-approval lapses); a
+    reminder goes `remind_before` that moment. `period` counts calendar
+    months like the letters (P3M from 31 May: valid through 31 August)."""
+
+    period: "Period"
+    from_: str = Field(default="opened", alias="from", pattern=DEADLINE_FROM)
+    remind_before: timedelta | None = None
+    outcome: str
+    note: str = ""
+
+
+class FormField(_Strict):
+    """A value a person enters with a decision (validated; German messages).
+    It is stored as the case's fact `name`; a `document` field's name is a
+    document kind the case must hold (uploaded with the decision or before)."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    label: str
+    type: Literal["date", "amount", "text", "document"]
+    # The options this field belongs to (required with them); empty: all.
+    for_: list[str] = Field(default=[], alias="for")
+    min: float | None = None  # amount: the least accepted
+    not_future: bool = False  # date: today or earlier
 
 
 class Route(_Strict):
@@ -84,6 +117,8 @@ class Step(_Strict):
     role: Role | None = None
     deadline: Deadline | None = None
     on_timeout: OnTimeout | None = None
+    expires: Expiry | None = None
+    fields: list[FormField] = []
     four_eyes: bool = False
     options: list[Option] = []
     documents: list[str] = []  # kinds another organisation acting here may see
@@ -114,7 +149,12 @@ class Step(_Strict):
         values = {o.value for o in self.options}
         if self.on_timeout and self.on_timeout.outcome:
             values.add(self.on_timeout.outcome)
+        if self.expires:
+            values.add(self.expires.outcome)
         return values
+
+    def fields_for(self, option: str) -> list["FormField"]:
+        return [f for f in self.fields if not f.for_ or option in f.for_]
 
     def organisation_for(self, ctx: Context) -> str:
         """The organisation that acts here for the case `ctx` describes."""
@@ -165,6 +205,8 @@ def _check_period(value: str) -> str:
 
 
 Period = Annotated[str, AfterValidator(_check_period)]
+Expiry.model_rebuild()
+Step.model_rebuild()
 
 
 def period_delta(period: str) -> relativedelta:
@@ -194,6 +236,7 @@ class LegalReferences(_Strict):
     mission: str = ""  # informing the mission abroad
     visa_deadlines: str = ""  # the mission's deadlines
     hearing: str = ""  # the hearing before a refusal
+    family: str = ""  # the fee also covers joined family members' cases
 
 
 class Definition(_Strict):
@@ -211,6 +254,9 @@ class Definition(_Strict):
     purposes: dict[str, str] = {}
     letter_periods: LetterPeriods = LetterPeriods()
     references: LegalReferences = LegalReferences()
+    # The German mission abroad by the applicant's nationality, as entered
+    # (letters to and about the mission name it).
+    missions: dict[str, str] = {}
     steps: dict[str, Step]
 
     def step(self, key: str) -> Step:
@@ -221,6 +267,10 @@ class Definition(_Strict):
 
     def document_label(self, kind: str) -> str:
         return self.documents.get(kind, kind)
+
+    def mission_for(self, nationality: str) -> str | None:
+        wanted = nationality.strip().lower()
+        return next((v for k, v in self.missions.items() if k.lower() == wanted), None)
 
 
 # --- parsing and validation -------------------------------------------------
@@ -319,6 +369,15 @@ def _step_problems(step: Step, d: Definition, organisations: set[str] | None):
     for i, kind in enumerate(step.documents):
         if kind not in d.documents:
             yield ("documents", i), f"unknown document {kind!r}"
+    for i, field in enumerate(step.fields):
+        if field.type == "document" and field.name not in d.documents:
+            yield ("fields", i), f"unknown document {field.name!r}"
+    if (step.fields or step.expires) and step.kind != "human":
+        yield ("fields",), "only a human step has fields or an expiry"
+    for name, clock_ in (("deadline", step.deadline), ("expires", step.expires)):
+        origin = clock_.from_ if clock_ else ""
+        if origin.startswith("step:") and origin[5:] not in d.steps:
+            yield (name, "from"), f"unknown step {origin[5:]!r}"
     if step.kind == "end" and not step.outcome:
         yield ("outcome",), "an end step needs an outcome"
     if step.kind != "end" and not (step.next or step.routes):
@@ -357,6 +416,11 @@ def _human_step_problems(step: Step, organisations: set[str] | None):
         yield ("on_timeout",), "escalate needs a role"
     if timeout and step.deadline is None:
         yield ("on_timeout",), "on_timeout needs a deadline"
+    values = {o.value for o in step.options}
+    for i, field in enumerate(step.fields):
+        for value in field.for_:
+            if value not in values:
+                yield ("fields", i, "for"), f"unknown option {value!r}"
     yield from _employer_answer_problems(step)
 
 

@@ -254,6 +254,11 @@ class HumanTask(SQLModel, table=True):
     completed_at: datetime | None = ts_field(default=None)
     cancelled_at: datetime | None = ts_field(default=None)
     reminded_at: datetime | None = ts_field(default=None)
+    # A second clock (the step's `expires`, e.g. a pre-approval's validity):
+    # decided when it runs out, with one reminder before (migration 0014c).
+    expires_at: datetime | None = ts_field(default=None)
+    expiry_remind_at: datetime | None = ts_field(default=None)
+    expiry_reminded_at: datetime | None = ts_field(default=None)
     escalated_at: datetime | None = ts_field(default=None)
     # The acting body's one extension of the deadline, with its reason.
     deadline_extended_at: datetime | None = ts_field(default=None)

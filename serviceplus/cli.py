@@ -436,13 +436,43 @@ def task() -> None:
 @click.option("--decision", required=True, help="One of the task's options, e.g. approve.")
 @click.option("--reason", default="", help="Required for some decisions (e.g. reject).")
 @click.option("--as", "username", required=True, help="The user who decides.")
-def task_complete(task_id: int, decision: str, reason: str, username: str) -> None:
+@click.option(
+    "--value",
+    "values",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A field of the step's form, e.g. fee_paid_eur=411,00 (repeatable).",
+)
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="A document field of the step's form, e.g. signed_agreement=v.pdf (repeatable).",
+)
+def task_complete(
+    task_id: int, decision: str, reason: str, username: str, values: tuple, files: tuple
+) -> None:
     """Complete TASK_ID with a decision and resume the case's flow."""
-    from serviceplus.models.services import human_tasks
+    from serviceplus.models.services import cases, human_tasks
 
+    entered = dict(v.partition("=")[::2] for v in values)
+    documents = {}
+    for item in files:
+        name, _, path = item.partition("=")
+        try:
+            data = Path(path).read_bytes()
+        except OSError:
+            _fail(f"Datei nicht lesbar: {path}")
+        documents[name] = cases.NewDocument(name, Path(path).name, data)
     try:
         resumed = human_tasks.decide_and_resume(
-            task_id=task_id, username=username, decision=decision, reason=reason
+            task_id=task_id,
+            username=username,
+            decision=decision,
+            reason=reason,
+            values=entered,
+            files=documents,
         )
     except human_tasks.TaskError as exc:
         _fail(str(exc))

@@ -19,7 +19,7 @@ from tests.helpers import (
     reload,
 )
 
-# Cases start on version 1 here; the admin's own version is 3 (2 is shipped).
+# Cases start on version 1 here; the admin's own version is 4 (2 and 3 are shipped).
 pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_1")
 V1 = (versions.SHIPPED_DIR / "s81a.yaml").read_text(encoding="utf-8")
 
@@ -31,11 +31,11 @@ def on_version_1(database):
 
 
 def v2_text() -> str:
-    """The admin's version 3: version 1's decision without four eyes, a
+    """The admin's version 4: version 1's decision without four eyes, a
     longer deadline. (Named after its role in these tests: the next version.)"""
-    text = V1.replace("version: 1\n", "version: 3\n", 1)
+    text = V1.replace("version: 1\n", "version: 4\n", 1)
     text = text.replace("    four_eyes: true\n    deadline: P2W", "    deadline: P3W", 1)
-    assert text.count("version: 3") == 1 and "P3W" in text
+    assert text.count("version: 4") == 1 and "P3W" in text
     return text
 
 
@@ -44,18 +44,18 @@ def v2(database):
     with session_scope() as session:
         row = versions.save_draft(session, name="s81a", text=v2_text(), by="admin")
         versions.publish_draft(session, row=row, by="admin")
-    return 3
+    return 4
 
 
 def test_draft_with_errors_is_refused_with_lines(login):
     client = login("admin")
     assert (
-        "version: 3" in client.get("/admin/definitions/s81a/draft").get_data(as_text=True) or True
+        "version: 4" in client.get("/admin/definitions/s81a/draft").get_data(as_text=True) or True
     )
     bad = (
         v2_text()
         .replace("letter: preapproval", "letter: nonsense")
-        .replace("version: 3", "version: 9")
+        .replace("version: 4", "version: 9")
     )
     response = client.post("/admin/definitions/s81a/draft", data={"text": bad})
     assert response.status_code == 400
@@ -101,29 +101,29 @@ def test_yaml_and_field_errors_in_german_with_their_line():
 
 def test_published_version_is_immutable(v2):
     with session_scope() as session:
-        row = versions.load_row(session, "s81a", 3)
+        row = versions.load_row(session, "s81a", 4)
         with pytest.raises(DefinitionError, match="bereits veröffentlicht"):
             versions.publish_draft(session, row=row, by="admin")
         with pytest.raises(DefinitionError, match="a change needs a new version"):
             versions.publish(session, text=v2_text().replace("P3W", "P4W"), by="admin")
-        with pytest.raises(DefinitionError, match="name and version must be s81a and 4"):
+        with pytest.raises(DefinitionError, match="name and version must be s81a and 5"):
             versions.save_draft(session, name="s81a", text=v2_text(), by="admin")
     with session_scope() as session:
-        assert versions.load_row(session, "s81a", 3).body == v2_text()
+        assert versions.load_row(session, "s81a", 4).body == v2_text()
 
 
 def test_case_started_on_v1_finishes_on_v1_after_v2_is_activated(v2):
     old = make_case(example=BLUE_CARD)
     drive(old)
     with session_scope() as session:
-        versions.activate(session, versions.load_row(session, "s81a", 3))
+        versions.activate(session, versions.load_row(session, "s81a", 4))
     try:
         new = make_case(example=BLUE_CARD)
         drive(new)
-        assert reload(new).definition_version == 3
+        assert reload(new).definition_version == 4
         assert (
             advance(new, "decision", "sb.magdeburg", "approve") == "Completed"
-        )  # v3: no four eyes
+        )  # v4: no four eyes
         assert advance(old, "decision", "sb.magdeburg", "approve") == "Suspended"  # still four eyes
         assert advance(old, "decision.confirm", "sb2.magdeburg", "confirm") == "Completed"
         assert reload(old).definition_version == 1
@@ -133,7 +133,7 @@ def test_case_started_on_v1_finishes_on_v1_after_v2_is_activated(v2):
 
 
 def test_diff_by_line_and_step(v2, login):
-    page = login("admin").get("/admin/definitions/s81a/diff?a=1&b=3").get_data(as_text=True)
+    page = login("admin").get("/admin/definitions/s81a/diff?a=1&b=4").get_data(as_text=True)
     assert "-    four_eyes: true" in page and "+    deadline: P3W" in page
     title = "Schritt „Entscheidung über die Vorabzustimmung“"
     assert f"{title}: Frist 2 Wochen → 3 Wochen" in page
@@ -160,18 +160,18 @@ def test_migration_dry_run_then_migrate_keeps_the_task(v2, login):
     drive(case)
     task = open_task_of(case)
     client = login("admin")
-    page = client.get("/admin/definitions/s81a/migrate?source=1&target=3").get_data(as_text=True)
+    page = client.get("/admin/definitions/s81a/migrate?source=1&target=4").get_data(as_text=True)
     changed = "Geänderte oder neue Schritte: Entscheidung über die Vorabzustimmung"
     assert case.reference in page and changed in page
     assert reload(case).definition_version == 1  # the dry run changed nothing
     client.post(
         "/admin/definitions/s81a/migrate",
-        data={"source": 1, "target": 3, "cases": [case.reference]},
+        data={"source": 1, "target": 4, "cases": [case.reference]},
     )
-    assert reload(case).definition_version == 3
+    assert reload(case).definition_version == 4
     assert open_task_of(case).id == task.id  # kept its task
     assert decide(task, "approve")
-    assert drive(case) == "Completed"  # v3: no confirmation needed
+    assert drive(case) == "Completed"  # v4: no confirmation needed
 
 
 def test_migration_refused_when_a_passed_step_is_missing(v2):

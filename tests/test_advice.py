@@ -17,9 +17,27 @@ from serviceplus.models.db import session_scope
 from serviceplus.models.services import accounts, advice, cases, versions
 from serviceplus.models.tables import AuditEvent, Case, Comment, Document, Precheck
 from serviceplus.settings import get_settings
-from tests.helpers import BLUE_CARD, EXAMPLE, advance, drive, executions, make_case, reload
+from tests.helpers import (
+    BLUE_CARD,
+    EXAMPLE,
+    active_version,
+    advance,
+    drive,
+    executions,
+    make_case,
+    reload,
+)
 
-pytestmark = pytest.mark.usefixtures("inprocess_deployment")
+# These tests follow version 2's path (version 3 starts with the agreement).
+pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
+
+
+@pytest.fixture(scope="module")
+def on_version_2(database):
+    with active_version(2):
+        yield
+
+
 MAX = get_settings().max_upload_bytes
 
 

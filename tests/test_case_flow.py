@@ -10,6 +10,7 @@ from serviceplus.models.services import human_tasks, storage
 from serviceplus.models.tables import CaseStatus, TaskStatus
 from tests.helpers import (
     BLUE_CARD,
+    active_version,
     advance,
     decide,
     drive,
@@ -22,7 +23,14 @@ from tests.helpers import (
     tasks_of,
 )
 
-pytestmark = pytest.mark.usefixtures("inprocess_deployment")
+# These tests follow version 2's path (version 3 starts with the agreement).
+pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
+
+
+@pytest.fixture(scope="module")
+def on_version_2(database):
+    with active_version(2):
+        yield
 
 
 def test_blue_card_case_suspends_at_decision_and_approval_completes_it():

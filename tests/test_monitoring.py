@@ -11,9 +11,26 @@ from serviceplus.models.db import session_scope
 from serviceplus.models.services import accounts, audit, monitoring, orchestration, storage
 from serviceplus.models.services.orchestration import HEARTBEAT
 from serviceplus.models.tables import Case, Document, HumanTask, Organisation, Role, User
-from tests.helpers import BLUE_CARD, drive, executions, make_case, open_task_of, reload
+from tests.helpers import (
+    BLUE_CARD,
+    active_version,
+    drive,
+    executions,
+    make_case,
+    open_task_of,
+    reload,
+)
 
-pytestmark = pytest.mark.usefixtures("inprocess_deployment")
+# These tests follow version 2's path (version 3 starts with the agreement).
+pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
+
+
+@pytest.fixture(scope="module")
+def on_version_2(database):
+    with active_version(2):
+        yield
+
+
 NOW = clock.now()
 
 

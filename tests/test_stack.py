@@ -12,6 +12,7 @@ import pytest
 from serviceplus.demo import EXAMPLES
 from serviceplus.settings import Settings, get_settings
 from serviceplus.stack import Stack
+from tests.helpers import active_version
 
 CLI = str(Path(sys.executable).parent / "serviceplus")
 CHROMIUM_ARGS = [
@@ -28,7 +29,13 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="module")
 def stack(prefect_server):
     """Deploy from prefect.yaml, start the fork server (warm start), the worker
-    and the web UI against the session's Prefect server and database."""
+    and the web UI against the session's Prefect server and database. Cases
+    follow version 2's path (version 3 starts with the agreement)."""
+    with active_version(2):
+        yield from _stack()
+
+
+def _stack():
     settings = Settings(deployment="case-flow/s81a-v1", demo=True)
     running = Stack(settings, log_dir=get_settings().data_dir / "logs")
     try:

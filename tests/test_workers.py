@@ -16,7 +16,7 @@ from serviceplus.models.services.sweeper import sweep
 from serviceplus.models.tables import Case, CaseStatus, HumanTask
 from serviceplus.settings import Settings
 from serviceplus.stack import Stack
-from tests.helpers import decide, letters_of
+from tests.helpers import active_version, decide, letters_of
 from tests.test_stack import start_example_case, wait_for
 
 CASES = 4
@@ -25,7 +25,12 @@ CASES = 4
 @pytest.fixture(scope="module")
 def hosts(prefect_server, tmp_path_factory):
     """Host a and host b: each a fork server and a worker of one run at a
-    time, so that the cases need both."""
+    time, so that the cases need both. Cases follow version 2's path."""
+    with active_version(2):
+        yield from _hosts(tmp_path_factory)
+
+
+def _hosts(tmp_path_factory):
     settings = Settings(deployment="case-flow/s81a-v1", demo=True, worker_limit=1)
     stacks = []
     for name in ("a", "b"):

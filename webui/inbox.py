@@ -407,12 +407,15 @@ def complete(task_id: int):
     form.decision.choices = decision_choices(task)
     if not form.validate_on_submit():
         return _render_task(task, case, form, status=400)
+    values, files = _entered_fields(task)
     try:
         resumed = human_tasks.decide_and_resume(
             task_id=task.id,
             username=current_user.row.username,
             decision=form.decision.data,
             reason=form.reason.data,
+            values=values,
+            files=files,
         )
     except human_tasks.TaskError as exc:
         flash(str(exc), "error")
@@ -427,6 +430,21 @@ def complete(task_id: int):
             "warning",
         )
     return redirect(url_for("cases.detail", reference=case.reference))
+
+
+def _entered_fields(task: HumanTask) -> tuple[dict, dict]:
+    """The step's fields as posted (the service checks them): text values,
+    and for a document field the uploaded file, if any."""
+    values, files = {}, {}
+    for field in task.form.get("fields", []):
+        name = field["name"]
+        if field["type"] == "document":
+            upload = request.files.get(f"field-{name}")
+            if upload and upload.filename:
+                files[name] = cases.NewDocument(name, upload.filename, upload.read())
+        else:
+            values[name] = request.form.get(f"field-{name}", "")
+    return values, files
 
 
 bp.add_app_template_global(TaskStatus)

@@ -59,6 +59,10 @@ CASE_OUTCOME = {
     "refused": "abgelehnt",
     "withdrawn": "zurückgezogen",
     "cancelled": "abgebrochen",
+    # Version 3 closes after the visa stage (Visumverfahren).
+    "visa_issued": "Visum erteilt",
+    "visa_refused": "Visum abgelehnt",
+    "lapsed": "Vorabzustimmung abgelaufen",
 }
 
 

@@ -32,6 +32,23 @@ CURRENT = {
     "await_hearing": _l(
         "Sie können Stellung nehmen oder den Antrag zurücknehmen (Frist: siehe Anhörung)."
     ),
+    # Version 3 (agreement, fee, visa stage).
+    "agreement": _l("Die Vereinbarung wird Ihnen zur Unterschrift zugesandt."),
+    "await_agreement": _l(
+        "Bitte senden Sie die unterschriebene Vereinbarung zurück (Upload hier möglich)."
+    ),
+    "agreement_reminder": _l("Die Ausländerbehörde erinnert an die unterschriebene Vereinbarung."),
+    "confirm_withdrawal": _l(
+        "Die unterschriebene Vereinbarung fehlt noch; ohne sie endet das Verfahren."
+    ),
+    "fee_assessment": _l("Der Gebührenbescheid wird erstellt."),
+    "fee_payment": _l("Die Ausländerbehörde wartet auf den Eingang der Gebühr."),
+    "inform_mission": _l("Die Auslandsvertretung wird über die Vorabzustimmung unterrichtet."),
+    "azr_entry": _l("Die Vorabzustimmung wird im Ausländerzentralregister eingetragen."),
+    "visa_appointment": _l(
+        "Visumverfahren: Die Fachkraft beantragt das Visum bei der Auslandsvertretung."
+    ),
+    "visa_decision": _l("Visumverfahren: Die Auslandsvertretung entscheidet über das Visum."),
 }
 
 # A step without its own text: explained by who must act now.
@@ -69,6 +86,17 @@ PAST = {
     "ba_answer": _l("Antwort an die Bundesagentur für Arbeit weitergeleitet"),
     "hearing": _l("Anhörungsschreiben versandt"),
     "await_hearing": _l("Anhörung abgeschlossen"),
+    # Version 3 (agreement, fee, visa stage).
+    "agreement": _l("Vereinbarung zur Unterschrift versandt"),
+    "await_agreement": _l("Vereinbarung erfasst"),
+    "agreement_reminder": _l("Erinnerung an die Vereinbarung versandt"),
+    "confirm_withdrawal": _l("Ausstehende Vereinbarung bearbeitet"),
+    "fee_assessment": _l("Gebührenbescheid versandt"),
+    "fee_payment": _l("Zahlung der Gebühr erfasst"),
+    "inform_mission": _l("Auslandsvertretung unterrichtet"),
+    "azr_entry": _l("Im Ausländerzentralregister eingetragen"),
+    "visa_appointment": _l("Termin zur Visumantragstellung erfasst"),
+    "visa_decision": _l("Entscheidung über das Visum erfasst"),
 }
 PAST_BY_ACTOR = {
     "employer": _l("Ihre Antwort ist eingegangen"),
@@ -81,6 +109,10 @@ OUTCOME = {
     "approved": _l("Das Verfahren ist abgeschlossen: Die Vorabzustimmung wurde erteilt."),
     "refused": _l("Das Verfahren ist abgeschlossen: Die Vorabzustimmung wurde abgelehnt."),
     "withdrawn": _l("Das Verfahren ist abgeschlossen: Der Antrag wurde zurückgezogen."),
+    # Version 3 (agreement, fee, visa stage).
+    "visa_issued": _l("Das Verfahren ist abgeschlossen: Das Visum wurde erteilt."),
+    "visa_refused": _l("Das Verfahren ist abgeschlossen: Das Visum wurde abgelehnt."),
+    "lapsed": _l("Das Verfahren ist abgeschlossen: Die Vorabzustimmung ist abgelaufen."),
 }
 OUTCOME_OTHER = _l("Das Verfahren ist abgeschlossen.")
 
@@ -92,6 +124,10 @@ LETTER = {
     "partial_recognition": _l("Hinweis: teilweise Anerkennung der Berufsqualifikation"),
     "hearing": _l("Anhörung vor einer Ablehnung"),
     "preapproval": _l("Vorabzustimmung nach § 81a AufenthG"),
+    # Version 3 (agreement, fee, visa stage).
+    "agreement": _l("Vereinbarung zur Unterzeichnung"),
+    "agreement_reminder": _l("Erinnerung: unterschriebene Vereinbarung"),
+    "fee_assessment": _l("Gebührenbescheid"),
 }
 
 

@@ -50,6 +50,10 @@ PURPOSES = {
     "18g": "§ 18g AufenthG – Blaue Karte EU",
     "16d": "§ 16d AufenthG – Anerkennung ausländischer Berufsqualifikationen",
     "16d3": "§ 16d Abs. 3 AufenthG – Anerkennungspartnerschaft",
+    # Version 3 of § 81a (flows/definitions/s81a_v3.yaml).
+    "16a": "§ 16a AufenthG – Berufsausbildung",
+    "18c3": "§ 18c Abs. 3 AufenthG – Niederlassungserlaubnis für hochqualifizierte Fachkräfte",
+    "81a5": "§ 81a Abs. 5 AufenthG – sonstige qualifizierte Beschäftigung",
 }
 MEDIA_TYPE_NAMES = "PDF, JPEG oder PNG"
 ATTACHMENT, ATTACHMENT_LABEL = "attachment", "Anlage der Sachbearbeitung"
@@ -198,7 +202,7 @@ class CaseCreate(_Input):
     # The authority; None: found from the employer's postcode. Given, it must
     # be competent for that postcode (the pick when it spans two districts).
     organisation: Text(40) | None = None
-    residence_purpose: Literal["18a", "18b", "18g", "16d", "16d3"]
+    residence_purpose: Literal["18a", "18b", "18g", "16d", "16d3", "16a", "18c3", "81a5"]
     applicant: Applicant
     employer: Employer
     representative: Representative | None = None

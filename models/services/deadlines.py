@@ -45,13 +45,55 @@ def apply(session: Session, now: datetime) -> tuple[list[PendingResume], int]:
         elif rule.action in ("escalate", "decide") and task.escalated_at is None:
             _escalate(session, task, rule, now)
             acted += 1
-    return pending, acted
+    expired, reminded = _apply_expiries(session, now)
+    return pending + expired, acted + len(expired) + reminded
+
+
+def _apply_expiries(session: Session, now: datetime) -> tuple[list[PendingResume], int]:
+    """A step's second clock (`expires`, e.g. the pre-approval's validity):
+    one reminder before it runs out, then the task is decided as it says."""
+    active = HumanTask.status.in_(human_tasks.ACTIVE)
+    reminded = 0
+    due = select(HumanTask).where(
+        active, HumanTask.expiry_remind_at < now, HumanTask.expiry_reminded_at.is_(None)
+    )
+    for task in session.exec(due.order_by(HumanTask.expiry_remind_at)):
+        task.expiry_reminded_at = now
+        session.add(task)
+        audit.record(
+            session,
+            actor="system",
+            action="task_reminder",
+            case_id=task.case_id,
+            detail=f"{task.title}: läuft am {task.expires_at:%d.%m.%Y} ab",
+        )
+        reminded += 1
+    pending = []
+    for task in list(session.exec(select(HumanTask).where(active, HumanTask.expires_at < now))):
+        expiry = _step_for(session, task).expires
+        if expiry is None or task.proposed_by is not None:
+            continue
+        pending.append(
+            human_tasks.record(
+                session,
+                task=task,
+                actor="system",
+                decision=expiry.outcome,
+                reason=expiry.note,
+                label=f"Ablauf am {task.expires_at:%d.%m.%Y}",
+            )
+        )
+    return pending, reminded
+
+
+def _step_for(session: Session, task: HumanTask):
+    case = session.get(Case, task.case_id)
+    definition = versions.load(session, case.definition_name, case.definition_version)
+    return definition.steps.get(human_tasks.step_of(task.step_key))
 
 
 def _rule_for(session: Session, task: HumanTask) -> OnTimeout | None:
-    case = session.get(Case, task.case_id)
-    definition = versions.load(session, case.definition_name, case.definition_version)
-    step = definition.steps.get(human_tasks.step_of(task.step_key))
+    step = _step_for(session, task)
     return step.on_timeout if step else None
 
 

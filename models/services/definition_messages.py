@@ -44,6 +44,13 @@ MESSAGES = [
     (r"decide needs an outcome", "Eine Entscheidung bei Fristablauf braucht ein Ergebnis."),
     (r"escalate needs a role", "Eine Weitergabe bei Fristablauf braucht eine Rolle."),
     (r"on_timeout needs a deadline", "Eine Regel bei Fristablauf (on_timeout) braucht eine Frist."),
+    (r"unknown option '(.+)'", r"Unbekannte Option „\1“ (fehlt unter „options“)."),
+    (r"unknown step '(.+)'", r"Den Schritt „\1“ gibt es nicht."),
+    (
+        r"only a human step has fields or an expiry",
+        "Eingabefelder (fields) und eine Gültigkeitsfrist (expires) gibt es nur bei "
+        "Bearbeitungsschritten.",
+    ),
     (r"step is unreachable from the start", "Der Schritt ist vom Start aus nicht erreichbar."),
     (
         r"loop (\[.*\]) has neither a human step nor an exit",

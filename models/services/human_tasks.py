@@ -1,7 +1,7 @@
 """Human tasks: opened by the flow, worked in the inbox, resumed exactly once."""
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -10,8 +10,8 @@ from serviceplus.models import clock
 from serviceplus.models.conditions import Context
 from serviceplus.models.contracts import Decision
 from serviceplus.models.db import session_scope
-from serviceplus.models.definition import CONFIRM, SEND_BACK, Definition, Step
-from serviceplus.models.services import audit, orchestration
+from serviceplus.models.definition import CONFIRM, SEND_BACK, Definition, Step, period_delta
+from serviceplus.models.services import audit, orchestration, task_fields
 from serviceplus.models.services.accounts import get_organisation, get_user
 from serviceplus.models.services.completeness import facts_of_case, rule_findings
 from serviceplus.models.tables import (
@@ -54,12 +54,18 @@ def open_for_step(
     if step.recheck_rules and definition is not None:
         # Thresholds change by year: checked again on the day the decision opens.
         form["findings"] = rule_findings(definition, ctx.facts, now.date())
-    due_at = None
+    due_at = expires_at = expiry_remind_at = None
     if step.deadline:
-        counts_from = now
-        if step.deadline.from_ == "file_complete" and case.file_complete_at:
-            counts_from = case.file_complete_at
-        due_at = counts_from + step.deadline.duration
+        due_at = clock_start(session, case, step.deadline.from_, now) + step.deadline.duration
+    if step.expires:
+        # Valid through the last day the period reaches, as the letter says.
+        start = clock_start(session, case, step.expires.from_, now).date()
+        last_day = start + period_delta(step.expires.period)
+        expires_at = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=UTC)
+        if step.expires.remind_before:
+            expiry_remind_at = expires_at - step.expires.remind_before
+    if step.fields:
+        form["fields"] = [f.model_dump(by_alias=True) for f in step.fields]
     return _get_or_open(
         session,
         HumanTask(
@@ -71,10 +77,38 @@ def open_for_step(
             role=step.role or Role.clerk,
             flow_run_id=flow_run_id,
             due_at=due_at,
+            expires_at=expires_at,
+            expiry_remind_at=expiry_remind_at,
             form=form,
             created_at=now,
         ),
     )
+
+
+def clock_start(session: Session, case: Case, origin: str, now: datetime) -> datetime:
+    """Where a deadline counts from (models/definition.py DEADLINE_FROM);
+    `now` when that moment is not known (yet)."""
+    if origin == "file_complete":
+        return case.file_complete_at or now
+    if origin.startswith("step:"):
+        ran = [
+            e.at
+            for e in audit.events_for_case(session, case.id)
+            if e.step_key == origin[5:] and e.action == "step_executed"
+        ]
+        ran += [
+            t.completed_at
+            for t in tasks_of_case(session, case.id)
+            if t.step_key == origin[5:] and t.completed_at
+        ]
+        return max(ran, default=now)
+    if origin.startswith("fact:"):
+        try:
+            day = date.fromisoformat(str(case.facts.get(origin[5:]))[:10])
+        except ValueError:
+            return now
+        return datetime.combine(day, time.min, tzinfo=UTC)
+    return now
 
 
 def open_confirmation(
@@ -188,9 +222,17 @@ OWN_PROPOSAL = "Sie haben diesen Vorschlag selbst gemacht. Bestätigen muss eine
 
 
 def complete(
-    session: Session, *, task: HumanTask, user: User, decision: str, reason: str = ""
+    session: Session,
+    *,
+    task: HumanTask,
+    user: User,
+    decision: str,
+    reason: str = "",
+    values: dict[str, str] | None = None,
+    files: dict | None = None,
 ) -> PendingResume:
-    """A person's decision: checked, then stored with its resume (record)."""
+    """A person's decision: checked, then stored with its resume (record).
+    `values` and `files` (name -> NewDocument) fill the step's fields."""
     if not can_act(user, task):
         raise TaskError("Diese Aufgabe ist nicht an Sie gerichtet.")
     option = next((o for o in task.form.get("options", []) if o["value"] == decision), None)
@@ -203,7 +245,14 @@ def complete(
         raise TaskError(f"Die Aufgabe ist von {task.assignee} übernommen.")
     if task.proposed_by == user.username:
         raise TaskError(OWN_PROPOSAL)
-    return record(
+    case = session.get(Case, task.case_id)
+    try:
+        facts, documents = task_fields.checked(
+            session, task=task, case=case, decision=decision, values=values or {}, files=files or {}
+        )
+    except task_fields.FieldError as exc:
+        raise TaskError(str(exc)) from None
+    pending = record(
         session,
         task=task,
         actor=user.username,
@@ -211,6 +260,11 @@ def complete(
         reason=reason,
         label=option["label"],
     )
+    # After record: a decision that lost the race stores no values either.
+    task_fields.store(
+        session, task=task, case=case, facts=facts, documents=documents, actor=user.username
+    )
+    return pending
 
 
 def record(
@@ -303,7 +357,15 @@ def refuse_resume(
     )
 
 
-def decide_and_resume(*, task_id: int, username: str, decision: str, reason: str = "") -> bool:
+def decide_and_resume(
+    *,
+    task_id: int,
+    username: str,
+    decision: str,
+    reason: str = "",
+    values: dict[str, str] | None = None,
+    files: dict | None = None,
+) -> bool:
     """A person's decision, end to end: saved and committed first, then the
     flow run resumed. True if Prefect took the resume now; False if the
     sweeper delivers it later. Raises TaskError (German) and saves nothing
@@ -317,7 +379,15 @@ def decide_and_resume(*, task_id: int, username: str, decision: str, reason: str
         task = session.get(HumanTask, task_id)
         if user is None or not user.active or task is None:
             raise TaskError("Diese Aufgabe ist nicht an Sie gerichtet.")
-        pending = complete(session, task=task, user=user, decision=decision, reason=reason)
+        pending = complete(
+            session,
+            task=task,
+            user=user,
+            decision=decision,
+            reason=reason,
+            values=values,
+            files=files,
+        )
     with session_scope() as session:
         session.add(pending)
         return deliver(session, pending, wait_for_suspend=RESUME_WAIT_SECONDS)

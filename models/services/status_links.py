@@ -48,6 +48,9 @@ EMPLOYER_LETTERS = (
     "hearing",
     "preapproval",
     "refusal",
+    "agreement",
+    "agreement_reminder",
+    "fee_assessment",
 )
 
 

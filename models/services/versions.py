@@ -266,6 +266,8 @@ FIELD_NAMES = {
     "next": "Weg",
     "routes": "Wege",
     "outcome": "Ergebnis",
+    "expires": "Gültigkeitsfrist",
+    "fields": "Eingabefelder",
 }
 
 
