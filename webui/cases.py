@@ -14,6 +14,7 @@ from serviceplus.models.services import (
     cases,
     comments,
     human_tasks,
+    monitoring,
     status_links,
     storage,
     versions,
@@ -75,7 +76,14 @@ def _document_kinds() -> dict[str, str]:
 @bp.get("/")
 @roles_required(*CASE_ROLES)
 def index():
-    return render_template("cases/index.html", cases=cases.cases_for(get_db(), current_user.row))
+    session = get_db()
+    q = request.args.get("q", "")
+    return render_template(
+        "cases/index.html",
+        cases=cases.cases_for(session, current_user.row, q=q),
+        q=q.strip(),
+        titles=monitoring.step_titles(session),
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])

@@ -154,3 +154,42 @@ def audit_action(value: str) -> str:
 
 def audit_actor(value: str) -> str:
     return AUDIT_ACTOR.get(value, value)
+
+
+# Decisions that are not options of a step: four eyes, deemed approval.
+DECISION = {
+    "confirm": "Vorschlag bestätigt",
+    "send_back": "zur Überarbeitung zurückgegeben",
+    "deemed": "Zustimmung gilt als erteilt (Fristablauf)",
+}
+
+
+def decision(task, value: str | None = None) -> str:
+    """The German label of a decision on `task` (default: the one it got):
+    the option's label from the task's form, else a known decision."""
+    value = task.decision if value is None else value
+    if not value:
+        return "–"
+    for option in task.form.get("options", []):
+        if option["value"] == value:
+            return option["label"]
+    return DECISION.get(value, value.replace("_", " "))
+
+
+def step_title(titles: dict[str, str], key: str | None) -> str:
+    """A step key as its title; a four-eyes confirmation names its step."""
+    if not key:
+        return "–"
+    if key in titles:
+        return titles[key]
+    base = key.removesuffix(".confirm")
+    title = titles.get(base, base.replace("_", " "))
+    return f"{title} (Bestätigung)" if base != key else title
+
+
+def audit_detail(action: str, detail: str) -> str:
+    """An event's detail; a few events store a code there (the outcome of a
+    closed case), shown by its label."""
+    if action == "case_closed":
+        return case_outcome(detail)
+    return detail

@@ -282,11 +282,17 @@ def accepts_resume(
             actor="system",
             action="resume_refused",
             case_id=case_id,
-            detail=f"{decision.outcome} von {decision.by}",
+            detail=f"{_option_label(task, decision.outcome)} von {decision.by}",
             step_key=task_key,
             attempt=attempt,
         )
     return saved
+
+
+def _option_label(task: HumanTask | None, value: str) -> str:
+    """The German label of an option, for the history (the value if unknown)."""
+    options = task.form.get("options", []) if task is not None else []
+    return next((o["label"] for o in options if o["value"] == value), value)
 
 
 def decide_and_resume(*, task_id: int, username: str, decision: str, reason: str = "") -> bool:
