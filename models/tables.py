@@ -88,6 +88,10 @@ class Organisation(SQLModel, table=True):
     # Where the remedy is lodged, in the dative after "bei":
     # "dem Verwaltungsgericht Magdeburg, Breiter Weg 203–206, 39104 Magdeburg".
     remedy_address: str = _setting(400)
+    # Four eyes with fewer than two people of the role: who confirms instead,
+    # "coordinator" (the organisation's coordination) or a partner
+    # organisation's slug (its clerks); empty: a second person of the role.
+    four_eyes_confirmer: str = _setting(40)
 
 
 class User(SQLModel, table=True):

@@ -144,6 +144,7 @@ AUDIT_ACTION = {
     "task_reminder": "Erinnerung",
     "task_taken_back": "Aufgabe zurückgenommen",
     "task_unclaimed": "Aufgabe freigegeben",
+    "four_eyes_confirmer_set": "Bestätigung im Vier-Augen-Prinzip geregelt",
 }
 AUDIT_ACTOR = {"system": "System", "employer": "Arbeitgeber (Statuslink)", "demo": "Demo"}
 

@@ -18,6 +18,7 @@ from serviceplus.models.tables import (
     Case,
     CaseStatus,
     HumanTask,
+    Organisation,
     PendingResume,
     Role,
     TaskStatus,
@@ -60,7 +61,10 @@ def open_for_step(
         if step.deadline.from_ == "file_complete" and case.file_complete_at:
             counts_from = case.file_complete_at
         due_at = counts_from + step.deadline.duration
-    return _get_or_open(
+    sent_back = _sent_back(session, case.id, step_key, attempt) if step.four_eyes else None
+    if sent_back is not None:
+        form["sent_back"] = sent_back
+    task = _get_or_open(
         session,
         HumanTask(
             case_id=case.id,
@@ -75,6 +79,28 @@ def open_for_step(
             created_at=now,
         ),
     )
+    if sent_back is not None and task.status == TaskStatus.open:
+        # A proposal sent back returns to whoever made it, not to the group.
+        task.status, task.assignee = TaskStatus.claimed, sent_back["to"]
+        task.claimed_at = now
+        session.add(task)
+    return task
+
+
+def _sent_back(session: Session, case_id: int, step_key: str, attempt: int) -> dict | None:
+    """The send-back of the previous attempt's confirmation, if it was one:
+    who proposed (the new attempt returns to them), who sent back and why."""
+    check = session.exec(
+        select(HumanTask).where(
+            HumanTask.case_id == case_id,
+            HumanTask.step_key == confirmation_key(step_key),
+            HumanTask.attempt == attempt - 1,
+            HumanTask.decision == SEND_BACK,
+        )
+    ).first()
+    if check is None:
+        return None
+    return {"to": check.proposed_by, "by": check.completed_by, "reason": check.reason or ""}
 
 
 def open_confirmation(
@@ -97,6 +123,7 @@ def open_confirmation(
     ).one()
     label = next(o["label"] for o in proposal.form["options"] if o["value"] == proposal.decision)
     now = clock.now()
+    organisation_id, role = confirmer(session, proposal)
     return _get_or_open(
         session,
         HumanTask(
@@ -104,8 +131,8 @@ def open_confirmation(
             step_key=confirmation_key(step_key),
             attempt=attempt,
             title=f"Bestätigung (Vier-Augen-Prinzip): {step.title}",
-            organisation_id=proposal.organisation_id,
-            role=proposal.role,
+            organisation_id=organisation_id,
+            role=role,
             flow_run_id=flow_run_id,
             created_at=now,
             due_at=now + step.deadline.duration if step.deadline else None,
@@ -128,6 +155,44 @@ def open_confirmation(
             },
         ),
     )
+
+
+COORDINATOR = "coordinator"
+
+
+def people_with_role(session: Session, organisation_id: int, role: str) -> int:
+    query = select(sa.func.count()).where(
+        User.organisation_id == organisation_id,
+        User.role == role,
+        User.active == True,  # noqa: E712
+    )
+    return session.exec(query).one()
+
+
+def confirmer(session: Session, proposal: HumanTask) -> tuple[int, Role]:
+    """Who confirms a proposal: a second person of the same organisation and
+    role; where there is no second person, whom the organisation's setting
+    names (its coordination, or a partner organisation's clerks)."""
+    org = session.get(Organisation, proposal.organisation_id)
+    setting = org.four_eyes_confirmer
+    if not setting or people_with_role(session, org.id, proposal.role) >= 2:
+        return org.id, proposal.role
+    if setting == COORDINATOR:
+        return org.id, Role.coordinator
+    partner = get_organisation(session, setting)
+    return (partner.id, Role.clerk) if partner else (org.id, proposal.role)
+
+
+def nobody_confirms(session: Session, organisation: Organisation, role: str) -> bool:
+    """Whether a four-eyes proposal made in `organisation` would wait for a
+    confirmation nobody can give (for the admin's warning)."""
+    if people_with_role(session, organisation.id, role) >= 2:
+        return False
+    setting = organisation.four_eyes_confirmer
+    if setting == COORDINATOR:
+        return people_with_role(session, organisation.id, Role.coordinator) == 0
+    partner = get_organisation(session, setting) if setting else None
+    return partner is None or people_with_role(session, partner.id, Role.clerk) == 0
 
 
 CONFIRMATION_SUFFIX = ".confirm"
@@ -383,3 +448,20 @@ def undelivered(
         PendingResume.created_at <= cutoff,
     )
     return list(session.exec(query))
+
+
+def unconfirmable_steps(session: Session, definition: Definition) -> list[tuple[str, str]]:
+    """(step title, organisation name) for each four-eyes step that would wait
+    for a confirmation nobody can give: fewer than two people of the role
+    and no one named in the organisation's settings."""
+    found = []
+    for step in definition.steps.values():
+        if not step.four_eyes:
+            continue
+        slugs = {step.organisation, *(r.to for r in step.organisation_routes)}
+        query = select(Organisation).order_by(Organisation.name)
+        for org in session.exec(query):
+            acts_here = org.slug in slugs or ("case" in slugs and org.kind == "abh")
+            if acts_here and nobody_confirms(session, org, step.role or Role.clerk):
+                found.append((step.title, org.name))
+    return found
