@@ -68,7 +68,7 @@ def test_one_clerk_authority_warns_the_admin_until_a_partner_confirms(login):
         assert response.status_code == 302
         with session_scope() as session:
             _row, definition = versions.active_definition(session, "s81a")
-            assert "Ausländerbehörde Halle" in {
+            assert "Ausländerbehörde Halle (Saale)" in {
                 o for _t, o in human_tasks.unconfirmable_steps(session, definition)
             }
         set_confirmer("abh-hal", "abh-md")
