@@ -25,7 +25,7 @@ ENGLISH = [
     "Invalid email",
     "is required",
 ]
-SNAKE = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b(?![.\w-])")
+SNAKE = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b(?!\.\w|[\w-])")
 
 
 def raw_codes() -> set[str]:

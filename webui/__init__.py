@@ -43,6 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.add_template_global(list(labels.CASE_STATUS.items()), "case_status_choices")
     app.add_template_global(labels.decision, "decision_label")
     app.add_template_global(labels.step_title)
+    app.add_template_global(labels.proposal, "proposal_label")
     app.add_template_global(full_name)
     app.add_template_filter(formatting.de_date)
     app.add_template_filter(formatting.de_datetime)

@@ -194,3 +194,12 @@ def audit_detail(action: str, detail: str) -> str:
     if action == "case_closed":
         return case_outcome(detail)
     return detail
+
+
+def proposal(task) -> str:
+    """What a four-eyes confirmation task confirms, in German: the proposal's
+    option label, kept in the confirm option ("Vorschlag bestätigen: …")."""
+    for option in task.form.get("options", []):
+        if option["value"] == "confirm" and ": " in option["label"]:
+            return option["label"].split(": ", 1)[1]
+    return DECISION.get(task.proposal, (task.proposal or "–").replace("_", " "))
