@@ -46,20 +46,24 @@ class Text(HTMLParser):
     on purpose (the definition's YAML in <textarea>, <pre>, <code>) is skipped."""
 
     SKIP = {"script", "style", "textarea", "pre", "code"}
+    # A diagram is one image (role="img" with a German aria-label and German
+    # tooltips); Graphviz's inner <title> elements carry node ids nobody sees.
 
     def __init__(self):
         super().__init__()
-        self.parts, self.links, self._skip = [], [], 0
+        self.parts, self.links, self._skip, self._svg = [], [], 0, 0
 
     def handle_starttag(self, tag, attrs):
-        if tag in self.SKIP:
+        if tag in self.SKIP or (tag == "title" and self._svg):
             self._skip += 1
+        self._svg += tag == "svg"
         href = dict(attrs).get("href")
         if tag == "a" and href:
             self.links.append(href)
 
     def handle_endtag(self, tag):
-        if tag in self.SKIP and self._skip:
+        self._svg -= tag == "svg"
+        if (tag in self.SKIP or (tag == "title" and self._svg)) and self._skip:
             self._skip -= 1
 
     def handle_data(self, data):

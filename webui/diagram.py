@@ -7,7 +7,6 @@ bold and the step it stands at is marked.
 Titles and labels come from an admin's draft: each is passed as plain text
 (`nohtml`, backslashes dropped) and `dot` escapes it in the SVG it writes."""
 
-import re
 from functools import lru_cache
 
 import graphviz
@@ -107,7 +106,4 @@ def render(
     except graphviz.ExecutableNotFound:
         return "<p>Das Diagramm kann nicht gezeichnet werden: Graphviz fehlt (Paket graphviz).</p>"
     what = f"Ablauf {definition.title}" + (", Weg des Falls hervorgehoben" if path else "")
-    # Graphviz titles each node and edge with its id (the step key); readers
-    # get the German tooltip and the aria-label instead.
-    svg = re.sub(r"<title>[^<]*</title>", "", svg)
     return svg.replace("<svg", f'<svg class="diagram" role="img" aria-label="{escape(what)}"', 1)
