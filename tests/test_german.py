@@ -229,3 +229,41 @@ def test_the_checker_finds_a_raw_code():
         "is required",
     }
     assert problems_of("<p>Sabine Berger schlägt vor: Zustimmen</p>", codes, set())[0] == []
+
+
+def test_recognition_body_and_ba_see_the_cases_they_worked_on(worked_cases, login):
+    waiting, confirming, closed = worked_cases
+    for username in ("fosa", "ba"):
+        page = login(username).get("/cases/").get_data(as_text=True)
+        assert confirming.reference in page and closed.reference in page, username
+    # fosa has an open task of `waiting` but has not taken it: not listed.
+    assert waiting.reference not in login("fosa").get("/cases/").get_data(as_text=True)
+    assert confirming.reference not in login("sb.halle").get("/cases/").get_data(as_text=True)
+
+
+def test_clerks_search_their_cases_by_name_number_and_employer(worked_cases, login):
+    waiting, confirming, _closed = worked_cases
+    client = login("sb.magdeburg")
+    by_number = client.get("/cases/", query_string={"q": confirming.reference}).get_data(
+        as_text=True
+    )
+    assert confirming.reference in by_number and waiting.reference not in by_number
+    by_name = client.get("/cases/", query_string={"q": confirming.applicant_name[:5]})
+    assert confirming.reference in by_name.get_data(as_text=True)
+    by_employer = client.get("/cases/", query_string={"q": confirming.employer_name.upper()})
+    assert confirming.reference in by_employer.get_data(as_text=True)
+    nothing = client.get("/cases/", query_string={"q": "gibt es nicht"}).get_data(as_text=True)
+    assert "Keine Fälle zu „gibt es nicht“ gefunden." in nothing
+
+
+def test_numbers_dates_and_sizes_in_german(app):
+    from datetime import UTC, datetime
+
+    from serviceplus.webui import formatting
+
+    with app.test_request_context("/"):
+        assert formatting.file_size(410) == "0,4 KB"
+        assert formatting.file_size(3 * 1024 * 1024 // 2) == "1,5 MB"
+        assert formatting.de_decimal(1234.5, 1) == "1.234,5"
+        assert formatting.de_datetime(datetime(2026, 3, 4, 5, 6, tzinfo=UTC)) == "04.03.2026 05:06"
+    assert formatting.number(1234567.25, 1) == "1.234.567,2"
