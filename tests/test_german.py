@@ -268,3 +268,15 @@ def test_numbers_dates_and_sizes_in_german(app):
         assert formatting.de_decimal(1234.5, 1) == "1.234,5"
         assert formatting.de_datetime(datetime(2026, 3, 4, 5, 6, tzinfo=UTC)) == "04.03.2026 05:06"
     assert formatting.number(1234567.25, 1) == "1.234.567,2"
+
+
+def test_every_audit_action_recorded_anywhere_has_a_german_label():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    recorded = set()
+    for folder in ("models", "flows", "webui", "serviceplus"):
+        for path in (root / folder).rglob("*.py"):
+            recorded |= set(re.findall(r'action="([a-z_]+)"', path.read_text(encoding="utf-8")))
+    assert len(recorded) > 30
+    assert sorted(recorded - set(labels.AUDIT_ACTION)) == []

@@ -145,6 +145,19 @@ AUDIT_ACTION = {
     "task_taken_back": "Aufgabe zurückgenommen",
     "task_unclaimed": "Aufgabe freigegeben",
     "four_eyes_confirmer_set": "Bestätigung im Vier-Augen-Prinzip geregelt",
+    # Events without a case (administration, logins, pre-checks).
+    "definition_activated": "Verfahrensversion aktiviert",
+    "definition_draft_saved": "Entwurf einer Verfahrensversion gespeichert",
+    "definition_published": "Verfahrensversion veröffentlicht",
+    "login_locked": "Anmeldung gesperrt",
+    "login_slowed": "Anmeldung verzögert",
+    "organisation_settings_changed": "Briefeinstellungen geändert",
+    "password_changed": "Passwort geändert",
+    "precheck_created": "Vorprüfung angelegt",
+    "precheck_documents_added": "Unterlagen zur Vorprüfung hinzugefügt",
+    "user_created": "Benutzerkonto angelegt",
+    "user_deactivated": "Benutzerkonto deaktiviert",
+    "user_role_changed": "Rolle geändert",
 }
 AUDIT_ACTOR = {"system": "System", "employer": "Arbeitgeber (Statuslink)", "demo": "Demo"}
 
