@@ -84,6 +84,7 @@ ROUTES = {
     "admin.deactivate": ("POST", "/admin/users/1/deactivate", {"admin"}),
     "admin.role": ("POST", "/admin/users/1/role", {"admin"}),
     "admin.organisation": ("GET", "/admin/organisation", {"admin"}),
+    "admin.four_eyes": ("POST", "/admin/organisation/four-eyes", {"admin"}),
     "advice.index": ("GET", "/advice/", ADVISERS),
     "advice.new": ("GET", "/advice/new", ADVISERS),
     "advice.detail": ("GET", "/advice/{precheck}", WCST),
