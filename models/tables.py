@@ -92,6 +92,10 @@ class Organisation(SQLModel, table=True):
     # other foreigners' authorities of Sachsen-Anhalt are listed (routing
     # names them) but inactive (models/services/authorities.py).
     active: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    # Four eyes with fewer than two people of the role: who confirms instead,
+    # "coordinator" (the organisation's coordination) or a partner
+    # organisation's slug (its clerks); empty: a second person of the role.
+    four_eyes_confirmer: str = _setting(40)
 
 
 class User(SQLModel, table=True):

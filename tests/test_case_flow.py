@@ -140,7 +140,10 @@ def test_forged_resume_is_refused_and_the_run_waits_for_the_saved_decision():
         refused = [
             e for e in audit.events_for_case(session, case.id) if e.action == "resume_refused"
         ]
-    assert [(e.step_key, e.detail) for e in refused] == [("decision", "approve von mallory")]
+    # The history names the forged option by its German label.
+    assert [(e.step_key, e.detail) for e in refused] == [
+        ("decision", "Vorabzustimmung erteilen von mallory")
+    ]
 
     # The real decision, saved by the app, still moves the case on.
     assert advance(case, "decision", "sb.magdeburg", "approve") == "Suspended"

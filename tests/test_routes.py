@@ -99,6 +99,7 @@ ROUTES = {
     "admin.role": ("POST", "/admin/users/1/role", {"admin"}),
     "admin.reset_password": ("POST", "/admin/users/1/password", {"admin"}),
     "admin.organisation": ("GET", "/admin/organisation", {"admin"}),
+    "admin.four_eyes": ("POST", "/admin/organisation/four-eyes", {"admin"}),
     "advice.index": ("GET", "/advice/", ADVISERS),
     "advice.new": ("GET", "/advice/new", ADVISERS),
     "advice.detail": ("GET", "/advice/{precheck}", WCST),

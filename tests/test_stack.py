@@ -187,7 +187,7 @@ def test_browser_login_approve_and_download_letter(stack, tmp_path):
         page.get_by_label("Passwort").fill("demo")
         page.get_by_role("button", name="Anmelden").click()
         page.get_by_role("row", name=reference).get_by_role("link").click()
-        page.get_by_text("sb.magdeburg schlägt vor").wait_for()
+        page.get_by_text("Sabine Berger schlägt vor").wait_for()
         page.get_by_label("Vorschlag bestätigen: Vorabzustimmung erteilen").check()
         page.get_by_role("button", name="Entscheidung speichern").click()
         page.get_by_text("Ihre Entscheidung ist gespeichert.").wait_for()

@@ -5,7 +5,7 @@ from flask_login import current_user, login_required
 
 from serviceplus.models.tables import Role
 from serviceplus.settings import apply_prefect_env, get_settings
-from serviceplus.webui import labels
+from serviceplus.webui import formatting, labels
 from serviceplus.webui.extensions import babel, csrf, login_manager
 
 
@@ -23,6 +23,8 @@ def create_app(config: dict | None = None) -> Flask:
         REMEMBER_COOKIE_SECURE=settings.secure_cookies,
         REMEMBER_COOKIE_HTTPONLY=True,
         WTF_CSRF_TIME_LIMIT=None,
+        # Validator messages from the wtforms catalogue of the request's locale.
+        WTF_I18N_ENABLED=True,
     )
     app.config.update(config or {})
 
@@ -34,10 +36,19 @@ def create_app(config: dict | None = None) -> Flask:
     app.add_template_global(labels.case_state)
     app.add_template_global(labels.audit_action)
     app.add_template_global(labels.audit_actor)
+    app.add_template_global(labels.audit_detail)
     app.add_template_global(labels.task_status)
     app.add_template_global(labels.run_state)
     app.add_template_global(labels.role, "role_label")
     app.add_template_global(list(labels.CASE_STATUS.items()), "case_status_choices")
+    app.add_template_global(labels.decision, "decision_label")
+    app.add_template_global(labels.step_title)
+    app.add_template_global(labels.proposal, "proposal_label")
+    app.add_template_global(full_name)
+    app.add_template_filter(formatting.de_date)
+    app.add_template_filter(formatting.de_datetime)
+    app.add_template_filter(formatting.de_decimal)
+    app.add_template_filter(formatting.file_size)
 
     from serviceplus.webui import admin, advice, auth, cases, db, inbox, monitor, network, status
 
@@ -73,6 +84,17 @@ def create_app(config: dict | None = None) -> Flask:
         app.register_error_handler(code, _error_page(code, title, message))
 
     return app
+
+
+def full_name(username: str | None) -> str:
+    """A person's name instead of their login; system actors in German."""
+    from serviceplus.models.services.accounts import get_user
+    from serviceplus.webui.db import get_db
+
+    if not username:
+        return "–"
+    user = get_user(get_db(), username)
+    return user.full_name if user else labels.audit_actor(username)
 
 
 def _locale() -> str:

@@ -8,7 +8,14 @@ from markupsafe import Markup
 from sqlmodel import select
 
 from serviceplus.models.definition import DefinitionError
-from serviceplus.models.services import accounts, definition_messages, monitoring, versions
+from serviceplus.models.services import (
+    accounts,
+    cases,
+    definition_messages,
+    human_tasks,
+    monitoring,
+    versions,
+)
 from serviceplus.models.tables import Organisation, Role, User, WorkflowDefinition
 from serviceplus.webui import diagram
 from serviceplus.webui.auth import roles_required
@@ -31,7 +38,13 @@ def _csrf_or_400() -> None:
 @bp.get("/")
 @admin_only
 def index():
-    return render_template("admin/index.html", rows=versions.overview(get_db()))
+    session = get_db()
+    _row, definition = versions.active_definition(session, cases.DEFINITION_NAME)
+    return render_template(
+        "admin/index.html",
+        rows=versions.overview(session),
+        unconfirmable=human_tasks.unconfirmable_steps(session, definition),
+    )
 
 
 @bp.get("/definitions/<name>/<int:version>")
@@ -285,8 +298,32 @@ def organisation():
         values=values,
         labels=accounts.LETTER_SETTINGS,
         remedies=accounts.LEGAL_REMEDIES,
+        partners=session.exec(
+            select(Organisation).where(Organisation.id != own.id).order_by(Organisation.name)
+        ).all(),
         csrf_form=CsrfForm(),
     )
+
+
+@bp.post("/organisation/four-eyes")
+@admin_only
+def four_eyes():
+    """Who confirms when the admin's organisation has too few people."""
+    _csrf_or_400()
+    session = get_db()
+    try:
+        accounts.set_four_eyes_confirmer(
+            session,
+            organisation=current_user.organisation,
+            value=request.form.get("confirmer", ""),
+            by=current_user.row.username,
+        )
+        session.commit()
+        flash("Die Regel für das Vier-Augen-Prinzip ist gespeichert.", "success")
+    except accounts.AccountError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+    return redirect(url_for("admin.organisation"))
 
 
 def _role_or_error(value: str) -> Role:

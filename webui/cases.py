@@ -26,6 +26,7 @@ from serviceplus.models.services import (
     comments,
     human_tasks,
     intake,
+    monitoring,
     status_links,
     storage,
     transfers,
@@ -117,7 +118,14 @@ def get_case_or_404(reference: str) -> Case:
 @bp.get("/")
 @roles_required(*CASE_ROLES)
 def index():
-    return render_template("cases/index.html", cases=cases.cases_for(get_db(), current_user.row))
+    session = get_db()
+    q = request.args.get("q", "")
+    return render_template(
+        "cases/index.html",
+        cases=cases.cases_for(session, current_user.row, q=q),
+        q=q.strip(),
+        titles=monitoring.step_titles(session),
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])

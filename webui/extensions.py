@@ -4,7 +4,9 @@ from flask_babel import Babel
 from flask_login import LoginManager
 from flask_wtf import CSRFProtect
 
-babel = Babel()  # the public status page only; the clerks' pages stay German
+# German on every page (dates, numbers, file sizes, validator messages);
+# the public status page may switch to English.
+babel = Babel()
 csrf = CSRFProtect()
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"

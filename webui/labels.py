@@ -152,6 +152,20 @@ AUDIT_ACTION = {
     "task_reminder": "Erinnerung",
     "task_taken_back": "Aufgabe zurückgenommen",
     "task_unclaimed": "Aufgabe freigegeben",
+    "four_eyes_confirmer_set": "Bestätigung im Vier-Augen-Prinzip geregelt",
+    # Events without a case (administration, logins, pre-checks).
+    "definition_activated": "Verfahrensversion aktiviert",
+    "definition_draft_saved": "Entwurf einer Verfahrensversion gespeichert",
+    "definition_published": "Verfahrensversion veröffentlicht",
+    "login_locked": "Anmeldung gesperrt",
+    "login_slowed": "Anmeldung verzögert",
+    "organisation_settings_changed": "Briefeinstellungen geändert",
+    "password_changed": "Passwort geändert",
+    "precheck_created": "Vorprüfung angelegt",
+    "precheck_documents_added": "Unterlagen zur Vorprüfung hinzugefügt",
+    "user_created": "Benutzerkonto angelegt",
+    "user_deactivated": "Benutzerkonto deaktiviert",
+    "user_role_changed": "Rolle geändert",
 }
 AUDIT_ACTOR = {"system": "System", "employer": "Arbeitgeber (Statuslink)", "demo": "Demo"}
 
@@ -191,3 +205,51 @@ def fact_label(name: str) -> str:
 
 def fact_choice(value: str) -> str:
     return FACT_CHOICES.get(value, value)
+
+
+# Decisions that are not options of a step: four eyes, deemed approval.
+DECISION = {
+    "confirm": "Vorschlag bestätigt",
+    "send_back": "zur Überarbeitung zurückgegeben",
+    "deemed": "Zustimmung gilt als erteilt (Fristablauf)",
+}
+
+
+def decision(task, value: str | None = None) -> str:
+    """The German label of a decision on `task` (default: the one it got):
+    the option's label from the task's form, else a known decision."""
+    value = task.decision if value is None else value
+    if not value:
+        return "–"
+    for option in task.form.get("options", []):
+        if option["value"] == value:
+            return option["label"]
+    return DECISION.get(value, value.replace("_", " "))
+
+
+def step_title(titles: dict[str, str], key: str | None) -> str:
+    """A step key as its title; a four-eyes confirmation names its step."""
+    if not key:
+        return "–"
+    if key in titles:
+        return titles[key]
+    base = key.removesuffix(".confirm")
+    title = titles.get(base, base.replace("_", " "))
+    return f"{title} (Bestätigung)" if base != key else title
+
+
+def audit_detail(action: str, detail: str) -> str:
+    """An event's detail; a few events store a code there (the outcome of a
+    closed case), shown by its label."""
+    if action == "case_closed":
+        return case_outcome(detail)
+    return detail
+
+
+def proposal(task) -> str:
+    """What a four-eyes confirmation task confirms, in German: the proposal's
+    option label, kept in the confirm option ("Vorschlag bestätigen: …")."""
+    for option in task.form.get("options", []):
+        if option["value"] == "confirm" and ": " in option["label"]:
+            return option["label"].split(": ", 1)[1]
+    return DECISION.get(task.proposal, (task.proposal or "–").replace("_", " "))

@@ -406,3 +406,25 @@ def release_claimed_tasks(session: Session, user: User) -> int:
         .where(HumanTask.assignee == user.username, HumanTask.status == TaskStatus.claimed)
         .values(status=TaskStatus.open, assignee=None, claimed_at=None, delegated_by=None)
     ).rowcount
+
+
+def set_four_eyes_confirmer(
+    session: Session, *, organisation: Organisation, value: str, by: str
+) -> None:
+    """Who confirms four-eyes proposals when the organisation has fewer than
+    two people of the role: "" (nobody else), "coordinator", or a partner
+    organisation's slug."""
+    value = value.strip()
+    if value not in ("", "coordinator") and (
+        value == organisation.slug or get_organisation(session, value) is None
+    ):
+        raise AccountError("Bitte wählen Sie eine andere Organisation aus der Liste.")
+    organisation.four_eyes_confirmer = value
+    session.add(organisation)
+    audit.record(
+        session,
+        actor=by,
+        action="four_eyes_confirmer_set",
+        case_id=None,
+        detail=f"{organisation.slug}: {value or 'keine Vertretung'}",
+    )

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
-from sqlmodel import Session, select
+from sqlmodel import Session, or_, select
 
 from serviceplus.models import clock
 from serviceplus.models.db import session_scope
@@ -714,14 +714,28 @@ def can_view(session: Session, user: User, case: Case) -> bool:
     return session.exec(query).first() is not None
 
 
-def cases_for(session: Session, user: User, limit: int = 200) -> list[Case]:
-    query = (
-        select(Case)
-        .where(Case.organisation_id == user.organisation_id)
-        .order_by(Case.id.desc())
-        .limit(limit)
+def cases_for(session: Session, user: User, q: str = "", limit: int = 200) -> list[Case]:
+    """The cases of the user's organisation, and those it took a task of
+    (a recognition body, the BA), newest first; `q` searches the applicant's
+    name, the case number and the employer."""
+    worked_on = select(HumanTask.case_id).where(
+        HumanTask.organisation_id == user.organisation_id,
+        HumanTask.completed_by.is_not(None) | HumanTask.assignee.is_not(None),
     )
-    return list(session.exec(query))
+    query = select(Case).where(
+        or_(Case.organisation_id == user.organisation_id, Case.id.in_(worked_on))
+    )
+    q = q.strip()[:100].replace("%", "").replace("_", "")
+    if q:
+        pattern = f"%{q}%"
+        query = query.where(
+            or_(
+                Case.reference.ilike(pattern),
+                Case.applicant_name.ilike(pattern),
+                Case.employer_name.ilike(pattern),
+            )
+        )
+    return list(session.exec(query.order_by(Case.id.desc()).limit(limit)))
 
 
 def documents_of(session: Session, case_id: int) -> list[Document]:

@@ -18,6 +18,7 @@ from serviceplus.models.tables import (
     Case,
     CaseStatus,
     HumanTask,
+    Organisation,
     PendingResume,
     Role,
     TaskStatus,
@@ -66,7 +67,10 @@ def open_for_step(
             expiry_remind_at = expires_at - step.expires.remind_before
     if step.fields:
         form["fields"] = [f.model_dump(by_alias=True) for f in step.fields]
-    return _get_or_open(
+    sent_back = _sent_back(session, case.id, step_key, attempt) if step.four_eyes else None
+    if sent_back is not None:
+        form["sent_back"] = sent_back
+    task = _get_or_open(
         session,
         HumanTask(
             case_id=case.id,
@@ -83,6 +87,28 @@ def open_for_step(
             created_at=now,
         ),
     )
+    if sent_back is not None and task.status == TaskStatus.open:
+        # A proposal sent back returns to whoever made it, not to the group.
+        task.status, task.assignee = TaskStatus.claimed, sent_back["to"]
+        task.claimed_at = now
+        session.add(task)
+    return task
+
+
+def _sent_back(session: Session, case_id: int, step_key: str, attempt: int) -> dict | None:
+    """The send-back of the previous attempt's confirmation, if it was one:
+    who proposed (the new attempt returns to them), who sent back and why."""
+    check = session.exec(
+        select(HumanTask).where(
+            HumanTask.case_id == case_id,
+            HumanTask.step_key == confirmation_key(step_key),
+            HumanTask.attempt == attempt - 1,
+            HumanTask.decision == SEND_BACK,
+        )
+    ).first()
+    if check is None:
+        return None
+    return {"to": check.proposed_by, "by": check.completed_by, "reason": check.reason or ""}
 
 
 def clock_start(session: Session, case: Case, origin: str, now: datetime) -> datetime:
@@ -131,6 +157,7 @@ def open_confirmation(
     ).one()
     label = next(o["label"] for o in proposal.form["options"] if o["value"] == proposal.decision)
     now = clock.now()
+    organisation_id, role = confirmer(session, proposal)
     return _get_or_open(
         session,
         HumanTask(
@@ -138,8 +165,8 @@ def open_confirmation(
             step_key=confirmation_key(step_key),
             attempt=attempt,
             title=f"Bestätigung (Vier-Augen-Prinzip): {step.title}",
-            organisation_id=proposal.organisation_id,
-            role=proposal.role,
+            organisation_id=organisation_id,
+            role=role,
             flow_run_id=flow_run_id,
             created_at=now,
             due_at=now + step.deadline.duration if step.deadline else None,
@@ -162,6 +189,44 @@ def open_confirmation(
             },
         ),
     )
+
+
+COORDINATOR = "coordinator"
+
+
+def people_with_role(session: Session, organisation_id: int, role: str) -> int:
+    query = select(sa.func.count()).where(
+        User.organisation_id == organisation_id,
+        User.role == role,
+        User.active == True,  # noqa: E712
+    )
+    return session.exec(query).one()
+
+
+def confirmer(session: Session, proposal: HumanTask) -> tuple[int, Role]:
+    """Who confirms a proposal: a second person of the same organisation and
+    role; where there is no second person, whom the organisation's setting
+    names (its coordination, or a partner organisation's clerks)."""
+    org = session.get(Organisation, proposal.organisation_id)
+    setting = org.four_eyes_confirmer
+    if not setting or people_with_role(session, org.id, proposal.role) >= 2:
+        return org.id, proposal.role
+    if setting == COORDINATOR:
+        return org.id, Role.coordinator
+    partner = get_organisation(session, setting)
+    return (partner.id, Role.clerk) if partner else (org.id, proposal.role)
+
+
+def nobody_confirms(session: Session, organisation: Organisation, role: str) -> bool:
+    """Whether a four-eyes proposal made in `organisation` would wait for a
+    confirmation nobody can give (for the admin's warning)."""
+    if people_with_role(session, organisation.id, role) >= 2:
+        return False
+    setting = organisation.four_eyes_confirmer
+    if setting == COORDINATOR:
+        return people_with_role(session, organisation.id, Role.coordinator) == 0
+    partner = get_organisation(session, setting) if setting else None
+    return partner is None or people_with_role(session, partner.id, Role.clerk) == 0
 
 
 CONFIRMATION_SUFFIX = ".confirm"
@@ -336,9 +401,15 @@ def accepts_resume(
             case_id=case_id,
             task_key=task_key,
             attempt=attempt,
-            detail=f"{decision.outcome} von {decision.by}",
+            detail=f"{_option_label(task, decision.outcome)} von {decision.by}",
         )
     return saved
+
+
+def _option_label(task: HumanTask | None, value: str) -> str:
+    """The German label of an option, for the history (the value if unknown)."""
+    options = task.form.get("options", []) if task is not None else []
+    return next((o["label"] for o in options if o["value"] == value), value)
 
 
 def refuse_resume(
@@ -479,3 +550,20 @@ def sent_back_by(session: Session, task: HumanTask) -> HumanTask | None:
         .order_by(HumanTask.completed_at.desc())
     )
     return session.exec(query).first()
+
+
+def unconfirmable_steps(session: Session, definition: Definition) -> list[tuple[str, str]]:
+    """(step title, organisation name) for each four-eyes step that would wait
+    for a confirmation nobody can give: fewer than two people of the role
+    and no one named in the organisation's settings."""
+    found = []
+    for step in definition.steps.values():
+        if not step.four_eyes:
+            continue
+        slugs = {step.organisation, *(r.to for r in step.organisation_routes)}
+        query = select(Organisation).order_by(Organisation.name)
+        for org in session.exec(query):
+            acts_here = org.slug in slugs or ("case" in slugs and org.kind == "abh")
+            if acts_here and nobody_confirms(session, org, step.role or Role.clerk):
+                found.append((step.title, org.name))
+    return found

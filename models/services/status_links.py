@@ -305,6 +305,7 @@ def add_documents(
     if problems:
         raise AnswerError(problems)
     answers = []
+    kinds_labels = cases.document_labels(session, case)
     for doc in documents:
         row = cases.add_document(session, case=case, doc=doc, actor=EMPLOYER)
         session.flush()
@@ -314,7 +315,8 @@ def add_documents(
             actor=EMPLOYER,
             action="employer_document_added",
             case_id=case.id,
-            detail=f"{doc.kind}: {cases.safe_filename(doc.filename)} (über den Statuslink)",
+            detail=f"{kinds_labels.get(doc.kind, doc.kind)}: {cases.safe_filename(doc.filename)}"
+            " (über den Statuslink)",
         )
     session.add_all(answers)
     if not step.employer_recheck:
