@@ -47,6 +47,7 @@ import pytest  # noqa: E402
 from serviceplus.models.db import migrate, session_scope  # noqa: E402
 from serviceplus.models.services import accounts, versions  # noqa: E402
 from serviceplus.stack import Stack  # noqa: E402
+from tests.helpers import active_version  # noqa: E402
 
 
 def pytest_report_header(config):
@@ -93,6 +94,21 @@ def inprocess_deployment(prefect_server):
 
     case_flow.to_deployment(name="inprocess").apply()
     return "case-flow/inprocess"
+
+
+# Test modules that follow an earlier version's path pin it for the module
+# (`pytestmark = pytest.mark.usefixtures("on_version_2")`); version 3, the
+# active one after `serviceplus init`, starts with the agreement.
+@pytest.fixture(scope="module")
+def on_version_1(database):
+    with active_version(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def on_version_2(database):
+    with active_version(2):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ from serviceplus.models.services import accounts, versions
 from serviceplus.models.tables import TaskStatus, User, WorkflowDefinition
 from tests.helpers import (
     BLUE_CARD,
-    active_version,
     advance,
     decide,
     drive,
@@ -22,12 +21,6 @@ from tests.helpers import (
 # Cases start on version 1 here; the admin's own version is 4 (2 and 3 are shipped).
 pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_1")
 V1 = (versions.SHIPPED_DIR / "s81a.yaml").read_text(encoding="utf-8")
-
-
-@pytest.fixture(scope="module")
-def on_version_1(database):
-    with active_version(1):
-        yield
 
 
 def v2_text() -> str:

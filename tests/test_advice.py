@@ -20,7 +20,6 @@ from serviceplus.settings import get_settings
 from tests.helpers import (
     BLUE_CARD,
     EXAMPLE,
-    active_version,
     advance,
     drive,
     executions,
@@ -30,12 +29,6 @@ from tests.helpers import (
 
 # These tests follow version 2's path (version 3 starts with the agreement).
 pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
-
-
-@pytest.fixture(scope="module")
-def on_version_2(database):
-    with active_version(2):
-        yield
 
 
 MAX = get_settings().max_upload_bytes

@@ -155,6 +155,18 @@ def test_idle_session_expires_after_30_minutes(app):
     assert client.get("/inbox").status_code == 302  # stays logged out
 
 
+def test_a_live_page_polling_by_itself_does_not_keep_the_session_alive(app):
+    client = logged_in(app, new_user())
+    _age_session(client, seen_at=timedelta(minutes=29))
+    assert client.get("/inbox/live", headers={"HX-Request": "true"}).status_code in (200, 204)
+    _age_session(client)  # nothing changed: the poll did not count as work
+    with client.session_transaction() as session:
+        idle = clock.now().timestamp() - session["seen_at"]
+    assert idle > 28 * 60
+    _age_session(client, seen_at=timedelta(minutes=31))
+    assert _expired(client)
+
+
 def test_session_expires_8_hours_after_login_even_when_busy(app):
     assert get_settings().session_absolute_timeout == timedelta(hours=8)
     client = logged_in(app, new_user())

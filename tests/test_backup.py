@@ -11,16 +11,10 @@ from pathlib import Path
 import pytest
 
 from serviceplus.settings import PROJECT_ROOT, get_settings
-from tests.helpers import BLUE_CARD, active_version, drive, make_case
+from tests.helpers import BLUE_CARD, drive, make_case
 
 # These tests follow version 2's path (version 3 starts with the agreement).
 pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
-
-
-@pytest.fixture(scope="module")
-def on_version_2(database):
-    with active_version(2):
-        yield
 
 
 CLI = str(Path(sys.executable).parent / "serviceplus")

@@ -10,7 +10,6 @@ from serviceplus.models.services import human_tasks, storage
 from serviceplus.models.tables import CaseStatus, TaskStatus
 from tests.helpers import (
     BLUE_CARD,
-    active_version,
     advance,
     decide,
     drive,
@@ -25,12 +24,6 @@ from tests.helpers import (
 
 # These tests follow version 2's path (version 3 starts with the agreement).
 pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
-
-
-@pytest.fixture(scope="module")
-def on_version_2(database):
-    with active_version(2):
-        yield
 
 
 def test_blue_card_case_suspends_at_decision_and_approval_completes_it():
@@ -189,7 +182,10 @@ def test_resumes_from_outside_are_refused_audited_and_shown_to_the_coordinator(l
             for e in audit.events_for_case(session, case.id)
             if e.action == "resume_refused"
         ]
-    assert refused == [("decision", "ohne Eingabe"), ("decision", "approve von sb.magdeburg")]
+    assert refused == [
+        ("decision", "ohne Eingabe"),
+        ("decision", "Vorabzustimmung erteilen von sb.magdeburg"),
+    ]
     page = login("koordination").get(f"/monitor/cases/{case.reference}")
     text = page.get_data(as_text=True)
     assert page.status_code == 200

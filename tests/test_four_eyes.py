@@ -9,7 +9,37 @@ from serviceplus.models.services import accounts, assignment, human_tasks, versi
 from serviceplus.models.tables import TaskStatus
 from tests.helpers import BLUE_CARD, advance, drive, make_case, open_task_of
 
-pytestmark = pytest.mark.usefixtures("inprocess_deployment")
+# Written on version 2's path (version 3 starts with the agreement).
+pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2", "halle_as_demo")
+
+
+@pytest.fixture(scope="module")
+def halle_as_demo(database):
+    """Halle with its one demo clerk: other test modules add clerks there,
+    who are set inactive for these tests and active again after them."""
+    from sqlmodel import select
+
+    from serviceplus.models.tables import User
+
+    with session_scope() as session:
+        halle = accounts.get_organisation(session, "abh-hal")
+        others = session.exec(
+            select(User).where(
+                User.organisation_id == halle.id,
+                User.username != "sb.halle",
+                User.active.is_(True),
+                User.role != "admin",
+            )
+        ).all()
+        names = [u.username for u in others]
+        for user in others:
+            user.active = False
+            session.add(user)
+    yield
+    with session_scope() as session:
+        for user in session.exec(select(User).where(User.username.in_(names))).all():
+            user.active = True
+            session.add(user)
 
 
 def to_decision(case, clerk: str) -> None:
@@ -73,7 +103,8 @@ def test_one_clerk_authority_warns_the_admin_until_a_partner_confirms(login):
             }
         set_confirmer("abh-hal", "abh-md")
         assert warning not in admin.get("/admin/").get_data(as_text=True)
-        case = make_case(example=BLUE_CARD, org="abh-hal")
+        halle = {**BLUE_CARD["employer"], "address": "Mansfelder Straße 56, 06108 Halle (Saale)"}
+        case = make_case(example=BLUE_CARD, org="abh-hal", employer=halle)
         to_decision(case, "sb.halle")
         advance(case, "decision", "sb.halle", "approve")
         confirmation = open_task_of(case)
@@ -97,6 +128,12 @@ def test_coordinator_as_confirmer_and_unknown_partner_refused():
             accounts.set_four_eyes_confirmer(
                 session, organisation=org, value="gibt-es-nicht", by="a"
             )
+        # Only another foreigners' authority that takes part: not the BA, not
+        # an authority that is only listed.
+        for other in ("ba", "abh-sdl"):
+            assert accounts.get_organisation(session, other) is not None
+            with pytest.raises(accounts.AccountError):
+                accounts.set_four_eyes_confirmer(session, organisation=org, value=other, by="a")
         # Halle has no coordinator in the demo data: still nobody can confirm.
         org.four_eyes_confirmer = "coordinator"
         assert human_tasks.nobody_confirms(session, org, "clerk")

@@ -14,16 +14,10 @@ from serviceplus.models.services import assignment, comments, human_tasks, inbox
 from serviceplus.models.services.accounts import get_user
 from serviceplus.models.services.cases import visible_documents
 from serviceplus.models.tables import Case, HumanTask, PendingResume, TaskStatus
-from tests.helpers import BLUE_CARD, active_version, advance, drive, make_case, open_task_of, reload
+from tests.helpers import BLUE_CARD, advance, drive, make_case, open_task_of, reload
 
 # These tests follow version 2's path (version 3 starts with the agreement).
 pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
-
-
-@pytest.fixture(scope="module")
-def on_version_2(database):
-    with active_version(2):
-        yield
 
 
 def user(name: str):

@@ -25,16 +25,10 @@ from serviceplus.models.db import session_scope
 from serviceplus.models.services import cases, runs, versions
 from serviceplus.models.services.sweeper import sweep
 from serviceplus.models.tables import Case, CaseStatus, Document, HumanTask, TaskStatus
-from tests.helpers import BLUE_CARD, active_version, drive, make_case, open_task_of
+from tests.helpers import BLUE_CARD, drive, make_case, open_task_of
 
 # These tests follow version 2's path (version 3 starts with the agreement).
 pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
-
-
-@pytest.fixture(scope="module")
-def on_version_2(database):
-    with active_version(2):
-        yield
 
 
 # --- 11: every status has a German label ---------------------------------------

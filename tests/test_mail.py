@@ -18,16 +18,10 @@ from serviceplus.models.services.sweeper import sweep
 from serviceplus.models.tables import Letter, OutboxMail
 from serviceplus.settings import get_settings
 from serviceplus.stack import free_port
-from tests.helpers import BLUE_CARD, EXAMPLE, active_version, drive, make_case, open_task_of
+from tests.helpers import BLUE_CARD, EXAMPLE, drive, make_case, open_task_of
 
 # The paths of these tests are version 1's (recognition without a receipt step).
 pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_1")
-
-
-@pytest.fixture(scope="module")
-def on_version_1(database):
-    with active_version(1):
-        yield
 
 
 EMPLOYER = {**EXAMPLE["employer"], "email": "personal@arbeitgeber.example"}

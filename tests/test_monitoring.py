@@ -13,7 +13,6 @@ from serviceplus.models.services.orchestration import HEARTBEAT
 from serviceplus.models.tables import Case, Document, HumanTask, Organisation, Role, User
 from tests.helpers import (
     BLUE_CARD,
-    active_version,
     drive,
     executions,
     make_case,
@@ -23,12 +22,6 @@ from tests.helpers import (
 
 # These tests follow version 2's path (version 3 starts with the agreement).
 pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
-
-
-@pytest.fixture(scope="module")
-def on_version_2(database):
-    with active_version(2):
-        yield
 
 
 NOW = clock.now()

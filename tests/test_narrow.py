@@ -7,7 +7,8 @@ import pytest
 
 from tests.helpers import EXAMPLE, drive, make_case, open_task_of
 
-pytestmark = pytest.mark.usefixtures("inprocess_deployment")
+# Written on version 2's path (version 3 starts with the agreement).
+pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
 
 
 @pytest.fixture(scope="module")

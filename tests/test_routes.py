@@ -10,16 +10,10 @@ from serviceplus.models.db import session_scope
 from serviceplus.models.services import accounts, advice, cases
 from serviceplus.models.tables import Document, HumanTask, Letter, SavedView
 from serviceplus.settings import get_settings
-from tests.helpers import BLUE_CARD, EXAMPLE, active_version, drive, make_case
+from tests.helpers import BLUE_CARD, EXAMPLE, drive, make_case
 
 # These tests follow version 2's path (version 3 starts with the agreement).
 pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
-
-
-@pytest.fixture(scope="module")
-def on_version_2(database):
-    with active_version(2):
-        yield
 
 
 USERS = [

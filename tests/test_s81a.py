@@ -16,7 +16,6 @@ from serviceplus.models.services.sweeper import sweep
 from tests.helpers import (
     BLUE_CARD,
     EXAMPLE,
-    active_version,
     advance,
     decide,
     drive,
@@ -29,12 +28,6 @@ from tests.helpers import (
 )
 
 pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_1")
-
-
-@pytest.fixture(scope="module")
-def on_version_1(database):
-    with active_version(1):
-        yield
 
 
 def sequence(case) -> list[tuple[str, str | None, str | None]]:

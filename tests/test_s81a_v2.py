@@ -34,12 +34,6 @@ from tests.helpers import (
 pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
 
 
-@pytest.fixture(scope="module")
-def on_version_2(database):
-    with active_version(2):
-        yield
-
-
 def v2() -> versions.Definition:
     with session_scope() as session:
         return versions.load(session, "s81a", 2)

@@ -280,9 +280,22 @@ def test_new_purpose_with_its_documents_is_complete():
     assert open_task_of(case).step_key == "ba_approval"
 
 
+def test_nobody_waives_the_fee_by_typing_the_fact():
+    """Only joining a principal's case makes a family member: the fact typed
+    into a form or a case file is dropped, and the form never asks for it."""
+    from serviceplus.models.services import intake
+
+    case = make_case(facts={**FACTS, "family_member": True}, start=False)
+    assert "family_member" not in reload(case).facts
+    with session_scope() as session:
+        definition = versions.active_definition(session, "s81a")[1]
+    assert "family_member" not in [spec.name for spec in intake.facts_the_rules_use(definition)]
+
+
 def test_family_member_pays_no_second_fee():
-    # Part A's linked cases set this fact; here it is set directly.
-    case = make_case(facts={**FACTS, "family_member": True})
+    principal = make_case(facts=FACTS, start=False)
+    case = make_case(facts=FACTS, family_of=principal.reference, family_relation="spouse")
+    assert reload(case).facts["family_member"] is True
     drive(case)
     assert sign(case) == "Suspended"
     assert open_task_of(case).step_key == "ba_approval"

@@ -21,16 +21,10 @@ from serviceplus.models.db import get_engine, session_scope
 from serviceplus.models.services import cases, retention, storage
 from serviceplus.models.tables import AuditEvent, Case, Document, Letter
 from serviceplus.settings import Settings
-from tests.helpers import BLUE_CARD, active_version, advance, drive, make_case, reload
+from tests.helpers import BLUE_CARD, advance, drive, make_case, reload
 
 # These tests follow version 2's path (version 3 starts with the agreement).
 pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
-
-
-@pytest.fixture(scope="module")
-def on_version_2(database):
-    with active_version(2):
-        yield
 
 
 def test_security_headers_on_every_page(app):

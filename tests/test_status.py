@@ -31,7 +31,6 @@ from serviceplus.models.tables import (
 )
 from serviceplus.settings import get_settings
 from tests.helpers import (
-    active_version,
     advance,
     decide,
     drive,
@@ -43,12 +42,6 @@ from tests.helpers import (
 
 # The paths of these tests are version 1's (recognition without a receipt step).
 pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_1")
-
-
-@pytest.fixture(scope="module")
-def on_version_1(database):
-    with active_version(1):
-        yield
 
 
 INCOMPLETE = ["passport", "power_of_attorney", "employment_contract"]

@@ -17,7 +17,8 @@ from serviceplus.models.services.completeness import facts_of_case
 from serviceplus.models.tables import Document, HumanTask, Letter, Organisation, OutboxMail
 from tests.helpers import EXAMPLE, decide, drive, letter_text, make_case, open_task_of, reload
 
-pytestmark = pytest.mark.usefixtures("inprocess_deployment")
+# Written on version 2's path (version 3 starts with the agreement).
+pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
 
 
 def org_id(slug: str) -> int:

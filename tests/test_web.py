@@ -10,16 +10,10 @@ from sqlmodel import func, select
 from serviceplus.demo import blank_pdf
 from serviceplus.models.db import session_scope
 from serviceplus.models.tables import Case, Document, HumanTask, Letter, TaskStatus
-from tests.helpers import BLUE_CARD, active_version, drive, make_case, open_task_of, reload
+from tests.helpers import BLUE_CARD, drive, make_case, open_task_of, reload
 
 # These tests follow version 2's path (version 3 starts with the agreement).
 pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
-
-
-@pytest.fixture(scope="module")
-def on_version_2(database):
-    with active_version(2):
-        yield
 
 
 def fill(value: str) -> str:

@@ -19,7 +19,8 @@ from serviceplus.models.tables import HumanTask
 from tests.helpers import BLUE_CARD, BLUE_CARD_KINDS, drive, make_case, open_task_of
 from tests.test_stack import CHROMIUM_ARGS, log_in, serious_violations
 
-pytestmark = pytest.mark.usefixtures("inprocess_deployment")
+# Written on version 2's path (version 3 starts with the agreement).
+pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
 TIMEOUT_MS = 20_000
 
 
@@ -147,7 +148,7 @@ def test_task_page_is_a_workbench_and_follows_the_case(web, browser):
 
     off_loop(claim_as, "sb2.magdeburg", task.id)  # a colleague takes the task meanwhile
 
-    page.locator("#task-live").get_by_text("durch sb2.magdeburg").wait_for(timeout=TIMEOUT_MS)
+    page.locator("#task-live").get_by_text("durch Stefan Brandt").wait_for(timeout=TIMEOUT_MS)
     assert not_reloaded(page)
     assert page.csp_errors == []
 

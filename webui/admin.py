@@ -298,9 +298,7 @@ def organisation():
         values=values,
         labels=accounts.LETTER_SETTINGS,
         remedies=accounts.LEGAL_REMEDIES,
-        partners=session.exec(
-            select(Organisation).where(Organisation.id != own.id).order_by(Organisation.name)
-        ).all(),
+        partners=accounts.confirming_partners(session, own),
         csrf_form=CsrfForm(),
     )
 

@@ -66,6 +66,8 @@ def end_old_sessions() -> None:
             session.pop(name, None)
         flash("Ihre Sitzung ist abgelaufen.", "info")
         return
+    if request.headers.get("HX-Request"):
+        return  # a live page polling by itself is not the user at work
     session["seen_at"] = now
 
 

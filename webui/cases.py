@@ -125,6 +125,7 @@ def index():
         cases=cases.cases_for(session, current_user.row, q=q),
         q=q.strip(),
         titles=monitoring.step_titles(session),
+        purposes=cases.PURPOSES,
     )
 
 
@@ -167,7 +168,7 @@ def new():
             except cases.CaseInputError as exc:
                 errors.add_problems(exc)
             else:
-                web_session.pop(STAGED, None)
+                _keep_staged(form.submission_key.data, [])
                 if not started:
                     flash(
                         "Der Fall ist gespeichert und wird gestartet, sobald die "
@@ -279,14 +280,23 @@ PROBLEM_FIELDS = {
 STAGED = "staged_uploads"
 
 
+# Forms open at once in several tabs each keep their own files; the oldest
+# form's files are forgotten beyond this many (the cookie holds 4 KB).
+STAGED_FORMS = 3
+
+
 def _staged_uploads(key: str | None) -> list[dict]:
     kept = web_session.get(STAGED) or {}
-    return list(kept.get("files", [])) if key and kept.get("key") == key else []
+    return list(kept.get(key, [])) if key and isinstance(kept, dict) else []
 
 
 def _keep_staged(key: str | None, staged: list[dict]) -> None:
-    if key:
-        web_session[STAGED] = {"key": key, "files": staged}
+    if not key:
+        return
+    kept = {k: v for k, v in (web_session.get(STAGED) or {}).items() if k != key and v}
+    if staged:
+        kept[key] = staged
+    web_session[STAGED] = dict(list(kept.items())[-STAGED_FORMS:])
 
 
 def _accept_uploads(kinds: dict[str, str], errors: FormErrors) -> list[dict]:

@@ -111,6 +111,8 @@ def flow_run_state(name: str) -> str:
 # The history of a case: what happened, in German.
 AUDIT_ACTION = {
     "case_cancelled": "Fall abgebrochen",
+    "password_reset": "Passwort von der Verwaltung zurückgesetzt",
+    "task_values_recorded": "Angaben zur Entscheidung erfasst",
     "case_closed": "Fall abgeschlossen",
     "case_created": "Fall angelegt",
     "case_handed_over": "an andere Ausländerbehörde abgegeben",

@@ -408,6 +408,17 @@ def release_claimed_tasks(session: Session, user: User) -> int:
     ).rowcount
 
 
+def confirming_partners(session: Session, organisation: Organisation) -> list[Organisation]:
+    """Who may confirm for an organisation: another foreigners' authority
+    of the same kind that takes part (its clerks decide such steps too)."""
+    query = select(Organisation).where(
+        Organisation.id != organisation.id,
+        Organisation.kind == organisation.kind,
+        Organisation.active.is_(True),
+    )
+    return list(session.exec(query.order_by(Organisation.name)))
+
+
 def set_four_eyes_confirmer(
     session: Session, *, organisation: Organisation, value: str, by: str
 ) -> None:
@@ -415,9 +426,9 @@ def set_four_eyes_confirmer(
     two people of the role: "" (nobody else), "coordinator", or a partner
     organisation's slug."""
     value = value.strip()
-    if value not in ("", "coordinator") and (
-        value == organisation.slug or get_organisation(session, value) is None
-    ):
+    if value not in ("", "coordinator") and value not in {
+        o.slug for o in confirming_partners(session, organisation)
+    }:
         raise AccountError("Bitte wählen Sie eine andere Organisation aus der Liste.")
     organisation.four_eyes_confirmer = value
     session.add(organisation)

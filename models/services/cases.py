@@ -372,8 +372,11 @@ def create_case(
     if problems:
         raise CaseInputError(problems)
     facts = dict(data.facts)
+    # Only a case joined to its principal is a family member (no second fee,
+    # § 81a Abs. 4): never what a form or a JSON file says.
+    facts.pop(FAMILY_MEMBER_FACT, None)
     if principal is not None:
-        facts[FAMILY_MEMBER_FACT] = True  # joined: no second fee (§ 81a Abs. 4)
+        facts[FAMILY_MEMBER_FACT] = True
     representative = data.representative
     case = Case(
         submission_key=key,
@@ -559,7 +562,19 @@ def family_principal(session: Session, data: CaseCreate) -> Case | None:
     if problems:
         raise CaseInputError(problems)
     if principal.family_of is not None:
-        principal = session.get(Case, principal.family_of)
+        given, principal = principal, session.get(Case, principal.family_of)
+        if principal.organisation_id != given.organisation_id:
+            # The principal was handed over without this member: the family
+            # must first be brought together at one authority.
+            raise CaseInputError(
+                [
+                    Problem(
+                        f"Familienangehörige von: der Bezugsfall von {given.reference} wird "
+                        "bei einer anderen Behörde geführt",
+                        f"family_of: the principal of {given.reference} is at another authority",
+                    )
+                ]
+            )
     return principal
 
 

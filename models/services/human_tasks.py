@@ -87,12 +87,28 @@ def open_for_step(
             created_at=now,
         ),
     )
-    if sent_back is not None and task.status == TaskStatus.open:
+    if (
+        sent_back is not None
+        and task.status == TaskStatus.open
+        and _can_take(session, sent_back["to"], task)
+    ):
         # A proposal sent back returns to whoever made it, not to the group.
         task.status, task.assignee = TaskStatus.claimed, sent_back["to"]
         task.claimed_at = now
         session.add(task)
     return task
+
+
+def _can_take(session: Session, username: str | None, task: HumanTask) -> bool:
+    """Whether the proposer can still work the task: active, in the task's
+    organisation (a case handed over meanwhile has a new one) and role."""
+    user = session.exec(select(User).where(User.username == username)).first()
+    return (
+        user is not None
+        and user.active
+        and user.organisation_id == task.organisation_id
+        and user.role == task.role
+    )
 
 
 def _sent_back(session: Session, case_id: int, step_key: str, attempt: int) -> dict | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from serviceplus.models.definition import Definition
+from serviceplus.models.services.cases import FAMILY_MEMBER_FACT
 
 FACTS_PREFIX = "facts."
 
@@ -26,6 +27,8 @@ def facts_the_rules_use(definition: Definition) -> list[FactSpec]:
     they first appear."""
     found: dict[str, FactSpec] = {}
     _collect(definition.model_dump(by_alias=True, exclude_none=True), found)
+    # Set by the app when a case joins its principal, never typed in.
+    found.pop(FAMILY_MEMBER_FACT, None)
     return list(found.values())
 
 
