@@ -230,7 +230,18 @@ class HumanTask(SQLModel, table=True):
         sa.UniqueConstraint("case_id", "step_key", "attempt"),
         sa.Index("ix_human_task_queue", "organisation_id", "role", "status", "due_at"),
         # The inbox query walks this index in due order and stops after a page.
-        sa.Index("ix_human_task_inbox", "organisation_id", "role", "active", "undated", "due_at"),
+        # proposed_by, assignee, status: the tab counts read the index alone.
+        sa.Index(
+            "ix_human_task_inbox",
+            "organisation_id",
+            "role",
+            "active",
+            "undated",
+            "due_at",
+            "proposed_by",
+            "assignee",
+            "status",
+        ),
         # The coordinators' late-work list walks this in due order (overview.py).
         sa.Index("ix_human_task_due", "active", "due_at", "id"),
     )

@@ -120,9 +120,11 @@ def _queue_context(flt: inbox.InboxFilter) -> dict:
     session = get_db()
     user = current_user.row
     page_no = request.args.get("page", "1")
+    counts = inbox.counts_for(session, user, flt)
+    page = int(page_no) if page_no.isdigit() else 1
     return {
-        "page": inbox.queue_for(session, user, flt, int(page_no) if page_no.isdigit() else 1),
-        "counts": inbox.counts_for(session, user, flt),
+        "page": inbox.queue_for(session, user, flt, page, total=counts[flt.view]),
+        "counts": counts,
         "flt": flt,
         "views": inbox.views_for(session, user),
         "colleagues": assignment.colleagues(session, user),
