@@ -26,30 +26,32 @@ from bench.common import (
 from serviceplus.settings import get_settings
 
 
-def report(first: float, warm: float, latencies: list[float], gap: float) -> str:
+def report(first: float, warm: float, runs: dict[float, list[float]]) -> str:
     import prefect
 
     rows = [
         ("`serviceplus run` until the login page is served, empty data directory", first, 1),
         ("the same, warm restart reusing the data", warm, 1),
-        (
-            "decision saved -> next task opened (the resume wakes the worker), p50",
-            statistics.median(latencies),
-            2,
-        ),
-        ("the same, p95", percentile(latencies, 95), 2),
-        (f"the same, max of {len(latencies)} cases", max(latencies), 2),
     ]
+    for gap, latencies in runs.items():
+        when = "back to back" if gap == 0 else f"{gap:g} s after the previous run suspended"
+        rows += [
+            (f"decision saved -> next task opened, {when}, p50", statistics.median(latencies), 2),
+            ("the same, p95", percentile(latencies, 95), 2),
+            (f"the same, max of {len(latencies)} cases", max(latencies), 2),
+        ]
+    cases = len(next(iter(runs.values())))
+    gaps = ",".join(f"{gap:g}" for gap in runs)
     return "\n".join(
         [
-            "## Foundation: start-up and resume latency",
+            f"## Foundation: start-up and resume latency ({database_label()})",
             "",
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m bench.foundation "
-            f"--cases {len(latencies)} --gap {gap:g}` on {platform.node()} ({os.cpu_count()} "
+            f"--cases {cases} --gaps {gaps}` on {platform.node()} ({os.cpu_count()} "
             f"cores, Python {platform.python_version()}, Prefect {prefect.__version__}, "
-            f"{database_label()}, worker limit {get_settings().worker_limit}). Resume latency: "
-            f"one decision at a time, each {gap:g} s after the previous run suspended; "
-            "the knob table below measures them back to back.",
+            f"{database_label()}, worker limit {get_settings().worker_limit}, warm start "
+            f"{'on' if get_settings().warm_start else 'off'}). Resume latency: one decision "
+            "at a time, for fresh cases each time; the resume wakes the worker at once.",
             "",
             "| figure | value |",
             "|---|---|",
@@ -64,7 +66,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=50, help="cases for the resume latency")
     parser.add_argument(
-        "--gap", type=float, default=3, help="seconds between a suspend and the next decision"
+        "--gaps",
+        default="0,3",
+        help="seconds between a suspend and the next decision, one series each (comma-separated)",
     )
     parser.add_argument("--write", type=Path, help="replace this section in a Markdown file")
     args = parser.parse_args()
@@ -74,10 +78,10 @@ def main() -> None:
     stop_stack(proc)
     proc, warm = start_stack()
     try:
-        latencies = resume_latencies(args.cases, args.gap)
+        runs = {gap: resume_latencies(args.cases, gap) for gap in map(float, args.gaps.split(","))}
     finally:
         stop_stack(proc)
-    text = report(first, warm, latencies, args.gap)
+    text = report(first, warm, runs)
     print(text)
     if args.write:
         replace_section(args.write, text)
