@@ -45,6 +45,7 @@ bench: install debs-test pg-up
 	$(BIN)/python -m bench.pages --tasks 10000 --write docs/performance.md
 	$(BIN)/python -m bench.throughput --write docs/performance.md
 	$(BIN)/python -m bench.profile --write docs/performance.md
+	$(BIN)/python -m bench.cli --write docs/performance.md
 	$(BIN)/python -m bench.load --write docs/performance.md
 	$(PG_BENCH) $(BIN)/python -m bench.load --write docs/performance.md
 

@@ -118,6 +118,9 @@ class User(SQLModel, table=True):
     must_change_password: bool = Field(
         default=False, sa_column_kwargs={"server_default": sa.false()}
     )
+    # ... within a few days (accounts.TEMPORARY_PASSWORD_DAYS); after that
+    # the temporary password no longer logs in.
+    temporary_password_until: datetime | None = ts_field(default=None)
 
 
 class WorkflowDefinition(SQLModel, table=True):

@@ -328,12 +328,18 @@ def _read_document(folder: Path, ref):
 @click.argument("reference")
 @click.argument("kind")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--as", "username", default="system", help="Recorded as the uploader.")
+@click.option(
+    "--as",
+    "username",
+    default="system",
+    help="Recorded as the uploader: an active clerk of the case's authority, or system.",
+)
 def case_add_document(reference: str, kind: str, file: Path, username: str) -> None:
     """Add FILE as a document of KIND (e.g. passport) to the case REFERENCE,
     with the checks of the web upload (PDF, JPEG or PNG, size, known kind)."""
     from serviceplus.models.db import session_scope
-    from serviceplus.models.services import cases
+    from serviceplus.models.services import accounts, cases
+    from serviceplus.models.tables import Role
 
     doc = cases.NewDocument(kind=kind, filename=file.name, data=file.read_bytes())
     try:
@@ -341,6 +347,12 @@ def case_add_document(reference: str, kind: str, file: Path, username: str) -> N
             found = cases.get_by_reference(session, reference)
             if found is None:
                 _fail(f"no case {reference}")
+            if username != "system":  # the web upload's check: a clerk of the case's authority
+                user = accounts.get_user(session, username)
+                if user is None or not user.active or user.role != Role.clerk:
+                    _fail(f"no active clerk {username}")
+                if user.organisation_id != found.organisation_id:
+                    _fail(f"{username} is not a clerk of the authority of case {reference}")
             row = cases.upload_document(
                 session,
                 case=found,

@@ -417,6 +417,30 @@ def test_admin_resets_a_password_of_their_own_organisation_only(app):
     assert fresh.get("/inbox").status_code == 200
 
 
+def test_a_temporary_password_expires(app):
+    from datetime import timedelta
+
+    from serviceplus.models import clock
+
+    clerk, admin = new_user(Role.clerk, "abh-md"), new_user(Role.admin, "abh-md")
+    with session_scope() as session:
+        user = accounts.get_user(session, clerk)
+        temporary = accounts.reset_password(
+            session, user=user, admin=accounts.get_user(session, admin)
+        )
+        until = user.temporary_password_until
+    assert until - clock.now() > timedelta(days=accounts.TEMPORARY_PASSWORD_DAYS - 1)
+    with session_scope() as session:
+        user = accounts.get_user(session, clerk)
+        user.temporary_password_until = clock.now() - timedelta(minutes=1)
+        session.add(user)
+    client = client_from(app)
+    refused = log_in(client, clerk, temporary)
+    assert refused.status_code == 200
+    assert "Ihr vorläufiges Passwort ist abgelaufen" in refused.text
+    assert client.get("/inbox").status_code == 302  # no session
+
+
 def test_reset_password_service_refuses_another_organisation():
     clerk, foreign = new_user(Role.clerk, "abh-md"), new_user(Role.admin, "abh-hal")
     with session_scope() as session:

@@ -28,6 +28,12 @@ def test_pages_bench_writes_its_section(tmp_path):
     assert "| inbox: first page, by due date |" in text
 
 
+def test_cli_bench_writes_its_section(tmp_path):
+    text = run_bench("bench.cli", tmp_path, "--cases", "20", "--runs", "1")
+    assert "## Command line: commands that need no Prefect" in text
+    assert "| `serviceplus case show ABH-MD-2026-000001 --json` |" in text
+
+
 def test_throughput_bench_writes_its_section(tmp_path):
     text = run_bench("bench.throughput", tmp_path, "--cases", "2", "--settle", "0")
     assert "| case flow: 2 cases to their first human task |" in text

@@ -209,6 +209,51 @@ def test_resumes_from_outside_are_refused_audited_and_shown_to_the_coordinator(l
     assert len([e for e in events if e.action == "resume_refused"]) == 2
 
 
+def test_cancel_from_outside_is_undone_and_shown_to_the_coordinator(login):
+    """Cancel in the Prefect UI on a suspended case: the sweeper schedules the
+    run again, the case waits at the same task, the audit and the
+    coordinator's page say so. The app's own cancel stays cancelled."""
+    from datetime import timedelta
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.states import Cancelling
+
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services import audit, runs
+    from serviceplus.models.services.sweeper import sweep
+
+    case = make_case(example=BLUE_CARD)
+    assert drive(case) == "Suspended"
+    task = open_task_of(case)
+    run_id = UUID(task.flow_run_id)
+    with get_client(sync_client=True) as client:
+        # What the Prefect UI's "Cancel" sends; the server cancels a suspended run at once.
+        client.set_flow_run_state(run_id, Cancelling(message="im Prefect-UI"))
+        assert client.read_flow_run(run_id).state.name == "Cancelled"
+
+    assert sweep(grace=timedelta(0)).cancels_undone >= 1
+    assert drive(case) == "Suspended"
+    assert open_task_of(case).id == task.id
+    assert reload(case).status == CaseStatus.waiting
+    with session_scope() as session:
+        undone = [e for e in audit.events_for_case(session, case.id) if e.action == "cancel_undone"]
+    assert [(e.step_key, e.detail) for e in undone] == [("decision", "im Prefect-UI")]
+    text = login("koordination").get(f"/monitor/cases/{case.reference}").get_data(as_text=True)
+    assert "Abbruch von außen rückgängig gemacht" in text
+
+    # Cancelled through ServicePLUS, with a reason: the sweeper leaves it so.
+    with session_scope() as session:
+        runs.cancel(session, case=reload(case), actor="koordination", reason="zurückgenommen")
+    sweep(grace=timedelta(0))
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(run_id).state.name == "Cancelled"
+    assert reload(case).status == CaseStatus.cancelled
+    with session_scope() as session:
+        events = audit.events_for_case(session, case.id)
+    assert len([e for e in events if e.action == "cancel_undone"]) == 1
+
+
 def test_decision_saved_before_the_run_suspends_resumes_it_at_once():
     """The race of issue 22: the clerk decides while the run has not yet
     suspended (here: before it even ran). The decision must move the case at

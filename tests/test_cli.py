@@ -154,5 +154,14 @@ def test_add_document_refuses_what_the_web_upload_refuses(database, tmp_path):
     assert "unknown kind 'horoscope'" in bad_kind.stderr
     no_case = run_cli("case", "add-document", "ABH-MD-1900-999999", "cv", str(EXAMPLES / "cv.pdf"))
     assert (no_case.returncode, no_case.stderr) == (1, "error: no case ABH-MD-1900-999999\n")
+    # Recorded as somebody: only a clerk of the case's own authority, as on the web.
+    cv = str(EXAMPLES / "cv.pdf")
+    other = run_cli("case", "add-document", case.reference, "cv", cv, "--as", "sb.halle")
+    assert (other.returncode, other.stderr) == (
+        1,
+        f"error: sb.halle is not a clerk of the authority of case {case.reference}\n",
+    )
+    nobody = run_cli("case", "add-document", case.reference, "cv", cv, "--as", "koordination")
+    assert (nobody.returncode, nobody.stderr) == (1, "error: no active clerk koordination\n")
     with session_scope() as session:
         assert [d.kind for d in cases.documents_of(session, case.id)] == ["passport"]

@@ -268,7 +268,11 @@ def test_numbers_dates_and_sizes_in_german(app):
         assert formatting.file_size(410) == "0,4 KB"
         assert formatting.file_size(3 * 1024 * 1024 // 2) == "1,5 MB"
         assert formatting.de_decimal(1234.5, 1) == "1.234,5"
-        assert formatting.de_datetime(datetime(2026, 3, 4, 5, 6, tzinfo=UTC)) == "04.03.2026 05:06"
+        # Stored in UTC, shown in German time: CET in winter, CEST in summer.
+        assert formatting.de_datetime(datetime(2026, 3, 4, 5, 6, tzinfo=UTC)) == "04.03.2026 06:06"
+        assert formatting.de_datetime(datetime(2026, 7, 4, 22, 6, tzinfo=UTC)) == "05.07.2026 00:06"
+        assert formatting.de_datetime(datetime(2026, 7, 4, 22, 6)) == "05.07.2026 00:06"  # naive
+        assert formatting.de_date(datetime(2026, 7, 4, 22, 6, tzinfo=UTC)) == "05.07.2026"
     assert formatting.number(1234567.25, 1) == "1.234.567,2"
 
 

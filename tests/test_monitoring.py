@@ -4,6 +4,7 @@ retry on the real Prefect server."""
 from datetime import date, timedelta
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 
 from serviceplus.models import clock
@@ -294,6 +295,14 @@ def test_failed_step_is_an_incident_and_retry_completes_without_repeats(login):
     with session_scope() as session:
         found = [i for i in monitoring.incidents(session, "abh-md") if i["case"].id == case.id]
     assert found and "No such file" in found[0]["message"] and found[0]["step"] == "completeness"
+    # Whose incident it is follows the case in the app database, not the
+    # run's organisation tag (a hand-over that could not retag the run).
+    with session_scope() as session:
+        halle = accounts.get_organisation(session, "abh-hal").id
+        session.execute(sa.update(Case).where(Case.id == case.id).values(organisation_id=halle))
+        assert case.id in [i["case"].id for i in monitoring.incidents(session, "abh-hal")]
+        assert case.id not in [i["case"].id for i in monitoring.incidents(session, "abh-md")]
+        session.rollback()
 
     client = login("koordination")
     assert reload(case).reference in client.get("/monitor/incidents").get_data(as_text=True)

@@ -238,3 +238,11 @@ def test_family_member_from_case_json_and_the_family_moves_together():
     assert reload(member).facts["family_member"] is True
     with pytest.raises(cases.CaseInputError, match="family_of: unknown case"):
         make_case(start=False, family_of="NOPE-1", family_relation="child")
+    # No family member joins a procedure that ended without the skilled worker.
+    with session_scope() as session:
+        row = session.get(cases.Case, principal.id)
+        row.status, row.outcome = cases.CaseStatus.cancelled, "cancelled"
+        session.add(row)
+    with pytest.raises(cases.CaseInputError, match="ended as cancelled") as refused:
+        make_case(start=False, org=None, family_of=principal.reference, family_relation="child")
+    assert "ohne Zustimmung beendet" in refused.value.messages[0]

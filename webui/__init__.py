@@ -29,7 +29,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config or {})
 
     csrf.init_app(app)
-    babel.init_app(app, default_locale="de", locale_selector=_locale)
+    # Times are stored in UTC and shown as the clerks' clocks read them.
+    babel.init_app(
+        app, default_locale="de", default_timezone="Europe/Berlin", locale_selector=_locale
+    )
     login_manager.init_app(app)
     app.after_request(security_headers)
     app.add_template_global(labels.case_status)

@@ -114,6 +114,13 @@ def login():
             return render_template("auth/login.html", form=form)
         throttle.clear(db, username, address)
         db.commit()
+        if accounts.temporary_password_expired(row):
+            flash(
+                "Ihr vorläufiges Passwort ist abgelaufen. Bitte lassen Sie es von der "
+                "Verwaltung Ihrer Organisation neu setzen.",
+                "error",
+            )
+            return render_template("auth/login.html", form=form)
         _start_session(row)
         return redirect(safe_next(request.args.get("next"), url_for("index")))
     return render_template("auth/login.html", form=form)

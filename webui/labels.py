@@ -127,6 +127,7 @@ AUDIT_ACTION = {
     "family_member_added": "Familienangehörige verbunden",
     "employer_document_added": "Unterlage des Arbeitgebers",
     "flow_failed": "Störung des Ablaufs",
+    "cancel_undone": "Abbruch von außen rückgängig gemacht",
     "flow_retried": "Ablauf erneut gestartet",
     "flow_stuck": "Ablauf ohne Prozess erkannt",
     "internal_note": "Aktenvermerk",

@@ -263,6 +263,7 @@ def case_detail(reference: str):
         run_state=run_state,
         run_url=orchestration.prefect_ui_url(case.flow_run_id) if case.flow_run_id else None,
         refused=monitoring.refused_resumes(get_db(), case),
+        outside_cancels=monitoring.outside_cancels(get_db(), case),
         csrf_form=CsrfForm(),
     )
 

@@ -2,12 +2,14 @@
 
 import re
 import secrets
+from datetime import timedelta
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlmodel import Session, select
 
+from serviceplus.models import clock
 from serviceplus.models.services import audit, authorities
 from serviceplus.models.tables import HumanTask, Organisation, Role, TaskStatus, User
 
@@ -107,6 +109,12 @@ DEMO_PASSWORD = "demo"
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+def temporary_password_expired(user: User) -> bool:
+    """An admin's temporary password not replaced in time (set_password clears it)."""
+    until = user.temporary_password_until
+    return user.must_change_password and until is not None and clock.now() > until
 
 
 def authenticate(session: Session, *, username: str, password: str) -> User | None:
@@ -343,7 +351,7 @@ def set_password(session: Session, *, user: User, password: str, by: str) -> Non
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(f"Das Passwort muss mindestens {MIN_PASSWORD_LENGTH} Zeichen lang sein.")
     user.password_hash = hash_password(password)
-    user.must_change_password = False
+    user.must_change_password, user.temporary_password_until = False, None
     session.add(user)
     session.flush()
     end_sessions(session, user)
@@ -375,6 +383,11 @@ def temporary_password() -> str:
     return "-".join(groups)
 
 
+# Long enough to reach a colleague on leave for a day or two, short enough
+# that a password written on a note stops working.
+TEMPORARY_PASSWORD_DAYS = 3
+
+
 def reset_password(session: Session, *, user: User, admin: User) -> str:
     """An admin sets a temporary password for a user of their own organisation;
     the user must replace it at their next login. Ends the user's sessions.
@@ -390,6 +403,7 @@ def reset_password(session: Session, *, user: User, admin: User) -> str:
     password = temporary_password()
     user.password_hash = hash_password(password)
     user.must_change_password = True
+    user.temporary_password_until = clock.now() + timedelta(days=TEMPORARY_PASSWORD_DAYS)
     session.add(user)
     session.flush()
     end_sessions(session, user)

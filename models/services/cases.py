@@ -575,7 +575,23 @@ def family_principal(session: Session, data: CaseCreate) -> Case | None:
                     )
                 ]
             )
+    if principal.outcome in ENDED_WITHOUT_WORKER:
+        raise CaseInputError(
+            [
+                Problem(
+                    f"Familienangehörige von: das Verfahren {principal.reference} ist ohne "
+                    "Zustimmung beendet; Familienangehörige können nur einem laufenden oder "
+                    "bewilligten Verfahren beitreten",
+                    f"family_of: the case {principal.reference} ended as {principal.outcome}",
+                )
+            ]
+        )
     return principal
+
+
+# A family member joins a skilled worker who is coming: not a principal's
+# case that was refused, withdrawn, cancelled or whose approval lapsed.
+ENDED_WITHOUT_WORKER = {"refused", "withdrawn", "cancelled", "visa_refused", "lapsed"}
 
 
 def principal_organisation(session: Session, principal: Case) -> Organisation:

@@ -276,6 +276,11 @@ def refused_resumes(session: Session, case: Case) -> list[RefusedResume]:
     ]
 
 
+def outside_cancels(session: Session, case: Case) -> list:
+    """Cancels of the case's run from outside ServicePLUS that the sweeper undid."""
+    return [e for e in audit.events_for_case(session, case.id) if e.action == "cancel_undone"]
+
+
 def timeline(session: Session, case: Case) -> list[dict]:
     """The case's steps: automatic ones from the audit log, human ones from
     their tasks, with start, end, actor and the time waited (in days)."""
@@ -314,13 +319,16 @@ def timeline(session: Session, case: Case) -> list[dict]:
 
 def incidents(session: Session, org_slug: str, stuck_after: timedelta | None = None) -> list[dict]:
     """Failed or crashed flow runs of the organisation's cases, and runs stuck
-    without a process for longer than `stuck_after` (from Prefect)."""
+    without a process for longer than `stuck_after` (from Prefect). Whose
+    case it is comes from the app database, not from the run's organisation
+    tag, which a hand-over changes after the fact and could miss."""
     stuck_after = stuck_after if stuck_after is not None else get_settings().stuck_after
+    org = session.exec(select(Organisation).where(Organisation.slug == org_slug)).one()
     rows = []
-    stuck = orchestration.stuck_case_runs(stuck_after, tag=org_slug)
-    for run in [*orchestration.failed_runs(org_slug), *stuck]:
+    stuck = orchestration.stuck_case_runs(stuck_after)
+    for run in [*orchestration.failed_runs(), *stuck]:
         case = session.get(Case, run.parameters.get("case_id"))
-        if case is None:
+        if case is None or case.organisation_id != org.id:
             continue
         rows.append(
             {

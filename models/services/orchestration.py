@@ -102,6 +102,30 @@ def crashed_case_runs(limit: int = 100) -> list:
         return client.read_flow_runs(flow_filter=flows, flow_run_filter=runs, limit=limit)
 
 
+def cancelled_case_runs(since: datetime, limit: int = 200) -> list:
+    """Case flow runs cancelled after `since` (their end time), newest first."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterEndTime,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    flows = FlowFilter(name=FlowFilterName(any_=["case-flow"]))
+    runs = FlowRunFilter(
+        state=dict(type=FlowRunFilterStateType(any_=[StateType.CANCELLED])),
+        end_time=FlowRunFilterEndTime(after_=since),
+    )
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(
+            flow_filter=flows, flow_run_filter=runs, sort=FlowRunSort.END_TIME_DESC, limit=limit
+        )
+
+
 def stuck_case_runs(older_than: timedelta, tag: str | None = None, limit: int = 200) -> list:
     """Case flow runs Pending or Running for longer than `older_than` with
     neither a state change nor a heartbeat in that time: their process is
@@ -170,22 +194,23 @@ def mark_crashed(flow_run_id: str, message: str) -> bool:
     return result.status == SetStateStatus.ACCEPT
 
 
-def failed_runs(tag: str, limit: int = 200) -> list:
-    """Failed or crashed case flow runs tagged with an organisation."""
+def failed_runs(limit: int = 500) -> list:
+    """Failed or crashed case flow runs."""
     from prefect import get_client
     from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
         FlowRunFilter,
         FlowRunFilterStateType,
-        FlowRunFilterTags,
     )
     from prefect.client.schemas.objects import StateType
 
+    flows = FlowFilter(name=FlowFilterName(any_=["case-flow"]))
     flt = FlowRunFilter(
-        tags=FlowRunFilterTags(all_=[tag]),
         state=dict(type=FlowRunFilterStateType(any_=[StateType.FAILED, StateType.CRASHED])),
     )
     with get_client(sync_client=True) as client:
-        return client.read_flow_runs(flow_run_filter=flt, limit=limit)
+        return client.read_flow_runs(flow_filter=flows, flow_run_filter=flt, limit=limit)
 
 
 RETRYING = "Retrying"  # the name of the app's own reschedules (retry_flow_run)

@@ -9,7 +9,7 @@ on-timeout rule. Called by the scheduled `sweeper` deployment and by
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from serviceplus.models import clock
 from serviceplus.models.db import session_scope
@@ -30,6 +30,7 @@ MAX_CRASH_RETRIES = 3
 @dataclass
 class SweepReport:
     stuck_crashed: int = 0
+    cancels_undone: int = 0
     crashed_retried: int = 0
     deadlines: int = 0
     resumed: int = 0
@@ -56,6 +57,8 @@ def sweep(
         if stuck_after is None:
             stuck_after = get_settings().stuck_after
         report.stuck_crashed = _crash_stuck(session, stuck_after)
+    with session_scope() as session:
+        report.cancels_undone = _undo_outside_cancels(session, grace)
     with session_scope() as session:
         report.crashed_retried = _retry_crashed(session)
     with session_scope() as session:
@@ -104,6 +107,37 @@ def _crash_stuck(session, stuck_after: timedelta) -> int:
                 )
             crashed += 1
     return crashed
+
+
+# How far back the sweeper looks for runs cancelled outside ServicePLUS; it
+# runs every minute, so a day covers any outage of the sweeper but a long one.
+CANCEL_LOOKBACK = timedelta(days=1)
+
+
+def _undo_outside_cancels(session, grace: timedelta) -> int:
+    """A run cancelled in the Prefect UI or API while its case is open in
+    ServicePLUS is scheduled again (completed steps come from the cache, the
+    run waits again at its open task) and audited: a case is only cancelled
+    through ServicePLUS, with a reason, its tasks cancelled too. `grace`
+    leaves runs.cancel the moment between cancelling the run and saving the
+    case as cancelled (wall-clock time, like stuck runs)."""
+    from serviceplus.models.tables import Case, CaseStatus
+
+    undone = 0
+    settled = datetime.now(UTC) - grace
+    for run in orchestration.cancelled_case_runs(datetime.now(UTC) - CANCEL_LOOKBACK):
+        case = session.get(Case, run.parameters.get("case_id"))
+        if case is None or case.flow_run_id != str(run.id):
+            continue
+        if case.status not in (CaseStatus.running, CaseStatus.waiting):
+            continue  # cancelled (or closed) by ServicePLUS itself
+        if run.state.timestamp > settled or not orchestration.retry_flow_run(str(run.id)):
+            continue
+        detail = (run.state.message or "ohne Begründung")[:500]
+        audit.record(session, actor="system", action="cancel_undone", case_id=case.id,
+                     step_key=case.current_step, detail=detail)  # fmt: skip
+        undone += 1
+    return undone
 
 
 def _retry_crashed(session) -> int:

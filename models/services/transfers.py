@@ -46,6 +46,9 @@ def hand_over(session: Session, *, case: Case, user: User, to: str, reason: str)
     cases stay together), over to the authority `to` (slug). Returns the
     cases handed over. Raises TransferError and changes nothing when not allowed."""
     reason = (reason or "").strip()
+    # Read the case again under a row lock (PostgreSQL; SQLite has one
+    # writer): two clerks handing it over at once move it once.
+    session.refresh(case, with_for_update=True)
     if user.role != Role.clerk or user.organisation_id != case.organisation_id:
         raise TransferError("Abgeben kann nur die Sachbearbeitung der zuständigen Behörde.")
     if case.status in CLOSED:
