@@ -85,44 +85,49 @@ def flow_run_state(flow_run_id: str) -> str | None:
     return flow_run.state.name if flow_run.state else None
 
 
+def case_runs(client, *states: str, limit: int, **run_filter) -> list:
+    """Runs of the case flow in any of `states` (Prefect state types, e.g.
+    "CRASHED"), narrowed by further FlowRunFilter fields (Prefect's default order)."""
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    types = FlowRunFilterStateType(any_=[StateType[state] for state in states])
+    return client.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=["case-flow"])),
+        flow_run_filter=FlowRunFilter(state=dict(type=types), **run_filter),
+        limit=limit,
+    )
+
+
 def crashed_case_runs(limit: int = 100) -> list:
     """Case flow runs whose process died (worker or machine killed)."""
     from prefect import get_client
-    from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
 
-    flows = FlowFilter(name=FlowFilterName(any_=["case-flow"]))
-    runs = FlowRunFilter(state=dict(type=FlowRunFilterStateType(any_=[StateType.CRASHED])))
     with get_client(sync_client=True) as client:
-        return client.read_flow_runs(flow_filter=flows, flow_run_filter=runs, limit=limit)
+        return case_runs(client, "CRASHED", limit=limit)
+
+
+def failed_runs(limit: int = 500) -> list:
+    """Failed or crashed case flow runs."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        return case_runs(client, "FAILED", "CRASHED", limit=limit)
 
 
 def cancelled_case_runs(since: datetime, limit: int = 200) -> list:
-    """Case flow runs cancelled after `since` (their end time), newest first."""
+    """Case flow runs cancelled after `since` (their end time)."""
     from prefect import get_client
-    from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-        FlowRunFilterEndTime,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
-    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.client.schemas.filters import FlowRunFilterEndTime
 
-    flows = FlowFilter(name=FlowFilterName(any_=["case-flow"]))
-    runs = FlowRunFilter(
-        state=dict(type=FlowRunFilterStateType(any_=[StateType.CANCELLED])),
-        end_time=FlowRunFilterEndTime(after_=since),
-    )
     with get_client(sync_client=True) as client:
-        return client.read_flow_runs(
-            flow_filter=flows, flow_run_filter=runs, sort=FlowRunSort.END_TIME_DESC, limit=limit
+        return case_runs(
+            client, "CANCELLED", limit=limit, end_time=FlowRunFilterEndTime(after_=since)
         )
 
 
@@ -133,23 +138,12 @@ def stuck_case_runs(older_than: timedelta, tag: str | None = None, limit: int = 
     event every `heartbeat_seconds` (PREFECT_FLOWS_HEARTBEAT_FREQUENCY), even
     in a long step; Prefect alone would leave a dead one Running forever."""
     from prefect import get_client
-    from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-        FlowRunFilterStateType,
-        FlowRunFilterTags,
-    )
-    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.filters import FlowRunFilterTags
 
-    flows = FlowFilter(name=FlowFilterName(any_=["case-flow"]))
-    runs = FlowRunFilter(
-        state=dict(type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING])),
-        tags=FlowRunFilterTags(all_=[tag]) if tag else None,
-    )
+    tags = FlowRunFilterTags(all_=[tag]) if tag else None
     cutoff = datetime.now(UTC) - older_than
     with get_client(sync_client=True) as client:
-        found = client.read_flow_runs(flow_filter=flows, flow_run_filter=runs, limit=limit)
+        found = case_runs(client, "PENDING", "RUNNING", limit=limit, tags=tags)
         quiet = [run for run in found if run.state and run.state.timestamp <= cutoff]
         alive = heartbeats_since(client, quiet, cutoff) if quiet else set()
     return [run for run in quiet if run.id not in alive]
@@ -192,25 +186,6 @@ def mark_crashed(flow_run_id: str, message: str) -> bool:
     with get_client(sync_client=True) as client:
         result = client.set_flow_run_state(UUID(flow_run_id), Crashed(message=message), force=True)
     return result.status == SetStateStatus.ACCEPT
-
-
-def failed_runs(limit: int = 500) -> list:
-    """Failed or crashed case flow runs."""
-    from prefect import get_client
-    from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
-
-    flows = FlowFilter(name=FlowFilterName(any_=["case-flow"]))
-    flt = FlowRunFilter(
-        state=dict(type=FlowRunFilterStateType(any_=[StateType.FAILED, StateType.CRASHED])),
-    )
-    with get_client(sync_client=True) as client:
-        return client.read_flow_runs(flow_filter=flows, flow_run_filter=flt, limit=limit)
 
 
 RETRYING = "Retrying"  # the name of the app's own reschedules (retry_flow_run)
