@@ -212,7 +212,9 @@ def test_resumes_from_outside_are_refused_audited_and_shown_to_the_coordinator(l
 def test_cancel_from_outside_is_undone_and_shown_to_the_coordinator(login):
     """Cancel in the Prefect UI on a suspended case: the sweeper schedules the
     run again, the case waits at the same task, the audit and the
-    coordinator's page say so. The app's own cancel stays cancelled."""
+    coordinator's page say so; after MAX_CANCEL_UNDOS the coordinator
+    decides. The app's own cancel is never undone, also before its case is
+    saved as cancelled."""
     from datetime import timedelta
     from uuid import UUID
 
@@ -220,38 +222,57 @@ def test_cancel_from_outside_is_undone_and_shown_to_the_coordinator(login):
     from prefect.states import Cancelling
 
     from serviceplus.models.db import session_scope
-    from serviceplus.models.services import audit, runs
-    from serviceplus.models.services.sweeper import sweep
+    from serviceplus.models.services import audit, orchestration, runs
+    from serviceplus.models.services.sweeper import MAX_CANCEL_UNDOS, sweep
 
     case = make_case(example=BLUE_CARD)
     assert drive(case) == "Suspended"
     task = open_task_of(case)
     run_id = UUID(task.flow_run_id)
-    with get_client(sync_client=True) as client:
-        # What the Prefect UI's "Cancel" sends; the server cancels a suspended run at once.
-        client.set_flow_run_state(run_id, Cancelling(message="im Prefect-UI"))
-        assert client.read_flow_run(run_id).state.name == "Cancelled"
 
-    assert sweep(grace=timedelta(0)).cancels_undone >= 1
+    def cancel_in_prefect_ui():
+        with get_client(sync_client=True) as client:
+            # What the UI's "Cancel" sends; the server cancels a suspended run at once.
+            client.set_flow_run_state(run_id, Cancelling(message="im Prefect-UI"))
+            return client.read_flow_run(run_id).state.name
+
+    def undone():
+        with session_scope() as session:
+            events = audit.events_for_case(session, case.id)
+        return [(e.step_key, e.detail) for e in events if e.action == "cancel_undone"]
+
+    for round_ in range(1, MAX_CANCEL_UNDOS + 1):
+        assert cancel_in_prefect_ui() == "Cancelled"
+        sweep(grace=timedelta(0))
+        assert undone() == [("decision", "im Prefect-UI")] * round_
+        assert drive(case) == "Suspended"
+        assert open_task_of(case).id == task.id
+        assert reload(case).status == CaseStatus.waiting
+    client = login("koordination")
+    page = client.get(f"/monitor/cases/{case.reference}").get_data(as_text=True)
+    assert "Abbruch von außen rückgängig gemacht" in page and "Erneut versuchen" not in page
+
+    # One more: the run stays cancelled; the coordinator continues it.
+    assert cancel_in_prefect_ui() == "Cancelled"
+    sweep(grace=timedelta(0))
+    assert len(undone()) == MAX_CANCEL_UNDOS
+    page = client.get(f"/monitor/cases/{case.reference}").get_data(as_text=True)
+    assert "plant ServicePLUS den Lauf nicht mehr selbst ein" in page
+    assert client.post(f"/monitor/cases/{case.reference}/retry").status_code == 302
     assert drive(case) == "Suspended"
     assert open_task_of(case).id == task.id
-    assert reload(case).status == CaseStatus.waiting
-    with session_scope() as session:
-        undone = [e for e in audit.events_for_case(session, case.id) if e.action == "cancel_undone"]
-    assert [(e.step_key, e.detail) for e in undone] == [("decision", "im Prefect-UI")]
-    text = login("koordination").get(f"/monitor/cases/{case.reference}").get_data(as_text=True)
-    assert "Abbruch von außen rückgängig gemacht" in text
 
-    # Cancelled through ServicePLUS, with a reason: the sweeper leaves it so.
+    # The app's cancel reached Prefect, its case is not saved yet: left alone.
+    orchestration.cancel_flow_run(str(run_id), "zurückgenommen")
+    sweep(grace=timedelta(0))
+    assert orchestration.flow_run_state(str(run_id)) == orchestration.APP_CANCELLED
+    assert len(undone()) == MAX_CANCEL_UNDOS
     with session_scope() as session:
         runs.cancel(session, case=reload(case), actor="koordination", reason="zurückgenommen")
     sweep(grace=timedelta(0))
-    with get_client(sync_client=True) as client:
-        assert client.read_flow_run(run_id).state.name == "Cancelled"
+    assert orchestration.flow_run_state(str(run_id)) == orchestration.APP_CANCELLED
     assert reload(case).status == CaseStatus.cancelled
-    with session_scope() as session:
-        events = audit.events_for_case(session, case.id)
-    assert len([e for e in events if e.action == "cancel_undone"]) == 1
+    assert len(undone()) == MAX_CANCEL_UNDOS
 
 
 def test_decision_saved_before_the_run_suspends_resumes_it_at_once():

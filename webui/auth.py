@@ -112,15 +112,19 @@ def login():
             db.commit()
             flash("Benutzername oder Passwort ist falsch.", "error")
             return render_template("auth/login.html", form=form)
-        throttle.clear(db, username, address)
-        db.commit()
         if accounts.temporary_password_expired(row):
+            # Counted as a failed attempt: an expired password opens nothing,
+            # nor does it reset the throttle.
+            throttle.record_failure(db, username, address)
+            db.commit()
             flash(
                 "Ihr vorläufiges Passwort ist abgelaufen. Bitte lassen Sie es von der "
                 "Verwaltung Ihrer Organisation neu setzen.",
                 "error",
             )
             return render_template("auth/login.html", form=form)
+        throttle.clear(db, username, address)
+        db.commit()
         _start_session(row)
         return redirect(safe_next(request.args.get("next"), url_for("index")))
     return render_template("auth/login.html", form=form)

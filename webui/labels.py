@@ -100,6 +100,7 @@ FLOW_RUN_STATE = {
     "Crashed": "abgestürzt",
     "Cancelling": "wird abgebrochen",
     "Cancelled": "abgebrochen",
+    "Cancelled by ServicePLUS": "in ServicePLUS abgebrochen",
     "nicht erreichbar": "nicht erreichbar",
 }
 

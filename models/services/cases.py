@@ -575,7 +575,7 @@ def family_principal(session: Session, data: CaseCreate) -> Case | None:
                     )
                 ]
             )
-    if principal.outcome in ENDED_WITHOUT_WORKER:
+    if not joinable(principal):
         raise CaseInputError(
             [
                 Problem(
@@ -589,9 +589,15 @@ def family_principal(session: Session, data: CaseCreate) -> Case | None:
     return principal
 
 
-# A family member joins a skilled worker who is coming: not a principal's
-# case that was refused, withdrawn, cancelled or whose approval lapsed.
-ENDED_WITHOUT_WORKER = {"refused", "withdrawn", "cancelled", "visa_refused", "lapsed"}
+def joinable(principal: Case) -> bool:
+    """A family member joins a skilled worker who is coming: a procedure still
+    open (an incident included) or one that ended with the approval or visa."""
+    if principal.status in (CaseStatus.running, CaseStatus.waiting, CaseStatus.failed):
+        return True
+    return principal.status == CaseStatus.completed and principal.outcome in JOINABLE_OUTCOMES
+
+
+JOINABLE_OUTCOMES = {"approved", "visa_issued"}
 
 
 def principal_organisation(session: Session, principal: Case) -> Organisation:
@@ -804,7 +810,7 @@ def letters_of(session: Session, case_id: int) -> list[Letter]:
 def set_step(session: Session, case_id: int, step_key: str, status: CaseStatus) -> Case:
     case = session.get(Case, case_id)
     case.current_step = step_key
-    if case.status not in (CaseStatus.completed,):
+    if case.status not in (CaseStatus.completed, CaseStatus.cancelled):
         case.status = status
     session.add(case)
     return case

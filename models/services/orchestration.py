@@ -85,9 +85,14 @@ def flow_run_state(flow_run_id: str) -> str | None:
     return flow_run.state.name if flow_run.state else None
 
 
+PAGE = 200  # flow runs per request to the Prefect server
+
+
 def case_runs(client, *states: str, limit: int, **run_filter) -> list:
     """Runs of the case flow in any of `states` (Prefect state types, e.g.
-    "CRASHED"), narrowed by further FlowRunFilter fields (Prefect's default order)."""
+    "CRASHED"), narrowed by further FlowRunFilter fields: all of them, page
+    by page, up to `limit` (a bound for the caller's work, not a cut-off
+    that a busy day reaches)."""
     from prefect.client.schemas.filters import (
         FlowFilter,
         FlowFilterName,
@@ -97,11 +102,17 @@ def case_runs(client, *states: str, limit: int, **run_filter) -> list:
     from prefect.client.schemas.objects import StateType
 
     types = FlowRunFilterStateType(any_=[StateType[state] for state in states])
-    return client.read_flow_runs(
-        flow_filter=FlowFilter(name=FlowFilterName(any_=["case-flow"])),
-        flow_run_filter=FlowRunFilter(state=dict(type=types), **run_filter),
-        limit=limit,
-    )
+    flows = FlowFilter(name=FlowFilterName(any_=["case-flow"]))
+    runs_filter = FlowRunFilter(state=dict(type=types), **run_filter)
+    found: list = []
+    while len(found) < limit:
+        page = client.read_flow_runs(
+            flow_filter=flows, flow_run_filter=runs_filter, limit=PAGE, offset=len(found)
+        )
+        found += page
+        if len(page) < PAGE:
+            break
+    return found[:limit]
 
 
 def crashed_case_runs(limit: int = 100) -> list:
@@ -112,7 +123,7 @@ def crashed_case_runs(limit: int = 100) -> list:
         return case_runs(client, "CRASHED", limit=limit)
 
 
-def failed_runs(limit: int = 500) -> list:
+def failed_runs(limit: int = 10_000) -> list:
     """Failed or crashed case flow runs."""
     from prefect import get_client
 
@@ -120,7 +131,7 @@ def failed_runs(limit: int = 500) -> list:
         return case_runs(client, "FAILED", "CRASHED", limit=limit)
 
 
-def cancelled_case_runs(since: datetime, limit: int = 200) -> list:
+def cancelled_case_runs(since: datetime, limit: int = 10_000) -> list:
     """Case flow runs cancelled after `since` (their end time)."""
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilterEndTime
@@ -131,7 +142,7 @@ def cancelled_case_runs(since: datetime, limit: int = 200) -> list:
         )
 
 
-def stuck_case_runs(older_than: timedelta, tag: str | None = None, limit: int = 200) -> list:
+def stuck_case_runs(older_than: timedelta, tag: str | None = None, limit: int = 10_000) -> list:
     """Case flow runs Pending or Running for longer than `older_than` with
     neither a state change nor a heartbeat in that time: their process is
     gone (a worker or machine killed mid-run). A live run sends a heartbeat
@@ -218,12 +229,18 @@ def retry_flow_run(flow_run_id: str) -> bool:
     return accepted
 
 
+# The name of the app's own cancels (a coordinator's "Fall abbrechen"): the
+# sweeper undoes only cancels from outside ServicePLUS, whatever the timing.
+APP_CANCELLED = "Cancelled by ServicePLUS"
+
+
 def cancel_flow_run(flow_run_id: str, reason: str) -> None:
     from prefect import get_client
     from prefect.states import Cancelled
 
+    state = Cancelled(name=APP_CANCELLED, message=reason)
     with get_client(sync_client=True) as client:
-        client.set_flow_run_state(UUID(flow_run_id), Cancelled(message=reason), force=True)
+        client.set_flow_run_state(UUID(flow_run_id), state, force=True)
 
 
 def prefect_ui_url(flow_run_id: str) -> str:
@@ -235,7 +252,7 @@ def prefect_ui_url(flow_run_id: str) -> str:
 
 def retag_flow_run(flow_run_id: str, old: str, new: str) -> None:
     """Replace the organisation tag of a run (a case handed over to another
-    authority), so monitoring filters by the new one."""
+    authority), so filters by tag in the Prefect UI find it there."""
     from prefect import get_client
 
     with get_client(sync_client=True) as client:

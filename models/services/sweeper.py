@@ -112,52 +112,68 @@ def _crash_stuck(session, stuck_after: timedelta) -> int:
 # How far back the sweeper looks for runs cancelled outside ServicePLUS; it
 # runs every minute, so a day covers any outage of the sweeper but a long one.
 CANCEL_LOOKBACK = timedelta(days=1)
+# After this many undone cancels of one case the run stays cancelled and the
+# coordinator decides (cancel the case, or "Erneut versuchen"): every undo
+# costs the flow one suspension of its open task.
+MAX_CANCEL_UNDOS = 3
 
 
 def _undo_outside_cancels(session, grace: timedelta) -> int:
     """A run cancelled in the Prefect UI or API while its case is open in
     ServicePLUS is scheduled again (completed steps come from the cache, the
     run waits again at its open task) and audited: a case is only cancelled
-    through ServicePLUS, with a reason, its tasks cancelled too. `grace`
-    leaves runs.cancel the moment between cancelling the run and saving the
-    case as cancelled (wall-clock time, like stuck runs)."""
-    from serviceplus.models.tables import Case, CaseStatus
+    through ServicePLUS, with a reason, its tasks cancelled too. The app's
+    own cancels carry their own state name and stay; `grace` leaves a cancel
+    a moment to settle (wall-clock time, like stuck runs)."""
+    from serviceplus.models.tables import Case
 
     undone = 0
     settled = datetime.now(UTC) - grace
     for run in orchestration.cancelled_case_runs(datetime.now(UTC) - CANCEL_LOOKBACK):
+        if run.state.name == orchestration.APP_CANCELLED or run.state.timestamp > settled:
+            continue
         case = session.get(Case, run.parameters.get("case_id"))
-        if case is None or case.flow_run_id != str(run.id):
+        if not _open_with_run(case, str(run.id)):
             continue
-        if case.status not in (CaseStatus.running, CaseStatus.waiting):
-            continue  # cancelled (or closed) by ServicePLUS itself
-        if run.state.timestamp > settled or not orchestration.retry_flow_run(str(run.id)):
+        if _count_events(session, case.id, "cancel_undone") >= MAX_CANCEL_UNDOS:
             continue
-        detail = (run.state.message or "ohne Begründung")[:500]
-        audit.record(session, actor="system", action="cancel_undone", case_id=case.id,
-                     step_key=case.current_step, detail=detail)  # fmt: skip
-        undone += 1
+        if orchestration.retry_flow_run(str(run.id)):
+            detail = (run.state.message or "ohne Begründung")[:500]
+            audit.record(session, actor="system", action="cancel_undone", case_id=case.id,
+                         step_key=case.current_step, detail=detail)  # fmt: skip
+            undone += 1
     return undone
+
+
+def _open_with_run(case, flow_run_id: str) -> bool:
+    from serviceplus.models.tables import CaseStatus
+
+    open_ = (CaseStatus.running, CaseStatus.waiting)
+    return case is not None and case.flow_run_id == flow_run_id and case.status in open_
+
+
+def _count_events(session, case_id: int, action: str) -> int:
+    from sqlmodel import func, select
+
+    from serviceplus.models.tables import AuditEvent
+
+    query = select(func.count()).select_from(AuditEvent)
+    query = query.where(AuditEvent.case_id == case_id, AuditEvent.action == action)
+    return session.exec(query).one()
 
 
 def _retry_crashed(session) -> int:
     """A run whose process died (not one whose code failed) is scheduled again;
     completed steps come back from the cache. At most MAX_CRASH_RETRIES per
     case, then it stays an incident for the coordinator."""
-    from sqlmodel import func, select
-
-    from serviceplus.models.tables import AuditEvent, Case
+    from serviceplus.models.tables import Case
 
     retried = 0
     for run in orchestration.crashed_case_runs():
         case = session.get(Case, run.parameters.get("case_id"))
         if case is None or case.flow_run_id != str(run.id):
             continue
-        done = session.exec(
-            select(func.count())
-            .select_from(AuditEvent)
-            .where(AuditEvent.case_id == case.id, AuditEvent.action == "flow_retried")
-        ).one()
+        done = _count_events(session, case.id, "flow_retried")
         if done < MAX_CRASH_RETRIES and orchestration.retry_flow_run(str(run.id)):
             detail = f"automatisch nach Absturz ({run.state.message or ''})"[:500]
             audit.record(

@@ -46,9 +46,6 @@ def hand_over(session: Session, *, case: Case, user: User, to: str, reason: str)
     cases stay together), over to the authority `to` (slug). Returns the
     cases handed over. Raises TransferError and changes nothing when not allowed."""
     reason = (reason or "").strip()
-    # Read the case again under a row lock (PostgreSQL; SQLite has one
-    # writer): two clerks handing it over at once move it once.
-    session.refresh(case, with_for_update=True)
     if user.role != Role.clerk or user.organisation_id != case.organisation_id:
         raise TransferError("Abgeben kann nur die Sachbearbeitung der zuständigen Behörde.")
     if case.status in CLOSED:
@@ -78,8 +75,16 @@ def _move(
     actor: str,
     reason: str,
 ) -> None:
-    case.organisation_id = target.id
-    session.add(case)
+    # Moved only from where it still is: of two clerks handing it over at
+    # once, the second finds it gone (a conditional write; both databases).
+    moved = session.execute(
+        sa.update(Case)
+        .where(Case.id == case.id, Case.organisation_id == source.id)
+        .values(organisation_id=target.id)
+    ).rowcount
+    if moved != 1:
+        raise TransferError(f"Der Fall {case.reference} wurde inzwischen abgegeben.")
+    session.refresh(case)
     # Open tasks go back to the new authority's group (nobody there has
     # claimed them); done ones move for the record, so the old authority
     # keeps no task, and with it no view, on the case.
@@ -120,7 +125,7 @@ def _move(
     )
     session.flush()
     if case.flow_run_id:
-        try:  # the run's tag names the authority; only monitoring filters read it
+        try:  # the run's tag names the authority, for filters in the Prefect UI
             orchestration.retag_flow_run(case.flow_run_id, source.slug, target.slug)
         except Exception:
             log.warning("could not retag flow run %s of %s", case.flow_run_id, case.reference)

@@ -5,6 +5,7 @@ Revision ID: 0015a
 Revises: 0014e
 """
 
+from datetime import UTC, datetime, timedelta
 from typing import Sequence, Union
 
 import sqlalchemy as sa
@@ -18,6 +19,10 @@ depends_on: Union[str, Sequence[str], None] = None
 
 def upgrade() -> None:
     op.add_column("user", sa.Column("temporary_password_until", sa.DateTime(timezone=True)))
+    # Temporary passwords handed out before this revision expire like new ones.
+    user = sa.table("user", sa.column("must_change_password"), sa.column("temporary_password_until"))
+    until = datetime.now(UTC) + timedelta(days=3)
+    op.execute(user.update().where(user.c.must_change_password).values(temporary_password_until=until))
 
 
 def downgrade() -> None:
