@@ -2,7 +2,7 @@
 (archival and accessible: structure tree, language), archived
 content-addressed and recorded once per (case, kind, step, attempt)."""
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -50,6 +50,8 @@ def _datum(value) -> str:
         return "–"
     if isinstance(value, str):
         value = date.fromisoformat(value[:10])
+    elif isinstance(value, datetime):
+        value = clock.local_date(value)
     return value.strftime("%d.%m.%Y")
 
 
@@ -156,7 +158,7 @@ def write_letter(
 def letter_context(session: Session, *, case: Case, definition: Definition) -> dict:
     """What every letter may print. Dates that depend on a period the
     definition lacks are None: the template leaves their sentence out."""
-    today = clock.now().date()
+    today = clock.today()
     periods = definition.letter_periods
     organisation = session.get(Organisation, case.organisation_id)
     return {

@@ -36,7 +36,7 @@ Action = Callable[[StepRun], str | None]
 
 
 def case_context(case: Case, definition: Definition, outcomes: dict[str, str]) -> Context:
-    return Context(facts_of_case(case), outcomes, definition.thresholds, clock.now().date())
+    return Context(facts_of_case(case), outcomes, definition.thresholds, clock.today())
 
 
 def completeness_of(session: Session, case: Case, definition: Definition) -> CompletenessResult:
@@ -80,7 +80,11 @@ def recognition_refusal(session: Session, case: Case) -> dict | None:
     if task is None:
         return None
     body = session.get(Organisation, task.organisation_id)
-    return {"body": body.name, "decided_on": task.completed_at.date(), "reason": task.reason}
+    return {
+        "body": body.name,
+        "decided_on": clock.local_date(task.completed_at),
+        "reason": task.reason,
+    }
 
 
 def ba_refusal(session: Session, case: Case) -> dict | None:
@@ -99,7 +103,7 @@ def send_letter(run: StepRun) -> None:
         "ba_refusal": ba_refusal(run.session, run.case),
     }
     if run.step.reply_within:
-        extra["reply_by"] = clock.now().date() + run.step.reply_within
+        extra["reply_by"] = clock.today() + run.step.reply_within
     if run.step.letter == "missing_documents":
         result = completeness_of(run.session, run.case, run.definition)
         extra |= {

@@ -92,7 +92,7 @@ def pdf_of(case: Case, kind: str) -> PdfReader:
 
 def one_of_today_plus(period: str) -> tuple[str, ...]:
     # The letter takes "today" from the clock; around midnight it may be either day.
-    days = {clock.now().date()}
+    days = {clock.today()}
     return tuple(after(day, period).strftime("%d.%m.%Y") for day in days)
 
 

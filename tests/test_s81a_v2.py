@@ -224,7 +224,7 @@ def test_recognition_refusal_is_cited_as_the_bodys_appealable_decision():
     assert open_task_of(case).step_key == "await_hearing"
     hearing = letter_text(case, "hearing")
     assert "Handwerkskammer Magdeburg" in hearing and reason in hearing
-    reply_by = (clock.now().date() + timedelta(weeks=2)).strftime("%d.%m.%Y")
+    reply_by = (clock.today() + timedelta(weeks=2)).strftime("%d.%m.%Y")
     assert reply_by in hearing  # the definition's reply period
     assert letters(case) == ["fee_notice", "hearing", "receipt"]  # no refusal before
     final = "Die Stellungnahme ändert nichts an der fehlenden Gleichwertigkeit."
@@ -233,7 +233,7 @@ def test_recognition_refusal_is_cited_as_the_bodys_appealable_decision():
     decided_on = [t for t in tasks_of(case) if t.step_key == "recognition"][0].completed_at
     assert "Handwerkskammer Magdeburg hat die Gleichwertigkeit" in refusal
     assert "eigene Entscheidung von Handwerkskammer Magdeburg" in refusal  # appealable there
-    assert decided_on.strftime("%d.%m.%Y") in refusal and final in refusal
+    assert clock.local_date(decided_on).strftime("%d.%m.%Y") in refusal and final in refusal
     assert reload(case).outcome == "refused"
 
 

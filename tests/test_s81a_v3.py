@@ -5,7 +5,7 @@ the payment recorded (none for a family member), the visa stage after the
 pre-approval (mission, AZR, § 31a AufenthV deadlines, validity), the new
 purposes. Deadlines move with the sweeper's `now`."""
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 
@@ -54,7 +54,7 @@ def events(case, action: str) -> list[str]:
 
 
 def today() -> str:
-    return clock.now().date().isoformat()
+    return clock.today().isoformat()
 
 
 def record(case, step: str, decision: str, values=None, files=None, reason="") -> str:
@@ -133,16 +133,16 @@ def test_signed_agreement_fee_preapproval_then_visa_issued():
     # 3 weeks from the pre-approval; valid through 3 calendar months.
     sent = max(x.created_at for x in letters_of(case) if x.kind == "preapproval")
     assert abs(appointment.due_at - (sent + timedelta(weeks=3))) < timedelta(seconds=5)
-    last_day = after(sent.date(), "P3M")
-    lapse = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=UTC)
+    last_day = after(clock.local_date(sent), "P3M")
+    lapse = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=clock.LOCAL)
     assert appointment.expires_at == lapse
     assert appointment.expiry_remind_at == lapse - timedelta(weeks=2)
-    on = (clock.now().date() + timedelta(days=10)).isoformat()
+    on = (clock.today() + timedelta(days=10)).isoformat()
     assert record(case, "visa_appointment", "scheduled", {"visa_appointment_on": on}) == "Suspended"
     decision = open_task_of(case)
     # § 31a AufenthV: 3 weeks from the complete application at the appointment.
     assert decision.step_key == "visa_decision"
-    assert decision.due_at.date() == date.fromisoformat(on) + timedelta(weeks=3)
+    assert clock.local_date(decision.due_at) == date.fromisoformat(on) + timedelta(weeks=3)
     assert record(case, "visa_decision", "issued", {"visa_decided_on": today()}) == "Completed"
     assert reload(case).outcome == "visa_issued"
     assert case_outcome("visa_issued") == "Visum erteilt"

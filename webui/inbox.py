@@ -66,7 +66,7 @@ def get_actionable_task_or_403(task_id: int) -> tuple[HumanTask, Case]:
 
 
 def days_left(due_at: datetime | None) -> int | None:
-    return None if due_at is None else (due_at.date() - clock.now().date()).days
+    return None if due_at is None else (clock.local_date(due_at) - clock.today()).days
 
 
 def is_overdue(task: HumanTask) -> bool:

@@ -216,7 +216,7 @@ def check(session: Session, precheck: Precheck) -> Advice:
     documents = [
         (d.kind, storage.read_bytes(d.storage_path)) for d in documents_of(session, precheck.id)
     ]
-    today = clock.now().date()
+    today = clock.today()
     advice = Advice(
         result=check_file(definition, facts, documents, today),
         authority=session.get(Organisation, precheck.authority_id).name,
@@ -309,7 +309,7 @@ def checklist_context(session: Session, precheck: Precheck, advice: Advice) -> d
         "problems": advice.result.problems,
         "advice": advice,
         "fee_eur": definition.fee_eur,
-        "today": clock.now().date(),
+        "today": clock.today(),
     }
 
 

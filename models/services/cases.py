@@ -837,4 +837,4 @@ def check_case_file(
     documents = [
         (d.kind, storage.read_bytes(d.storage_path)) for d in documents_of(session, case.id)
     ]
-    return check_file(definition, facts_of_case(case), documents, clock.now().date())
+    return check_file(definition, facts_of_case(case), documents, clock.today())

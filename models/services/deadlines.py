@@ -154,10 +154,11 @@ def extend(session: Session, *, task: HumanTask, user: User, reason: str) -> Non
     task.deadline_extended_at = clock.now()
     task.deadline_extension_reason = reason
     session.add(task)
+    new_day = clock.local_date(task.due_at)
     audit.record(
         session,
         actor=user.username,
         action="deadline_extended",
         case_id=task.case_id,
-        detail=f"{task.title}: Frist verlängert bis {task.due_at:%d.%m.%Y} – {reason}",
+        detail=f"{task.title}: Frist verlängert bis {new_day:%d.%m.%Y} – {reason}",
     )

@@ -50,19 +50,22 @@ def open_for_step(
     often the flow asks. `definition` (the case's) lets organisation routes
     and rule findings read its thresholds."""
     now = clock.now()
-    ctx = Context(facts_of_case(case), {}, definition.thresholds if definition else {}, now.date())
+    day = clock.local_date(now)
+    ctx = Context(facts_of_case(case), {}, definition.thresholds if definition else {}, day)
     form: dict = {"options": [o.model_dump() for o in step.options]}
     if step.recheck_rules and definition is not None:
         # Thresholds change by year: checked again on the day the decision opens.
-        form["findings"] = rule_findings(definition, ctx.facts, now.date())
+        form["findings"] = rule_findings(definition, ctx.facts, day)
     due_at = expires_at = expiry_remind_at = None
     if step.deadline:
         due_at = clock_start(session, case, step.deadline.from_, now) + step.deadline.duration
     if step.expires:
         # Valid through the last day the period reaches, as the letter says.
-        start = clock_start(session, case, step.expires.from_, now).date()
+        start = clock.local_date(clock_start(session, case, step.expires.from_, now))
         last_day = start + period_delta(step.expires.period)
-        expires_at = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=UTC)
+        # Midnight in Germany after the last day, kept in UTC like every moment.
+        end = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=clock.LOCAL)
+        expires_at = end.astimezone(UTC)
         if step.expires.remind_before:
             expiry_remind_at = expires_at - step.expires.remind_before
     if step.fields:
@@ -149,7 +152,8 @@ def clock_start(session: Session, case: Case, origin: str, now: datetime) -> dat
             day = date.fromisoformat(str(case.facts.get(origin[5:]))[:10])
         except ValueError:
             return now
-        return datetime.combine(day, time.min, tzinfo=UTC)
+        # The start of that day in Germany.
+        return datetime.combine(day, time.min, tzinfo=clock.LOCAL).astimezone(UTC)
     return now
 
 

@@ -149,7 +149,9 @@ def _queue_digest(session, user: User, tasks: list[tuple[HumanTask, Case]], now:
     for task, case in tasks:
         due = task.due_at if task.due_at.tzinfo else task.due_at.replace(tzinfo=now.tzinfo)
         late = " – überfällig" if due < now else ""
-        lines.append(f"- {case.reference}: {task.title}, Frist {due:%d.%m.%Y}{late}")
+        lines.append(
+            f"- {case.reference}: {task.title}, Frist {clock.local_date(due):%d.%m.%Y}{late}"
+        )
     body = (
         f"Guten Tag {user.full_name},\n\n"
         f"diese Aufgaben sind bald fällig oder überfällig ({len(tasks)}):\n\n"

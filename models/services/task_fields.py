@@ -83,7 +83,7 @@ def checked(
             day = parse_date(text)
             if day is None:
                 problems.append(f"„{label}“ ist kein gültiges Datum (TT.MM.JJJJ).")
-            elif field.get("not_future") and day > clock.now().date():
+            elif field.get("not_future") and day > clock.today():
                 problems.append(f"„{label}“ darf nicht in der Zukunft liegen.")
             else:
                 facts[name] = day.isoformat()
