@@ -232,8 +232,10 @@ def test_preapproval_lapses_after_a_reminder():
     sweep(now=task.expiry_remind_at - timedelta(minutes=1))
     assert not any("läuft am" in e for e in events(case, "task_reminder"))
     sweep(now=task.expiry_remind_at + timedelta(minutes=1))
+    # Valid through the last day the period reaches, as the letter says.
+    last_day = clock.local_date(task.expires_at - timedelta(seconds=1))
     assert [e for e in events(case, "task_reminder") if "läuft am" in e] == [
-        f"{task.title}: läuft am {task.expires_at:%d.%m.%Y} ab"
+        f"{task.title}: läuft am {last_day:%d.%m.%Y} ab"
     ]
     sweep(now=task.expiry_remind_at + timedelta(days=1))  # one reminder only
     assert len([e for e in events(case, "task_reminder") if "läuft am" in e]) == 1

@@ -2,7 +2,7 @@
 decide a given outcome (e.g. the BA's deemed approval), remind, or escalate
 to another role. Run by the sweeper; `now` comes from the one clock."""
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -65,7 +65,7 @@ def _apply_expiries(session: Session, now: datetime) -> tuple[list[PendingResume
             actor="system",
             action="task_reminder",
             case_id=task.case_id,
-            detail=f"{task.title}: läuft am {task.expires_at:%d.%m.%Y} ab",
+            detail=f"{task.title}: läuft am {last_valid_day(task):%d.%m.%Y} ab",
         )
         reminded += 1
     pending = []
@@ -80,10 +80,15 @@ def _apply_expiries(session: Session, now: datetime) -> tuple[list[PendingResume
                 actor="system",
                 decision=expiry.outcome,
                 reason=expiry.note,
-                label=f"Ablauf am {task.expires_at:%d.%m.%Y}",
+                label=f"abgelaufen mit dem {last_valid_day(task):%d.%m.%Y}",
             )
         )
     return pending, reminded
+
+
+def last_valid_day(task: HumanTask) -> date:
+    """The last German calendar day of a validity (it expires at the next midnight)."""
+    return clock.local_date(task.expires_at) - timedelta(days=1)
 
 
 def _step_for(session: Session, task: HumanTask):
