@@ -214,9 +214,9 @@ class Stack:
         server = self._spawn(
             "prefect-server",
             [
-                _exe("prefect"),
-                "server",
-                "start",
+                sys.executable,
+                "-m",
+                "serviceplus.prefect_server",  # `prefect server start`, SQLite writes IMMEDIATE
                 "--host",
                 "127.0.0.1",
                 "--port",
