@@ -233,7 +233,7 @@ def test_cancel_from_outside_is_undone_and_shown_to_the_coordinator(login):
     def cancel_in_prefect_ui():
         with get_client(sync_client=True) as client:
             # What the UI's "Cancel" sends; the server cancels a suspended run at once.
-            client.set_flow_run_state(run_id, Cancelling(message="im Prefect-UI"))
+            client.set_flow_run_state(run_id, Cancelling())
             return client.read_flow_run(run_id).state.name
 
     def undone():
@@ -244,7 +244,7 @@ def test_cancel_from_outside_is_undone_and_shown_to_the_coordinator(login):
     for round_ in range(1, MAX_CANCEL_UNDOS + 1):
         assert cancel_in_prefect_ui() == "Cancelled"
         sweep(grace=timedelta(0))
-        assert undone() == [("decision", "im Prefect-UI")] * round_
+        assert undone() == [("decision", "in Prefect abgebrochen")] * round_
         assert drive(case) == "Suspended"
         assert open_task_of(case).id == task.id
         assert reload(case).status == CaseStatus.waiting

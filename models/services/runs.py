@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from serviceplus.models import clock
-from serviceplus.models.services import audit, human_tasks, orchestration
+from serviceplus.models.services import audit, human_tasks, monitoring, orchestration
 from serviceplus.models.tables import Case, CaseStatus, HumanTask, TaskStatus
 from serviceplus.settings import get_settings
 
@@ -17,12 +17,14 @@ def retry(session: Session, *, case: Case, actor: str) -> bool:
         return False
     case.status = CaseStatus.running
     session.add(case)
+    step = monitoring.step_titles(session).get(case.current_step, case.current_step or "–")
     audit.record(
         session,
         actor=actor,
         action="flow_retried",
         case_id=case.id,
-        detail=f"Schritt {case.current_step}",
+        step_key=case.current_step,
+        detail=f"Schritt „{step}“",
     )
     return True
 

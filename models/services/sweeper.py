@@ -138,7 +138,8 @@ def _undo_outside_cancels(session, grace: timedelta) -> int:
         if _count_events(session, case.id, "cancel_undone") >= MAX_CANCEL_UNDOS:
             continue
         if orchestration.retry_flow_run(str(run.id)):
-            detail = (run.state.message or "ohne Begründung")[:500]
+            message = run.state.message  # the Prefect UI sends none
+            detail = f"in Prefect abgebrochen{f': {message}' if message else ''}"[:500]
             audit.record(session, actor="system", action="cancel_undone", case_id=case.id,
                          step_key=case.current_step, detail=detail)  # fmt: skip
             undone += 1
