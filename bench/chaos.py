@@ -103,12 +103,24 @@ def heal(stack) -> None:
         stack.start_server()
 
 
+def postgres_cluster() -> tuple[str, str]:
+    """The local cluster (version, name) that serves BENCH_POSTGRES's port:
+    only that one is restarted (a cluster of its own keeps a test suite on
+    the main cluster undisturbed)."""
+    port = os.environ["BENCH_POSTGRES"].rpartition(":")[2]
+    listing = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=True)
+    for line in listing.stdout.splitlines():
+        version, cluster, cluster_port, *_ = line.split()
+        if cluster_port == port:
+            return version, cluster
+    raise RuntimeError(f"no local PostgreSQL cluster listens on port {port}")
+
+
 def inject(stack, fault: str, chaos: random.Random) -> bool:
     if fault == "postgresql":
-        for version in os.listdir("/etc/postgresql"):
-            subprocess.run(
-                ["pg_ctlcluster", version, "main", "restart", "-m", "immediate"], check=True
-            )
+        version, cluster = postgres_cluster()
+        restart = ["pg_ctlcluster", version, cluster, "restart", "-m", "immediate"]
+        subprocess.run(restart, check=True)
         return True
     parts = dict((name, proc) for name, proc in stack.procs if proc.poll() is None)
     if fault == "flow-run":
