@@ -70,7 +70,8 @@ def memory(run_pid: int) -> dict[str, float]:
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         if ppid != run_pid:
             continue
-        for label, marker in (("Prefect server", "server start"), ("worker", "serviceplus.worker"),
+        for label, marker in (("Prefect server", "serviceplus.prefect_server"),
+                              ("worker", "serviceplus.worker"),
                               ("web (gunicorn)", "gunicorn")):  # fmt: skip
             if marker in cmd:
                 parts[label] = _tree_rss_mb(int(proc.name))

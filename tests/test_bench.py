@@ -39,6 +39,7 @@ def test_throughput_bench_writes_its_section(tmp_path):
     assert "| case flow: 2 cases to their first human task |" in text
     assert "| overhead: case flow / bare Prefect (time) |" in text
     assert "memory worker: at rest / after the runs" in text
+    assert "memory Prefect server: at rest / after the runs" in text
 
 
 def test_foundation_and_knobs_benches_write_their_sections(tmp_path):
