@@ -107,8 +107,8 @@ class Clerk:
         token = TOKEN.search(page).group(1)
         self.request(f"/tasks/{task_id}/claim", {"csrf_token": token})
         _, page = self.request(f"/tasks/{task_id}")
-        if f"in Bearbeitung durch {self.username}" not in page:
-            return  # a colleague was quicker
+        if "An die Gruppe zurückgeben" not in page:
+            return  # a colleague was quicker (only the assignee may give it back)
         options = OPTION.findall(page)
         if not options or "selbst gemacht" in page:
             return  # no form for this clerk (e.g. their own proposal, four eyes)
@@ -126,10 +126,13 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def prepare(cases: int, clerks: int) -> None:
+    from sqlmodel import func, select
+
+    from bench.common import wait_until
     from serviceplus.demo import EXAMPLES
     from serviceplus.models.db import session_scope
     from serviceplus.models.services import accounts
-    from serviceplus.models.tables import Role
+    from serviceplus.models.tables import HumanTask, Role
 
     with session_scope() as session:
         for i in range(clerks):
@@ -154,6 +157,13 @@ def prepare(cases: int, clerks: int) -> None:
             check=True,
             capture_output=True,
         )
+
+    # The clock starts when every case waits in the inbox, not while they start.
+    def all_in_inbox() -> bool:
+        with session_scope() as session:
+            return session.exec(select(func.count()).select_from(HumanTask)).one() >= cases
+
+    wait_until(all_in_inbox, timeout=600)
 
 
 def check(clerks: list[Clerk]) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 end against its own real stack and write its section. Figures are not
 checked here (docs/performance.md holds them)."""
 
+import re
 import subprocess
 import sys
 
@@ -32,6 +33,13 @@ def test_cli_bench_writes_its_section(tmp_path):
     text = run_bench("bench.cli", tmp_path, "--cases", "20", "--runs", "1")
     assert "## Command line: commands that need no Prefect" in text
     assert "| `serviceplus case show ABH-MD-2026-000001 --json` |" in text
+
+
+def test_load_bench_clerks_decide(tmp_path):
+    text = run_bench("bench.load", tmp_path, "--clerks", "2", "--seconds", "20", "--cases", "2")
+    decided = int(re.search(r"\| decisions saved by clerks \| (\d+) \|", text).group(1))
+    assert decided >= 1  # the clerks found, claimed and decided tasks on today's pages
+    assert "| saved decisions missing from their case | 0 |" in text
 
 
 def test_throughput_bench_writes_its_section(tmp_path):
