@@ -54,13 +54,12 @@ def main() -> None:
 
 
 def run(args) -> dict:
-    from bench.common import follow_version_2
-    from serviceplus.cli import main as cli
+    from bench.common import CLI, follow_version_2
     from serviceplus.demo import submit_example
     from serviceplus.settings import get_settings
     from serviceplus.stack import Stack
 
-    cli(["init"], standalone_mode=False)
+    subprocess.run([CLI, "init"], check=True, capture_output=True)
     follow_version_2()
     stack = Stack(get_settings())
     stack.start()

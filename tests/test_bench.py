@@ -42,6 +42,13 @@ def test_load_bench_clerks_decide(tmp_path):
     assert "| saved decisions missing from their case | 0 |" in text
 
 
+def test_chaos_bench_runs_end_to_end(tmp_path):
+    # No faults here (--minutes 0): that the script runs and its cases finish.
+    text = run_bench("bench.chaos", tmp_path, "--cases", "2", "--minutes", "0", "--settle", "300")
+    assert "| cases completed | 2 of 2 | all |" in text
+    assert "| decisions lost | 0 of " in text
+
+
 def test_throughput_bench_writes_its_section(tmp_path):
     text = run_bench("bench.throughput", tmp_path, "--cases", "2", "--settle", "0")
     assert "| case flow: 2 cases to their first human task |" in text
