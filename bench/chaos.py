@@ -83,10 +83,31 @@ def run(args) -> dict:
         while time.monotonic() < settle_end and not clerks.all_closed():
             heal(stack)
             time.sleep(1)
+        describe_open_cases(clerks.case_ids)
     finally:
         clerks.stop()
         stack.stop()
     return clerks.outcome() | {"faults": faults}
+
+
+def describe_open_cases(case_ids: list[int]) -> None:
+    """For the log: each case still open after settling, where it stands."""
+    from sqlmodel import select
+
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services import audit, orchestration
+    from serviceplus.models.tables import Case
+
+    with session_scope() as session:
+        query = select(Case).where(Case.id.in_(case_ids), Case.closed_at.is_(None))
+        for case in session.exec(query):
+            actions = Counter(e.action for e in audit.events_for_case(session, case.id))
+            try:
+                run = orchestration.flow_run_state(case.flow_run_id) if case.flow_run_id else None
+            except Exception as exc:  # noqa: BLE001 (a diagnosis, whatever Prefect says)
+                run = f"unknown ({exc})"
+            print(f"open: {case.reference} {case.status} at {case.current_step}, run {run}, "
+                  f"events {dict(actions)}")  # fmt: skip
 
 
 def heal(stack) -> None:

@@ -9,7 +9,14 @@ from sqlmodel import select
 
 from serviceplus.models import clock
 from serviceplus.models.db import session_scope
-from serviceplus.models.services import accounts, audit, monitoring, orchestration, storage
+from serviceplus.models.services import (
+    accounts,
+    audit,
+    monitoring,
+    orchestration,
+    runs,
+    storage,
+)
 from serviceplus.models.services.orchestration import HEARTBEAT
 from serviceplus.models.tables import Case, Document, HumanTask, Organisation, Role, User
 from tests.helpers import (
@@ -461,6 +468,36 @@ def test_run_crashed_while_suspended_waits_again_and_takes_the_saved_decision():
     assert drive(case) == "Completed"
     assert reload(case).outcome == "approved"
     assert [x.kind for x in letters_of(case)].count("preapproval") == 1
+
+
+def test_crash_retries_are_counted_since_the_case_last_moved_on():
+    """Three crashes in a row without progress: the run stays an incident. A
+    case that moved on between crashes (a task opened) is retried again."""
+    from serviceplus.models.services.orchestration import flow_run_state, mark_crashed
+    from serviceplus.models.services.sweeper import MAX_CRASH_RETRIES, sweep
+
+    case = make_case(example=BLUE_CARD)
+    run_id = reload(case).flow_run_id
+    for _ in range(MAX_CRASH_RETRIES):  # dies before its first step, every time
+        assert mark_crashed(run_id, "Process exited with status code: -9")
+        sweep()
+        assert flow_run_state(run_id) == "Retrying"
+    assert mark_crashed(run_id, "Process exited with status code: -9")
+    sweep()
+    assert flow_run_state(run_id) == "Crashed"  # left for the coordinator
+    with session_scope() as session:
+        incidents = monitoring.incidents(session, "abh-md")
+    assert case.id in [i["case"].id for i in incidents]
+
+    # Run by the coordinator's retry, the case moves on to its first task;
+    # a later crash is retried again.
+    with session_scope() as session:
+        assert runs.retry(session, case=session.get(Case, case.id), actor="koordination")
+    assert drive(case) == "Suspended"
+    assert mark_crashed(run_id, "Process exited with status code: -9")
+    sweep()
+    assert flow_run_state(run_id) == "Retrying"
+    assert drive(case) == "Suspended"
 
 
 def test_flowrun_tells_a_suspended_run_from_a_running_one(monkeypatch):

@@ -11,7 +11,7 @@ from serviceplus.settings import get_settings
 
 
 def retry(session: Session, *, case: Case, actor: str) -> bool:
-    if case.status != CaseStatus.failed and not _is_stuck(case) and not cancelled_outside(case):
+    if case.status != CaseStatus.failed and not _is_stuck(case) and not _run_ended(case):
         return False
     if not orchestration.retry_flow_run(case.flow_run_id):
         return False
@@ -35,12 +35,13 @@ def _is_stuck(case: Case) -> bool:
     return case.flow_run_id in {str(run.id) for run in stuck}
 
 
-def cancelled_outside(case: Case) -> bool:
-    """An open case whose run was cancelled outside ServicePLUS and left so
-    (the sweeper undoes such cancels a few times only)."""
+def _run_ended(case: Case) -> bool:
+    """An open case whose run ended without it: crashed more often than the
+    sweeper retries, or cancelled outside ServicePLUS more often than it
+    undoes that."""
     if case.status not in (CaseStatus.running, CaseStatus.waiting) or not case.flow_run_id:
         return False
-    return orchestration.flow_run_state(case.flow_run_id) == "Cancelled"
+    return orchestration.flow_run_state(case.flow_run_id) in ("Crashed", "Cancelled")
 
 
 def cancel(session: Session, *, case: Case, actor: str, reason: str) -> None:

@@ -163,10 +163,33 @@ def _count_events(session, case_id: int, action: str) -> int:
     return session.exec(query).one()
 
 
+def _retries_since_progress(session, case_id: int) -> int:
+    """Crash retries since the case last moved on: a task opened or decided,
+    or a step run for the first time (a step is audited on every execution,
+    so one that kills its process shows up again and again, not as progress)."""
+    events = audit.events_for_case(session, case_id)
+    first_run: dict = {}
+    for index, event in enumerate(events):
+        if event.action == "step_executed":
+            first_run.setdefault((event.step_key, event.attempt), index)
+    retries = 0
+    for index in range(len(events) - 1, -1, -1):
+        event = events[index]
+        if event.action in ("task_opened", "task_completed"):
+            break
+        if event.action == "step_executed" and first_run[(event.step_key, event.attempt)] == index:
+            break
+        retries += event.action == "flow_retried"
+    return retries
+
+
 def _retry_crashed(session) -> int:
     """A run whose process died (not one whose code failed) is scheduled again;
-    completed steps come back from the cache. At most MAX_CRASH_RETRIES per
-    case, then it stays an incident for the coordinator."""
+    completed steps come back from the cache. At most MAX_CRASH_RETRIES in a
+    row without progress, then it stays an incident for the coordinator: a
+    run that crashes at the same place each time (a step that kills its
+    process) is not retried for ever, while a case that moves on between
+    crashes (the machine or a part of the stack dying now and then) is."""
     from serviceplus.models.tables import Case
 
     retried = 0
@@ -174,7 +197,7 @@ def _retry_crashed(session) -> int:
         case = session.get(Case, run.parameters.get("case_id"))
         if case is None or case.flow_run_id != str(run.id):
             continue
-        done = _count_events(session, case.id, "flow_retried")
+        done = _retries_since_progress(session, case.id)
         if done < MAX_CRASH_RETRIES and orchestration.retry_flow_run(str(run.id)):
             detail = f"automatisch nach Absturz ({run.state.message or ''})"[:500]
             audit.record(
