@@ -18,6 +18,7 @@ Usage: .venv/bin/python -m bench.chaos [--cases 200] [--minutes 10] [--write FIL
 """
 
 import argparse
+import atexit
 import os
 import random
 import signal
@@ -47,6 +48,13 @@ def main() -> None:
     # A run without a process is found after a minute (default 5).
     os.environ.setdefault("SERVICEPLUS_STUCK_AFTER", "PT1M")
     result = run(args)
+    if result["stuck"] and os.environ.get("BENCH_POSTGRES"):
+        # Kept for a look at the open cases and their runs' logs in Prefect.
+        from bench.common import _drop_databases
+
+        atexit.unregister(_drop_databases)
+        print(f"kept the databases: {os.environ['DATABASE_URL']}, "
+              f"{os.environ['PREFECT_SERVER_DATABASE_CONNECTION_URL']}")  # fmt: skip
     text = report(args, result)
     print(text)
     if args.write:
@@ -106,8 +114,8 @@ def describe_open_cases(case_ids: list[int]) -> None:
                 run = orchestration.flow_run_state(case.flow_run_id) if case.flow_run_id else None
             except Exception as exc:  # noqa: BLE001 (a diagnosis, whatever Prefect says)
                 run = f"unknown ({exc})"
-            print(f"open: {case.reference} {case.status} at {case.current_step}, run {run}, "
-                  f"events {dict(actions)}")  # fmt: skip
+            print(f"open: {case.reference} {case.status} at {case.current_step}, run {run} "
+                  f"({case.flow_run_id}), events {dict(actions)}")  # fmt: skip
 
 
 def heal(stack) -> None:
