@@ -276,6 +276,18 @@ def test_numbers_dates_and_sizes_in_german(app):
     assert formatting.number(1234567.25, 1) == "1.234.567,2"
 
 
+def test_codes_inside_audit_texts_read_in_german():
+    deadline = "Zustimmung der BA: Fristablauf – deemed – Zustimmungsfiktion"
+    assert labels.audit_detail("task_completed", deadline) == (
+        "Zustimmung der BA: Fristablauf – Zustimmung gilt als erteilt (Fristablauf)"
+        " – Zustimmungsfiktion"
+    )
+    escalated = "Frist überschritten: Entscheidung → coordinator"
+    assert labels.audit_detail("task_escalated", escalated) == (
+        "Frist überschritten: Entscheidung → Koordination"
+    )
+
+
 def test_every_audit_action_recorded_anywhere_has_a_german_label():
     from pathlib import Path
 

@@ -1,6 +1,8 @@
 """German labels for case and task statuses, in one place so that no
 template shows a blank or an English status."""
 
+import re
+
 from serviceplus.models.tables import CaseStatus, Role, TaskStatus
 
 CASE_STATUS = {
@@ -231,6 +233,10 @@ def decision(task, value: str | None = None) -> str:
     return DECISION.get(value, value.replace("_", " "))
 
 
+def _outcome(code: str) -> str:
+    return DECISION.get(code) or CASE_OUTCOME.get(code) or code.replace("_", " ")
+
+
 def step_title(titles: dict[str, str], key: str | None) -> str:
     """A step key as its title; a four-eyes confirmation names its step."""
     if not key:
@@ -242,11 +248,20 @@ def step_title(titles: dict[str, str], key: str | None) -> str:
     return f"{title} (Bestätigung)" if base != key else title
 
 
+# Codes some events store in their text: the outcome a deadline decided
+# ("Fristablauf – deemed") and the role a task was escalated to ("→ coordinator").
+_DEADLINE_OUTCOME = re.compile(r"Fristablauf – ([a-z_]+)")
+_ESCALATED_TO = re.compile(r" → ([a-z_]+)$")
+
+
 def audit_detail(action: str, detail: str) -> str:
     """An event's detail; a few events store a code there (the outcome of a
-    closed case), shown by its label."""
+    closed case, of a deadline, a role), shown by its label."""
     if action == "case_closed":
         return case_outcome(detail)
+    detail = _DEADLINE_OUTCOME.sub(lambda m: f"Fristablauf – {_outcome(m.group(1))}", detail)
+    if action == "task_escalated":
+        detail = _ESCALATED_TO.sub(lambda m: f" → {role(m.group(1))}", detail)
     return detail
 
 
