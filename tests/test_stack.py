@@ -2,6 +2,7 @@
 and gunicorn; driven through the CLI and through Chromium."""
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -499,9 +500,25 @@ def test_runs_execute_in_children_of_the_fork_server(stack, tmp_path):
     with session_scope() as session:
         flow_run_id = get_by_reference(session, reference).flow_run_id
     log = (stack.log_dir / "forkserver.log").read_text()
-    assert f"flow run {flow_run_id}: child" in log  # the run was forked, not started cold
+    # Forked, not started cold, for the flow its deployment names (prefect.yaml).
+    assert re.search(rf"flow run {flow_run_id}: child \d+ for case-flow\n", log)
     assert " exited 0 after " in log
     assert server.poll() is None
+
+
+def test_forked_children_do_not_watch_for_outside_suspension():
+    """The child skips the websocket Prefect opens for a suspension requested
+    through the API (serviceplus/forkserver.py says why); a Prefect version
+    that renames the hook must fail here, not silently keep the slow path."""
+    code = (
+        "import prefect.flow_engine as engine\n"
+        "from serviceplus.forkserver import skip_outside_suspension_watch\n"
+        "assert engine.observe_flow_run_suspension.__module__ == "
+        "'prefect._flow_run_suspension'\n"
+        "skip_outside_suspension_watch()\n"
+        "assert engine.observe_flow_run_suspension.__module__ == 'serviceplus.forkserver'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_killed_fork_server_is_restarted_and_runs_go_on_meanwhile(stack, tmp_path):
