@@ -76,9 +76,11 @@ def run(no_web: bool) -> None:
     click.get_current_context().invoke(init)
     settings = get_settings()
     stack = Stack(settings, web=not no_web)
-    # SIGTERM (systemd, a parent dying) stops the parts as Ctrl-C does, also
-    # while they are still starting.
+    # SIGTERM (systemd, a parent dying) and Ctrl-C stop the parts, also while
+    # they are still starting. SIGINT explicitly: a shell without job control
+    # starts `cmd &` with it ignored, and Python then leaves it ignored.
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     try:
         stack.start()
         if settings.demo:
