@@ -12,7 +12,10 @@ here, as systemd would. Then the faults stop and the run settles.
 
 Reports: cases completed, decisions lost (saved decisions whose case did
 not complete), letters duplicated, cases stuck after settling, and the
-longest a case waited from a decision to its next step (recovery included).
+longest a case waited from a decision to its next step (recovery and queue
+included). Recovery alone: after each fault, how long until any case moved
+on again (the stack back at work), and after each killed flow-run process,
+how long until that run's case moved on (a new task, or closed).
 
 Usage: .venv/bin/python -m bench.chaos [--cases 200] [--minutes 10] [--write FILE]
 """
@@ -21,6 +24,7 @@ import argparse
 import atexit
 import os
 import random
+import re
 import signal
 import subprocess
 import threading
@@ -73,6 +77,7 @@ def run(args) -> dict:
     stack.start()
     clerks = Clerks()
     faults: Counter = Counter()
+    fault_log: list[tuple[float, str, int | None]] = []  # when, what, the killed run's case
     try:
         cases = [submit_example() for _ in range(args.cases)]
         clerks.start([c.id for c in cases])
@@ -83,8 +88,9 @@ def run(args) -> dict:
             heal(stack)
             if time.monotonic() >= next_fault:
                 fault = chaos.choice(FAULTS + (["postgresql"] if args.kill_postgres else []))
-                if inject(stack, fault, chaos):
+                if (killed := inject(stack, fault, chaos)) is not None:
                     faults[fault] += 1
+                    fault_log.append((time.time(), fault, _case_of_child(stack, killed)))
                 next_fault = time.monotonic() + chaos.expovariate(1 / args.interval)
             time.sleep(0.5)
         settle_end = time.monotonic() + args.settle
@@ -95,7 +101,7 @@ def run(args) -> dict:
     finally:
         clerks.stop()
         stack.stop()
-    return clerks.outcome() | {"faults": faults}
+    return clerks.outcome() | {"faults": faults} | recovery(fault_log, clerks)
 
 
 def describe_open_cases(case_ids: list[int]) -> None:
@@ -144,23 +150,63 @@ def postgres_cluster() -> tuple[str, str]:
     raise RuntimeError(f"no local PostgreSQL cluster listens on port {port}")
 
 
-def inject(stack, fault: str, chaos: random.Random) -> bool:
+def inject(stack, fault: str, chaos: random.Random) -> int | None:
+    """Kills one part; the flow-run child's pid for a flow-run fault, 0 for
+    another part, None when there was nothing to kill."""
     if fault == "postgresql":
         version, cluster = postgres_cluster()
         restart = ["pg_ctlcluster", version, cluster, "restart", "-m", "immediate"]
         subprocess.run(restart, check=True)
-        return True
+        return 0
     parts = dict((name, proc) for name, proc in stack.procs if proc.poll() is None)
     if fault == "flow-run":
         children = _children(parts["forkserver"].pid) if "forkserver" in parts else []
         if not children:
-            return False
-        os.kill(chaos.choice(children), signal.SIGKILL)
-        return True
+            return None
+        child = chaos.choice(children)
+        os.kill(child, signal.SIGKILL)
+        return child
     if fault not in parts:
-        return False
+        return None
     os.killpg(parts[fault].pid, signal.SIGKILL)
-    return True
+    return 0
+
+
+def _case_of_child(stack, pid: int) -> int | None:
+    """The case whose run a fork-server child ran, from the fork server's log
+    ("flow run ID: child PID for FLOW")."""
+    if not pid:
+        return None
+    from sqlmodel import select
+
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.tables import Case
+
+    log = (stack.log_dir / "forkserver.log").read_text(errors="replace")
+    found = re.findall(rf"flow run ([0-9a-f-]+): child {pid} for", log)
+    if not found:
+        return None
+    try:
+        with session_scope() as session:
+            return session.exec(select(Case.id).where(Case.flow_run_id == found[-1])).first()
+    except Exception:  # noqa: BLE001 (the database may be the part that is down)
+        return None
+
+
+def recovery(fault_log: list, clerks: "Clerks") -> dict:
+    """Seconds from each fault until any case moved on, and from each killed
+    flow-run process until its case moved on (None: it never did)."""
+    moves = sorted(clerks.moves)
+    stack_back = [
+        next((moved - when for moved, _case in moves if moved >= when), None)
+        for when, _fault, _case in fault_log
+    ]
+    case_back = [
+        next((moved - when for moved, c in moves if c == case and moved >= when), None)
+        for when, fault, case in fault_log
+        if fault == "flow-run" and case is not None
+    ]
+    return {"stack_back": stack_back, "case_back": case_back}
 
 
 def _children(pid: int) -> list[int]:
@@ -199,6 +245,9 @@ class Clerks:
         self.decided: dict[int, float] = {}  # task id -> when decided
         self.waits: list[float] = []  # decision -> next step of the case
         self._last_decision: dict[int, float] = {}  # case id -> when last decided
+        self._seen: set[int] = set()  # task ids
+        self._closed: set[int] = set()  # case ids
+        self.moves: list[tuple[float, int]] = []  # (time.time(), case id): a new task or closed
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._work, daemon=True)
 
@@ -225,14 +274,21 @@ class Clerks:
         from serviceplus.models.db import session_scope
         from serviceplus.models.definition import CONFIRM
         from serviceplus.models.services.human_tasks import ACTIVE, TaskError, decide_and_resume
-        from serviceplus.models.tables import HumanTask
+        from serviceplus.models.tables import Case, HumanTask
 
         with session_scope() as session:
             query = select(HumanTask).where(
                 HumanTask.case_id.in_(self.case_ids), HumanTask.status.in_(ACTIVE)
             )
             tasks = list(session.exec(query))
+            closed = select(Case.id).where(Case.id.in_(self.case_ids), Case.closed_at.is_not(None))
+            for case_id in set(session.exec(closed)) - self._closed:
+                self._closed.add(case_id)
+                self.moves.append((time.time(), case_id))
         for task in tasks:
+            if task.id not in self._seen:
+                self._seen.add(task.id)
+                self.moves.append((time.time(), task.case_id))
             self._note_next_step(task)
             confirm = task.proposed_by is not None
             username = _clerk_for(task)
@@ -314,7 +370,19 @@ def report(args, r: dict) -> str:
 | cases stuck after settling | {r["stuck"]} | 0 |
 | wait from a decision to the next step, median | {r["wait_p50"]:.1f} s | |
 | longest wait from a decision to the next step | {r["wait_max"]:.1f} s | under 120 s |
+| fault -> any case moved on, median / max | {_seconds(r["stack_back"])} | |
+| killed flow-run process -> its case moved on, median / max | {_seconds(r["case_back"])} | |
 """
+
+
+def _seconds(values: list[float | None]) -> str:
+    """Median and longest; a recovery that never came counts as a miss."""
+    done = [v for v in values if v is not None]
+    if not values:
+        return "no such fault"
+    text = f"{percentile(done, 50):.1f} s / {max(done):.1f} s" if done else "–"
+    missed = len(values) - len(done)
+    return text + (f" ({missed} of {len(values)} never)" if missed else f" ({len(values)} faults)")
 
 
 if __name__ == "__main__":

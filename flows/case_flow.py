@@ -7,6 +7,8 @@ takes the same path and does not repeat completed steps; every human step
 suspends with a stable key (step and attempt).
 """
 
+import time
+
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import INPUTS, RUN_ID, CacheKeyFnPolicy
 from prefect.context import get_run_context
@@ -15,7 +17,7 @@ from prefect.input import RunInput
 from pydantic import ValidationError
 
 from serviceplus.flows.steps import ACTIONS, StepRun, case_context
-from serviceplus.models import contracts
+from serviceplus.models import contracts, db
 from serviceplus.models.conditions import evaluate
 from serviceplus.models.db import session_scope
 from serviceplus.models.definition import CONFIRM, Definition
@@ -34,12 +36,43 @@ class Decision(contracts.Decision, RunInput):
 # cached result (open_human_step and decision_already_saved take the same
 # ones), so the task's name is part of the key too.
 TASK_NAME = CacheKeyFnPolicy(cache_key_fn=lambda context, parameters: context.task.name)
-step_task = task(cache_policy=RUN_ID + INPUTS + TASK_NAME, persist_result=True, retries=0)
+# Retried only when the app database was away (PostgreSQL restarting): the
+# step's transaction was rolled back, so running it again repeats nothing.
+# Any other error fails the run at once and becomes an incident.
+DATABASE_RETRY_DELAYS = [2, 10, 30]
+
+
+def database_was_away(_task, _task_run, state) -> bool:
+    return db.is_transient(state.data if isinstance(state.data, BaseException) else None)
+
+
+step_task = task(
+    cache_policy=RUN_ID + INPUTS + TASK_NAME,
+    persist_result=True,
+    retries=len(DATABASE_RETRY_DELAYS),
+    retry_delay_seconds=DATABASE_RETRY_DELAYS,
+    retry_condition_fn=database_was_away,
+)
 
 
 def _load(session, case_id: int) -> tuple[Case, Definition]:
     case = session.get(Case, case_id)
     return case, versions.load(session, case.definition_name, case.definition_version)
+
+
+def _load_retrying(case_id: int) -> Definition:
+    """The flow body's own read, retried like the steps' when the database
+    was away: a failure here would fail the run before any step."""
+    for delay in [*DATABASE_RETRY_DELAYS, None]:
+        try:
+            with session_scope() as session:
+                return _load(session, case_id)[1]
+        except db.TRANSIENT_ERRORS as error:
+            if delay is None:
+                raise
+            name = type(error).__name__
+            get_run_logger().warning("database away (%s); trying again in %s s", name, delay)
+            time.sleep(delay)
 
 
 @step_task(task_run_name="route-{from_key}-{attempt}")
@@ -227,8 +260,7 @@ def mark_failed(flow, flow_run, state) -> None:
 def case_flow(case_id: int, definition_version: int) -> str:
     # The case's version, not the parameter: an admin may have migrated the
     # case; `definition_version` records what the run started on.
-    with session_scope() as session:
-        _case, definition = _load(session, case_id)
+    definition = _load_retrying(case_id)
     logger = get_run_logger()
     visits: dict[str, int] = {}
     outcomes: dict[str, str] = {}

@@ -1,5 +1,6 @@
 """Engine, sessions and schema migrations."""
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -28,6 +29,17 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+# A database that was away for a moment (restarted, connections dropped,
+# SQLite busy past its timeout): the same work, tried again, may well pass.
+TRANSIENT_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError)
+# Prefect keeps a failed run's exception only as text in its state message.
+TRANSIENT_ERROR_NAMES = re.compile(r"\b(OperationalError|InterfaceError|DisconnectionError)\b")
+
+
+def is_transient(error: BaseException | None) -> bool:
+    return isinstance(error, TRANSIENT_ERRORS)
 
 
 def get_engine() -> sa.Engine:

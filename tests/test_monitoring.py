@@ -2,6 +2,7 @@
 retry on the real Prefect server."""
 
 from datetime import date, timedelta
+from uuid import UUID
 
 import pytest
 import sqlalchemy as sa
@@ -498,6 +499,56 @@ def test_crash_retries_are_counted_since_the_case_last_moved_on():
     sweep()
     assert flow_run_state(run_id) == "Retrying"
     assert drive(case) == "Suspended"
+
+
+def _database_error() -> sa.exc.OperationalError:
+    """A real one: nothing listens on port 1."""
+    try:
+        sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:1/none").connect()
+    except sa.exc.OperationalError as error:
+        return error
+    raise AssertionError("port 1 answered")
+
+
+def test_steps_are_retried_when_the_database_was_away_and_only_then():
+    from prefect.states import Failed
+
+    from serviceplus.flows.case_flow import database_was_away
+
+    assert database_was_away(None, None, Failed(data=_database_error()))
+    assert not database_was_away(None, None, Failed(data=ValueError("bad data")))
+    assert not database_was_away(None, None, Failed(message="no exception kept"))
+
+
+def test_run_failed_on_an_absent_database_is_retried_by_the_sweeper():
+    """A run that failed because the app database was away longer than its
+    steps' retries waited is recovered like a crashed one; a run whose code
+    failed otherwise stays an incident."""
+    from prefect import get_client
+    from prefect.states import Failed, format_exception
+
+    from serviceplus.models.services.orchestration import flow_run_state
+    from serviceplus.models.services.sweeper import sweep
+
+    def fail(case, error):
+        with session_scope() as session:
+            session.execute(sa.update(Case).where(Case.id == case.id).values(status="failed"))
+        message = f"Flow run encountered an exception: {format_exception(error)}"
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(
+                UUID(reload(case).flow_run_id), Failed(message=message), force=True
+            )
+
+    away, broken = make_case(example=BLUE_CARD), make_case(example=BLUE_CARD)
+    fail(away, _database_error())
+    fail(broken, KeyError("missing field"))
+    sweep()
+    assert flow_run_state(reload(away).flow_run_id) == "Retrying"
+    assert reload(away).status == "running"  # no longer shown as an incident
+    assert flow_run_state(reload(broken).flow_run_id) == "Failed"
+    assert reload(broken).status == "failed"
+    assert drive(away) == "Suspended"
+    assert open_task_of(away).step_key == "decision"
 
 
 def test_flowrun_tells_a_suspended_run_from_a_running_one(monkeypatch):

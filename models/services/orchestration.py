@@ -115,12 +115,24 @@ def case_runs(client, *states: str, limit: int, **run_filter) -> list:
     return found[:limit]
 
 
-def crashed_case_runs(limit: int = 100) -> list:
-    """Case flow runs whose process died (worker or machine killed)."""
+def recoverable_case_runs(limit: int = 100) -> list:
+    """Case flow runs worth running again: those whose process died (worker
+    or machine killed), and those that failed in the last day because the app
+    database was away longer than a step's retries wait (the exception's
+    name in the state message, models/db.py)."""
     from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilterEndTime
 
+    from serviceplus.models.db import TRANSIENT_ERROR_NAMES
+
+    day_ago = datetime.now(UTC) - timedelta(days=1)
     with get_client(sync_client=True) as client:
-        return case_runs(client, "CRASHED", limit=limit)
+        crashed = case_runs(client, "CRASHED", limit=limit)
+        failed = case_runs(
+            client, "FAILED", limit=limit, end_time=FlowRunFilterEndTime(after_=day_ago)
+        )
+    on_database = [run for run in failed if TRANSIENT_ERROR_NAMES.search(run.state.message or "")]
+    return crashed + on_database
 
 
 def failed_runs(limit: int = 10_000) -> list:

@@ -184,24 +184,29 @@ def _retries_since_progress(session, case_id: int) -> int:
 
 
 def _retry_crashed(session) -> int:
-    """A run whose process died (not one whose code failed) is scheduled again;
-    completed steps come back from the cache. At most MAX_CRASH_RETRIES in a
-    row without progress, then it stays an incident for the coordinator: a
-    run that crashes at the same place each time (a step that kills its
-    process) is not retried for ever, while a case that moves on between
-    crashes (the machine or a part of the stack dying now and then) is."""
-    from serviceplus.models.tables import Case
+    """A run whose process died, or whose code met a database that was away
+    (not one whose code failed otherwise), is scheduled again; completed steps
+    come back from the cache. At most MAX_CRASH_RETRIES in a row without
+    progress, then it stays an incident for the coordinator: a run that
+    crashes at the same place each time (a step that kills its process) is
+    not retried for ever, while a case that moves on between crashes (the
+    machine or a part of the stack dying now and then) is."""
+    from serviceplus.models.tables import Case, CaseStatus
 
     retried = 0
-    for run in orchestration.crashed_case_runs():
+    for run in orchestration.recoverable_case_runs():
         case = session.get(Case, run.parameters.get("case_id"))
         if case is None or case.flow_run_id != str(run.id):
             continue
         done = _retries_since_progress(session, case.id)
         if done < MAX_CRASH_RETRIES and orchestration.retry_flow_run(str(run.id)):
-            detail = f"automatisch nach Absturz ({run.state.message or ''})"[:500]
+            cause = "Absturz" if run.state.type.value == "CRASHED" else "Datenbankfehler"
+            detail = f"automatisch nach {cause} ({run.state.message or ''})"[:500]
             audit.record(
                 session, actor="system", action="flow_retried", case_id=case.id, detail=detail
             )
+            if case.status == CaseStatus.failed:  # set by the run's failure hook
+                case.status = CaseStatus.running
+                session.add(case)
             retried += 1
     return retried
