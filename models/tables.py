@@ -57,6 +57,12 @@ class CaseStatus(StrEnum):
     cancelled = "cancelled"
 
 
+# A case whose run goes on (or waits for a person); with failed, every case
+# that is not closed.
+OPEN_CASE = (CaseStatus.running, CaseStatus.waiting)
+NOT_CLOSED = (*OPEN_CASE, CaseStatus.failed)
+
+
 class TaskStatus(StrEnum):
     open = "open"
     claimed = "claimed"

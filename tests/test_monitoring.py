@@ -501,6 +501,23 @@ def test_crash_retries_are_counted_since_the_case_last_moved_on():
     assert drive(case) == "Suspended"
 
 
+def test_one_rule_says_when_a_coordinator_may_retry():
+    """runs.can_retry serves the case page, the incidents page and the retry
+    itself."""
+
+    def case(status: str) -> Case:
+        return Case(reference="ABH-MD-2026-999999", status=status, flow_run_id="run")
+
+    assert runs.can_retry(case("failed"), None)
+    assert runs.can_retry(case("waiting"), "Running", stuck=True)
+    for ended in ("Crashed", "Cancelled", "Failed"):
+        assert runs.can_retry(case("running"), ended)
+        assert not runs.can_retry(case("completed"), ended)
+    assert not runs.can_retry(case("waiting"), "Suspended")
+    assert not runs.can_retry(case("running"), "Running")
+    assert not runs.can_retry(case("cancelled"), "Cancelled")
+
+
 def _database_error() -> sa.exc.OperationalError:
     """A real one: nothing listens on port 1."""
     try:

@@ -251,8 +251,9 @@ def case_detail(reference: str):
     case = _own_case_or_404(reference)
     try:
         run_state = orchestration.flow_run_state(case.flow_run_id) if case.flow_run_id else None
+        stuck = run_state in ("Running", "Pending") and runs.is_stuck(case)
     except Exception:  # Prefect unreachable: the page still shows our figures
-        run_state = "nicht erreichbar"
+        run_state, stuck = "nicht erreichbar", False
     steps = monitoring.timeline(get_db(), case)
     return render_template(
         "monitor/case.html",
@@ -261,6 +262,7 @@ def case_detail(reference: str):
         picture=_case_picture(case, steps),
         titles=_step_titles(),
         run_state=run_state,
+        can_retry=runs.can_retry(case, run_state, stuck),
         run_url=orchestration.prefect_ui_url(case.flow_run_id) if case.flow_run_id else None,
         refused=monitoring.refused_resumes(get_db(), case),
         outside_cancels=monitoring.outside_cancels(get_db(), case),
@@ -333,6 +335,8 @@ def _case_picture(case: Case, steps: list[dict]) -> Markup:
 def incidents():
     try:
         rows, error = monitoring.incidents(get_db(), current_user.organisation.slug), None
+        for row in rows:
+            row["can_retry"] = runs.can_retry(row["case"], row["state"], row["stuck"])
     except Exception:
         rows, error = [], "Die Prozesssteuerung ist nicht erreichbar."
     return render_template(

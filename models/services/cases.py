@@ -32,6 +32,7 @@ from serviceplus.models.services.completeness import (
     sniff_media_type,
 )
 from serviceplus.models.tables import (
+    NOT_CLOSED,
     Case,
     CaseStatus,
     Document,
@@ -592,7 +593,7 @@ def family_principal(session: Session, data: CaseCreate) -> Case | None:
 def joinable(principal: Case) -> bool:
     """A family member joins a skilled worker who is coming: a procedure still
     open (an incident included) or one that ended with the approval or visa."""
-    if principal.status in (CaseStatus.running, CaseStatus.waiting, CaseStatus.failed):
+    if principal.status in NOT_CLOSED:
         return True
     return principal.status == CaseStatus.completed and principal.outcome in JOINABLE_OUTCOMES
 

@@ -13,16 +13,14 @@ from sqlmodel import Session, select
 from serviceplus.models import clock
 from serviceplus.models.services import audit, human_tasks, orchestration, versions
 from serviceplus.models.tables import (
+    NOT_CLOSED,
     Case,
-    CaseStatus,
     HumanTask,
     Organisation,
     TaskStatus,
     User,
 )
 from serviceplus.settings import get_settings
-
-ACTIVE_CASE = (CaseStatus.running, CaseStatus.waiting, CaseStatus.failed)
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -52,7 +50,7 @@ def step_titles(session: Session) -> dict[str, str]:
 def cases_by_step(session: Session, org_id: int) -> list[tuple[str, int]]:
     query = (
         select(Case.current_step, sa.func.count())
-        .where(Case.organisation_id == org_id, Case.status.in_(ACTIVE_CASE))
+        .where(Case.organisation_id == org_id, Case.status.in_(NOT_CLOSED))
         .group_by(Case.current_step)
         .order_by(sa.func.count().desc())
     )

@@ -10,8 +10,16 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from serviceplus.models.services import versions
-from serviceplus.models.services.monitoring import ACTIVE_CASE, _days, percentile
-from serviceplus.models.tables import Case, HumanTask, Letter, Organisation, Precheck, TaskStatus
+from serviceplus.models.services.monitoring import _days, percentile
+from serviceplus.models.tables import (
+    NOT_CLOSED,
+    Case,
+    HumanTask,
+    Letter,
+    Organisation,
+    Precheck,
+    TaskStatus,
+)
 
 # The letter that asks for missing documents: a case that got one was
 # incomplete when it reached the authority.
@@ -38,7 +46,7 @@ def cases_by_authority_and_step(session: Session) -> list[tuple[str, str, int]]:
             Case.current_step,
             sa.func.count(),
         )
-        .where(Case.status.in_(ACTIVE_CASE))
+        .where(Case.status.in_(NOT_CLOSED))
         .group_by(
             Case.organisation_id, Case.definition_name, Case.definition_version, Case.current_step
         )

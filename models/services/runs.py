@@ -6,12 +6,24 @@ from sqlmodel import Session
 
 from serviceplus.models import clock
 from serviceplus.models.services import audit, human_tasks, monitoring, orchestration
-from serviceplus.models.tables import Case, CaseStatus, HumanTask, TaskStatus
+from serviceplus.models.tables import OPEN_CASE, Case, CaseStatus, HumanTask, TaskStatus
 from serviceplus.settings import get_settings
 
 
+def can_retry(case: Case, run_state: str | None, stuck: bool = False) -> bool:
+    """The rule for "Erneut versuchen", on the case page, the incidents page
+    and in `retry`: the case failed; or its run lost its process (`stuck`,
+    see orchestration.stuck_case_runs); or its run ended without the case:
+    crashed more often than the sweeper retries, cancelled outside
+    ServicePLUS more often than it undoes that, or failed while the database
+    was away so that the case could not be marked (`run_state`, Prefect's name)."""
+    if case.status == CaseStatus.failed or stuck:
+        return True
+    return case.status in OPEN_CASE and run_state in ("Crashed", "Cancelled", "Failed")
+
+
 def retry(session: Session, *, case: Case, actor: str) -> bool:
-    if case.status != CaseStatus.failed and not _is_stuck(case) and not _run_ended(case):
+    if not can_retry(case, _run_state(case), is_stuck(case)):
         return False
     if not orchestration.retry_flow_run(case.flow_run_id):
         return False
@@ -29,19 +41,18 @@ def retry(session: Session, *, case: Case, actor: str) -> bool:
     return True
 
 
-def _is_stuck(case: Case) -> bool:
+def is_stuck(case: Case) -> bool:
     """Running without a process (see orchestration.stuck_case_runs)."""
+    if case.status not in OPEN_CASE or not case.flow_run_id:
+        return False
     stuck = orchestration.stuck_case_runs(get_settings().stuck_after)
     return case.flow_run_id in {str(run.id) for run in stuck}
 
 
-def _run_ended(case: Case) -> bool:
-    """An open case whose run ended without it: crashed more often than the
-    sweeper retries, or cancelled outside ServicePLUS more often than it
-    undoes that."""
-    if case.status not in (CaseStatus.running, CaseStatus.waiting) or not case.flow_run_id:
-        return False
-    return orchestration.flow_run_state(case.flow_run_id) in ("Crashed", "Cancelled")
+def _run_state(case: Case) -> str | None:
+    if case.status not in OPEN_CASE or not case.flow_run_id:
+        return None  # the state decides nothing for a failed or closed case
+    return orchestration.flow_run_state(case.flow_run_id)
 
 
 def cancel(session: Session, *, case: Case, actor: str, reason: str) -> None:

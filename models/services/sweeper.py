@@ -147,10 +147,9 @@ def _undo_outside_cancels(session, grace: timedelta) -> int:
 
 
 def _open_with_run(case, flow_run_id: str) -> bool:
-    from serviceplus.models.tables import CaseStatus
+    from serviceplus.models.tables import OPEN_CASE
 
-    open_ = (CaseStatus.running, CaseStatus.waiting)
-    return case is not None and case.flow_run_id == flow_run_id and case.status in open_
+    return case is not None and case.flow_run_id == flow_run_id and case.status in OPEN_CASE
 
 
 def _count_events(session, case_id: int, action: str) -> int:

@@ -14,8 +14,8 @@ from serviceplus.models.definition import Definition, DefinitionError, parse_def
 from serviceplus.models.services import audit
 from serviceplus.models.services.human_tasks import step_of
 from serviceplus.models.tables import (
+    NOT_CLOSED,
     Case,
-    CaseStatus,
     HumanTask,
     Organisation,
     WorkflowDefinition,
@@ -23,7 +23,6 @@ from serviceplus.models.tables import (
 from serviceplus.settings import PROJECT_ROOT
 
 SHIPPED_DIR = PROJECT_ROOT / "flows" / "definitions"
-RUNNING = (CaseStatus.running, CaseStatus.waiting, CaseStatus.failed)
 
 
 def load_row(session: Session, name: str, version: int) -> WorkflowDefinition | None:
@@ -213,7 +212,7 @@ def overview(session: Session) -> list[tuple[WorkflowDefinition, int]]:
                 Case.definition_name + ":" + sa.cast(Case.definition_version, sa.String),
                 sa.func.count(),
             )
-            .where(Case.status.in_(RUNNING))
+            .where(Case.status.in_(NOT_CLOSED))
             .group_by(Case.definition_name, Case.definition_version)
         ).all()
     )
@@ -386,7 +385,7 @@ def migration_plan(
     query = select(Case).where(
         Case.definition_name == name,
         Case.definition_version == source,
-        Case.status.in_(RUNNING),
+        Case.status.in_(NOT_CLOSED),
     )
     if organisation_id is not None:
         query = query.where(Case.organisation_id == organisation_id)
