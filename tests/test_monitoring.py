@@ -568,6 +568,23 @@ def test_run_failed_on_an_absent_database_is_retried_by_the_sweeper():
     assert open_task_of(away).step_key == "decision"
 
 
+def test_a_retried_run_that_waited_in_the_queue_still_counts_as_retried():
+    """Prefect renames a run that waits in the queue for more than 15 s to
+    "Late" (seen in bench/chaos.py's queues): still the app's scheduling, so
+    the run takes a lost suspension for one, not for a resume from outside."""
+    from prefect import get_client
+    from prefect.states import Scheduled
+
+    run_id = reload(make_case(example=BLUE_CARD)).flow_run_id
+    assert orchestration.retry_flow_run(run_id)
+    assert orchestration.rescheduled_by_app(run_id)
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(UUID(run_id), Scheduled(name="Late"), force=True)
+        assert orchestration.rescheduled_by_app(run_id)
+        client.set_flow_run_state(UUID(run_id), Scheduled(), force=True)
+    assert not orchestration.rescheduled_by_app(run_id)
+
+
 def test_flowrun_tells_a_suspended_run_from_a_running_one(monkeypatch):
     """serviceplus.flowrun reports a run process killed after its run
     suspended as a clean exit, so that the worker does not crash the run."""

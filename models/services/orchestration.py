@@ -212,6 +212,9 @@ def mark_crashed(flow_run_id: str, message: str) -> bool:
 
 
 RETRYING = "Retrying"  # the name of the app's own reschedules (retry_flow_run)
+# Prefect's server renames a scheduled run that waited in the queue for more
+# than 15 s (PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS): not a new scheduling.
+LATE = "Late"
 
 
 def rescheduled_by_app(flow_run_id: str) -> bool:
@@ -222,7 +225,7 @@ def rescheduled_by_app(flow_run_id: str) -> bool:
 
     with get_client(sync_client=True) as client:
         states = client.read_flow_run_states(UUID(flow_run_id))
-    scheduled = [s for s in states if s.type == StateType.SCHEDULED]
+    scheduled = [s for s in states if s.type == StateType.SCHEDULED and s.name != LATE]
     return bool(scheduled) and max(scheduled, key=lambda s: s.timestamp).name == RETRYING
 
 
