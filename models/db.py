@@ -35,7 +35,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 # SQLite busy past its timeout): the same work, tried again, may well pass.
 TRANSIENT_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError)
 # Prefect keeps a failed run's exception only as text in its state message.
-TRANSIENT_ERROR_NAMES = re.compile(r"\b(OperationalError|InterfaceError|DisconnectionError)\b")
+TRANSIENT_ERROR_NAMES = re.compile(rf"\b({'|'.join(e.__name__ for e in TRANSIENT_ERRORS)})\b")
 
 
 def is_transient(error: BaseException | None) -> bool:

@@ -10,6 +10,12 @@ regular poll still finds the run, and a run found by both is submitted once
 (the worker skips runs it is already submitting, and the server lets only
 one worker move a run to Pending).
 
+The sweeper has a work queue of its own in the pool (prefect.yaml), which
+the worker puts first (`put_housekeeping_first`): Prefect's workers take the
+queues of a pool by priority, and within a queue the earliest scheduled run
+first. The sweeper recovers crashed runs and delivers decisions; in the one
+queue with the cases it would wait behind a backlog of resumes, minutes late.
+
 Usage: python -m serviceplus.worker --pool cases --limit 4 [--nudge-socket PATH]
 """
 
@@ -19,6 +25,7 @@ import socket
 from pathlib import Path
 
 NUDGE = b"poll"
+HOUSEKEEPING = "housekeeping"  # the sweeper's work queue (prefect.yaml)
 
 
 def nudge(path: Path) -> bool:
@@ -62,8 +69,30 @@ async def _poll_on_nudge(worker, sock: socket.socket) -> None:
             worker._logger.exception("Poll on nudge failed")
 
 
+async def put_housekeeping_first(pool: str) -> None:
+    """Give the sweeper's queue priority 1 in `pool` and the others 2, 3 ...
+    in their present order (Prefect shifts them only when a queue is created
+    with a priority, not when one is changed); create it if `prefect deploy`
+    has not yet."""
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    async with get_client() as client:
+        try:
+            await client.read_work_queue_by_name(HOUSEKEEPING, work_pool_name=pool)
+        except ObjectNotFound:
+            await client.create_work_queue(HOUSEKEEPING, work_pool_name=pool, priority=1)
+            return
+        queues = await client.read_work_queues(work_pool_name=pool)
+        queues.sort(key=lambda queue: (queue.name != HOUSEKEEPING, queue.priority))
+        for priority, queue in enumerate(queues, start=1):
+            if queue.priority != priority:
+                await client.update_work_queue(queue.id, priority=priority)
+
+
 async def serve(pool: str, limit: int, nudge_socket: Path | None) -> None:
     import anyio
+    from prefect.exceptions import ObjectNotFound
     from prefect.settings import PREFECT_WORKER_HEARTBEAT_SECONDS
     from prefect.workers.process import ProcessWorker
 
@@ -72,6 +101,10 @@ async def serve(pool: str, limit: int, nudge_socket: Path | None) -> None:
         limit=limit,
         heartbeat_interval_seconds=int(PREFECT_WORKER_HEARTBEAT_SECONDS.value()),
     )
+    try:
+        await put_housekeeping_first(pool)
+    except ObjectNotFound:  # no pool yet: the worker creates it, the next start orders it
+        worker._logger.warning("Work pool %s not found; sweeper queue not prioritised", pool)
     async with anyio.create_task_group() as group:
         if nudge_socket is not None:
             sock = _bind(nudge_socket)

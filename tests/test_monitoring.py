@@ -1,7 +1,7 @@
 """Coordinator figures from a seeded set with known answers; incidents and
 retry on the real Prefect server."""
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
 import pytest
@@ -34,6 +34,13 @@ pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
 
 
 NOW = clock.now()
+
+
+def rescheduled(run_id: str) -> bool:
+    """Scheduled again by the app: "Retrying", or "Late" once Prefect finds
+    it due for over 15 s (a retried run keeps its earlier place in the line)."""
+    state = orchestration.flow_run_state(run_id)
+    return state in ("Retrying", "Late") and orchestration.rescheduled_by_app(run_id)
 
 
 def _case(session, org, n, created, closed=None, step="decision", status="waiting"):
@@ -360,7 +367,6 @@ def _lose_the_process(case) -> None:
 
 
 def test_run_without_a_process_is_listed_and_recovered_by_the_sweeper():
-    from serviceplus.models.services.orchestration import flow_run_state
     from serviceplus.models.services.sweeper import sweep
 
     case = make_case(example=BLUE_CARD)
@@ -373,7 +379,7 @@ def test_run_without_a_process_is_listed_and_recovered_by_the_sweeper():
 
     report = sweep(stuck_after=timedelta(0))
     assert report.stuck_crashed >= 1 and report.crashed_retried >= 1
-    assert flow_run_state(reload(case).flow_run_id) == "Retrying"
+    assert rescheduled(reload(case).flow_run_id)
     assert drive(case) == "Suspended"
     assert open_task_of(case).step_key == "decision"
     with session_scope() as session:
@@ -482,7 +488,7 @@ def test_crash_retries_are_counted_since_the_case_last_moved_on():
     for _ in range(MAX_CRASH_RETRIES):  # dies before its first step, every time
         assert mark_crashed(run_id, "Process exited with status code: -9")
         sweep()
-        assert flow_run_state(run_id) == "Retrying"
+        assert rescheduled(run_id)
     assert mark_crashed(run_id, "Process exited with status code: -9")
     sweep()
     assert flow_run_state(run_id) == "Crashed"  # left for the coordinator
@@ -497,7 +503,7 @@ def test_crash_retries_are_counted_since_the_case_last_moved_on():
     assert drive(case) == "Suspended"
     assert mark_crashed(run_id, "Process exited with status code: -9")
     sweep()
-    assert flow_run_state(run_id) == "Retrying"
+    assert rescheduled(run_id)
     assert drive(case) == "Suspended"
 
 
@@ -560,7 +566,7 @@ def test_run_failed_on_an_absent_database_is_retried_by_the_sweeper():
     fail(away, _database_error())
     fail(broken, KeyError("missing field"))
     sweep()
-    assert flow_run_state(reload(away).flow_run_id) == "Retrying"
+    assert rescheduled(reload(away).flow_run_id)
     assert reload(away).status == "running"  # no longer shown as an incident
     assert flow_run_state(reload(broken).flow_run_id) == "Failed"
     assert reload(broken).status == "failed"
@@ -583,6 +589,27 @@ def test_a_retried_run_that_waited_in_the_queue_still_counts_as_retried():
         assert orchestration.rescheduled_by_app(run_id)
         client.set_flow_run_state(UUID(run_id), Scheduled(), force=True)
     assert not orchestration.rescheduled_by_app(run_id)
+
+
+def test_a_retried_run_keeps_its_place_in_the_line():
+    """Workers take the earliest scheduled run first: a run scheduled again
+    after a crash goes back to the time of its last scheduling, ahead of the
+    resumes that came after it, not to the end of the queue."""
+    from prefect import get_client
+
+    case = make_case(example=BLUE_CARD)
+    assert drive(case) == "Suspended"
+    run_id = UUID(reload(case).flow_run_id)
+    with get_client(sync_client=True) as client:
+        started = client.read_flow_run(run_id).expected_start_time
+    assert orchestration.mark_crashed(str(run_id), "Process exited with status code: -9")
+    before_retry = datetime.now(UTC)
+    assert orchestration.retry_flow_run(str(run_id))
+    with get_client(sync_client=True) as client:
+        place = client.read_flow_run(run_id).next_scheduled_start_time
+    assert place == started < before_retry
+    assert drive(case) == "Suspended"
+    assert open_task_of(case).step_key == "decision"
 
 
 def test_flowrun_tells_a_suspended_run_from_a_running_one(monkeypatch):

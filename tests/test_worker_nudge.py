@@ -4,6 +4,7 @@
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 from serviceplus.settings import PROJECT_ROOT
@@ -97,3 +98,47 @@ def test_a_nudge_makes_the_worker_take_a_scheduled_run_before_its_next_poll(
 
 def test_a_nudge_without_a_worker_is_harmless(tmp_path):
     assert nudge(tmp_path / "nobody.sock") is False
+
+
+def test_the_sweepers_queue_goes_first_in_its_pool(prefect_server):
+    """The sweeper recovers crashed runs: a backlog of case runs scheduled
+    earlier must not hold it up. The worker gives its queue priority 1 and
+    Prefect hands out that queue's runs first, whatever their times."""
+    import anyio
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.states import Scheduled
+
+    from bench.bare_flow import bare_flow
+    from serviceplus.worker import HOUSEKEEPING, put_housekeeping_first
+
+    pool = f"queues-{uuid4().hex[:8]}"
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        # As `prefect deploy` leaves it: the sweeper's queue made on the way, last.
+        client.create_work_queue(HOUSEKEEPING, work_pool_name=pool)
+        assert client.read_work_queue_by_name(HOUSEKEEPING, work_pool_name=pool).priority == 2
+    anyio.run(put_housekeeping_first, pool)
+
+    deployments = {
+        queue: bare_flow.to_deployment(
+            name=f"{pool}-{queue}", work_pool_name=pool, work_queue_name=queue
+        ).apply()
+        for queue in ("default", HOUSEKEEPING)
+    }
+    now = datetime.now(UTC)
+    with get_client(sync_client=True) as client:
+        assert client.read_work_queue_by_name(HOUSEKEEPING, work_pool_name=pool).priority == 1
+        assert client.read_work_queue_by_name("default", work_pool_name=pool).priority == 2
+        backlog = client.create_flow_run_from_deployment(
+            deployments["default"],
+            parameters={"number": 1},
+            state=Scheduled(scheduled_time=now - timedelta(minutes=5)),
+        )
+        sweep = client.create_flow_run_from_deployment(
+            deployments[HOUSEKEEPING], parameters={"number": 2}, state=Scheduled(scheduled_time=now)
+        )
+        offered = client.get_scheduled_flow_runs_for_work_pool(
+            pool, scheduled_before=now + timedelta(seconds=1)
+        )
+    assert [entry.flow_run.id for entry in offered] == [sweep.id, backlog.id]

@@ -97,6 +97,7 @@ FLOW_RUN_STATE = {
     "Suspended": "angehalten, wartet auf eine Entscheidung",
     "Resuming": "wird fortgesetzt",
     "Retrying": "wird wiederholt",
+    "Late": "wartet auf Ausführung",  # scheduled and due for over 15 s
     "Completed": "abgeschlossen",
     "Failed": "fehlgeschlagen",
     "Crashed": "abgestürzt",

@@ -250,8 +250,7 @@ def _own_case_or_404(reference: str) -> Case:
 def case_detail(reference: str):
     case = _own_case_or_404(reference)
     try:
-        run_state = orchestration.flow_run_state(case.flow_run_id) if case.flow_run_id else None
-        stuck = run_state in ("Running", "Pending") and runs.is_stuck(case)
+        run_state, stuck = runs.retry_facts(case)
     except Exception:  # Prefect unreachable: the page still shows our figures
         run_state, stuck = "nicht erreichbar", False
     steps = monitoring.timeline(get_db(), case)

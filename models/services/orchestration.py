@@ -128,11 +128,12 @@ def recoverable_case_runs(limit: int = 100) -> list:
     day_ago = datetime.now(UTC) - timedelta(days=1)
     with get_client(sync_client=True) as client:
         crashed = case_runs(client, "CRASHED", limit=limit)
+        # Prefect cannot filter by message: read the day's failures, keep those.
         failed = case_runs(
-            client, "FAILED", limit=limit, end_time=FlowRunFilterEndTime(after_=day_ago)
+            client, "FAILED", limit=10_000, end_time=FlowRunFilterEndTime(after_=day_ago)
         )
     on_database = [run for run in failed if TRANSIENT_ERROR_NAMES.search(run.state.message or "")]
-    return crashed + on_database
+    return crashed + on_database[:limit]
 
 
 def failed_runs(limit: int = 10_000) -> list:
@@ -231,17 +232,34 @@ def rescheduled_by_app(flow_run_id: str) -> bool:
 
 def retry_flow_run(flow_run_id: str) -> bool:
     """Schedule a failed run again. The flow re-executes from the top and
-    completed steps come back from the run-scoped cache."""
+    completed steps come back from the run-scoped cache.
+
+    The run keeps its place in the line: it is scheduled for the time it was
+    last scheduled (its start or its last resume), not for now. Workers take
+    the earliest scheduled run first, so a run that crashed is not put behind
+    every resume that came after it; under a backlog that was minutes. Prefect
+    renames it "Late" (LATE) when that time is over 15 s ago."""
     from prefect import get_client
     from prefect.client.schemas.responses import SetStateStatus
     from prefect.states import Scheduled
 
     with get_client(sync_client=True) as client:
-        result = client.set_flow_run_state(UUID(flow_run_id), Scheduled(name=RETRYING), force=True)
+        place = _last_scheduled_time(client.read_flow_run_states(UUID(flow_run_id)))
+        state = Scheduled(name=RETRYING, scheduled_time=place)
+        result = client.set_flow_run_state(UUID(flow_run_id), state, force=True)
     accepted = result.status == SetStateStatus.ACCEPT
     if accepted:
         wake_worker()
     return accepted
+
+
+def _last_scheduled_time(states: list) -> datetime | None:
+    from prefect.client.schemas.objects import StateType
+
+    scheduled = [s for s in states if s.type == StateType.SCHEDULED]
+    if not scheduled:
+        return None  # Prefect's default: now
+    return max(scheduled, key=lambda s: s.timestamp).state_details.scheduled_time
 
 
 # The name of the app's own cancels (a coordinator's "Fall abbrechen"): the

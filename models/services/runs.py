@@ -22,8 +22,18 @@ def can_retry(case: Case, run_state: str | None, stuck: bool = False) -> bool:
     return case.status in OPEN_CASE and run_state in ("Crashed", "Cancelled", "Failed")
 
 
+def retry_facts(case: Case) -> tuple[str | None, bool]:
+    """What `can_retry` needs from Prefect: the run's state name, and whether
+    a Running or Pending run lost its process (asked only then: it reads
+    every stuck run)."""
+    if not case.flow_run_id:
+        return None, False
+    run_state = orchestration.flow_run_state(case.flow_run_id)
+    return run_state, run_state in ("Running", "Pending") and is_stuck(case)
+
+
 def retry(session: Session, *, case: Case, actor: str) -> bool:
-    if not can_retry(case, _run_state(case), is_stuck(case)):
+    if not can_retry(case, *retry_facts(case)):
         return False
     if not orchestration.retry_flow_run(case.flow_run_id):
         return False
@@ -47,12 +57,6 @@ def is_stuck(case: Case) -> bool:
         return False
     stuck = orchestration.stuck_case_runs(get_settings().stuck_after)
     return case.flow_run_id in {str(run.id) for run in stuck}
-
-
-def _run_state(case: Case) -> str | None:
-    if case.status not in OPEN_CASE or not case.flow_run_id:
-        return None  # the state decides nothing for a failed or closed case
-    return orchestration.flow_run_state(case.flow_run_id)
 
 
 def cancel(session: Session, *, case: Case, actor: str, reason: str) -> None:
