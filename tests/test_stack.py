@@ -458,6 +458,65 @@ def test_killed_run_is_recovered_with_exactly_one_letter_each(stack, tmp_path):
     assert any(e["action"] == "flow_retried" for e in shown["history"])
 
 
+def test_cancel_from_monitoring_stops_a_running_child(stack, tmp_path):
+    """A coordinator cancels a case while its run is in the middle of a step:
+    the worker stops the fork server's child (Cancelling, then SIGTERM through
+    serviceplus.flowrun) and Prefect marks the run Cancelled. The step reads
+    a document that is a named pipe, so it could never end by itself."""
+    import hashlib
+    import os
+    import shutil
+
+    from sqlmodel import select
+
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.services import runs
+    from serviceplus.models.services.cases import get_by_reference
+    from serviceplus.models.services.orchestration import flow_run_state
+    from serviceplus.models.tables import Case, HumanTask
+
+    documents = tmp_path / "documents"
+    shutil.copytree(EXAMPLES, documents, ignore=shutil.ignore_patterns("*.json"))
+    # A passport of this test's own bytes, stored in advance as a named pipe
+    # (the storage is content-addressed and keeps a file it already has).
+    passport = (documents / "passport.pdf").read_bytes() + f"%{tmp_path.name}\n".encode()
+    (documents / "passport.pdf").write_bytes(passport)
+    digest = hashlib.sha256(passport).hexdigest()
+    pipe = stack.settings.storage_dir / digest[:2] / digest[2:4] / digest
+    pipe.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(pipe)
+    try:
+        data = json.loads((EXAMPLES / "case-18g.json").read_text(encoding="utf-8"))
+        data["submission_key"] = "stack-cancel-running"
+        (tmp_path / "case.json").write_text(json.dumps(data), encoding="utf-8")
+        started = cli(stack, "case", "start", str(tmp_path / "case.json"),
+                      "--documents", str(documents))  # fmt: skip
+        with session_scope() as session:
+            case = get_by_reference(session, started["reference"])
+        run_id = case.flow_run_id
+
+        wait_for(lambda: flow_run_processes(run_id), 120, "the run's processes")
+        assert wait_for(lambda: flow_run_state(run_id) == "Running", 60, "the run to start")
+        time.sleep(2)  # still there: the step waits for the document
+        assert flow_run_processes(run_id) and flow_run_state(run_id) == "Running"
+
+        with session_scope() as session:
+            runs.cancel(session, case=session.get(Case, case.id), actor="koordination",
+                        reason="Antrag zurückgenommen")  # fmt: skip
+        wait_for(lambda: not flow_run_processes(run_id), 90, "the child to be stopped")
+        wait_for(lambda: flow_run_state(run_id) == "Cancelled", 60, "the run to be Cancelled")
+        with session_scope() as session:
+            case = session.get(Case, case.id)
+            assert (case.status, case.outcome) == ("cancelled", "cancelled")
+            assert not session.exec(
+                select(HumanTask).where(HumanTask.case_id == case.id)
+            ).first()  # the step never got to its task
+        log = (stack.log_dir / "forkserver.log").read_text()
+        assert re.search(rf"flow run {run_id}: child \d+ for case-flow\n", log)
+    finally:
+        pipe.unlink()
+
+
 def test_dead_worker_is_restarted_and_cases_go_on(stack, tmp_path):
     import os
     import signal

@@ -268,12 +268,26 @@ APP_CANCELLED = "Cancelled by ServicePLUS"
 
 
 def cancel_flow_run(flow_run_id: str, reason: str) -> None:
+    """A run with a process (Pending, Running) goes to Cancelling: the worker
+    that started it stops the process (SIGTERM, through serviceplus.flowrun to
+    the fork server's child) and marks the run Cancelled. Set Cancelled at
+    once, it would run on to its next state change. A run without a process
+    (scheduled, suspended, or one that ended meanwhile: Prefect then refuses
+    the Cancelling) is Cancelled at once, under the app's own name."""
     from prefect import get_client
-    from prefect.states import Cancelled
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.responses import SetStateStatus
+    from prefect.states import Cancelled, Cancelling
 
-    state = Cancelled(name=APP_CANCELLED, message=reason)
+    run_id = UUID(flow_run_id)
     with get_client(sync_client=True) as client:
-        client.set_flow_run_state(UUID(flow_run_id), state, force=True)
+        state = client.read_flow_run(run_id).state
+        if state is not None and state.type in (StateType.PENDING, StateType.RUNNING):
+            result = client.set_flow_run_state(run_id, Cancelling(message=reason))
+            if result.status == SetStateStatus.ACCEPT:
+                return
+        cancelled = Cancelled(name=APP_CANCELLED, message=reason)
+        client.set_flow_run_state(run_id, cancelled, force=True)
 
 
 def prefect_ui_url(flow_run_id: str) -> str:
