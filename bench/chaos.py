@@ -15,7 +15,8 @@ not complete), letters duplicated, cases stuck after settling, and the
 longest a case waited from a decision to its next step (recovery and queue
 included). Recovery alone: after each fault, how long until any case moved
 on again (the stack back at work), and after each killed flow-run process,
-how long until that run's case moved on (a new task, or closed).
+how long until that run's case moved on (a new task, or closed), and where
+that time went (the run's states: marked Crashed, scheduled again, running).
 
 Usage: .venv/bin/python -m bench.chaos [--cases 200] [--minutes 10] [--write FILE]
 """
@@ -98,10 +99,54 @@ def run(args) -> dict:
             heal(stack)
             time.sleep(1)
         describe_open_cases(clerks.case_ids)
+        timelines = killed_run_timelines(fault_log, clerks)
     finally:
         clerks.stop()
         stack.stop()
-    return clerks.outcome() | {"faults": faults} | recovery(fault_log, clerks)
+    outcome = clerks.outcome() | {"faults": faults, "timelines": timelines}
+    return outcome | recovery(fault_log, clerks)
+
+
+def killed_run_timelines(fault_log: list, clerks: "Clerks") -> list[dict]:
+    """For each killed flow-run process, where its recovery spent its time,
+    from the state history of its case's run (read while the stack is up)."""
+    from uuid import UUID
+
+    from prefect import get_client
+
+    from serviceplus.models.db import session_scope
+    from serviceplus.models.tables import Case
+
+    rows = []
+    with get_client(sync_client=True) as client, session_scope() as session:
+        for when, fault, case_id in fault_log:
+            if fault != "flow-run" or case_id is None:
+                continue
+            run_id = session.get(Case, case_id).flow_run_id
+            states = client.read_flow_run_states(UUID(run_id))
+            moved = [t for t, c in clerks.moves if c == case_id]
+            rows.append(run_timeline(when, states, moved))
+    return rows
+
+
+def run_timeline(killed: float, states: list, moved: list[float]) -> dict:
+    """Seconds from the kill until the run was marked ended (Crashed or
+    Failed), scheduled again (Retrying), running again after that, and its
+    case moved on; None for what did not happen."""
+
+    def first(wanted, since: float = killed) -> float | None:
+        times = [s.timestamp.timestamp() for s in states if wanted(s)]
+        return min((t - killed for t in times if t >= since), default=None)
+
+    scheduled = first(lambda s: s.name == "Retrying")
+    return {
+        "ended": first(lambda s: s.type.value in ("CRASHED", "FAILED")),
+        "scheduled": scheduled,
+        "running": None
+        if scheduled is None
+        else first(lambda s: s.type.value == "RUNNING", killed + scheduled),
+        "moved": min((t - killed for t in moved if t >= killed), default=None),
+    }
 
 
 def describe_open_cases(case_ids: list[int]) -> None:
@@ -372,7 +417,29 @@ def report(args, r: dict) -> str:
 | longest wait from a decision to the next step | {r["wait_max"]:.1f} s | under 120 s |
 | fault -> any case moved on, median / max | {_seconds(r["stack_back"])} | |
 | killed flow-run process -> its case moved on, median / max | {_seconds(r["case_back"])} | |
+
+Each killed flow-run process: seconds from the kill until its run was marked
+Crashed or Failed, scheduled again by the sweeper, running again, and its
+case moved on (a new task, or closed); "–" for what did not happen.
+
+| killed run | ended | scheduled again | running again | case moved on |
+|---|---|---|---|---|
+{_timeline_rows(r["timelines"])}
 """
+
+
+def _timeline_rows(timelines: list[dict]) -> str:
+    if not timelines:
+        return "| none | | | | |"
+
+    def cell(value: float | None) -> str:
+        return "–" if value is None else f"{value:.1f}"
+
+    return "\n".join(
+        f"| {n} | {cell(t['ended'])} | {cell(t['scheduled'])} | {cell(t['running'])} | "
+        f"{cell(t['moved'])} |"
+        for n, t in enumerate(timelines, start=1)
+    )
 
 
 def _seconds(values: list[float | None]) -> str:

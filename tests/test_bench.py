@@ -54,6 +54,36 @@ def test_chaos_bench_runs_end_to_end(tmp_path):
     assert "| cases completed | 2 of 2 | all |" in text
     assert "| decisions lost | 0 of " in text
     assert "| fault -> any case moved on, median / max | no such fault | |" in text
+    assert "| killed run | ended | scheduled again | running again | case moved on |" in text
+
+
+def test_chaos_tells_where_the_recovery_of_a_killed_run_went():
+    """From the run's state history: the Running before the kill and a
+    Running before the reschedule do not count; an empty history gives "–"."""
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.states import Crashed, Running, Scheduled
+
+    from bench.chaos import run_timeline
+
+    killed = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+    def at(state, seconds):
+        state.timestamp = killed + timedelta(seconds=seconds)
+        return state
+
+    states = [
+        at(Running(), -5),
+        at(Crashed(), 1.5),
+        at(Scheduled(name="Retrying"), 40),
+        at(Scheduled(name="Late"), 56),
+        at(Running(), 70),
+    ]
+    moved = [killed.timestamp() - 30, killed.timestamp() + 75]
+    timeline = run_timeline(killed.timestamp(), states, moved)
+    assert timeline == {"ended": 1.5, "scheduled": 40.0, "running": 70.0, "moved": 75.0}
+    before = run_timeline(killed.timestamp(), states[:2], [])
+    assert before == {"ended": 1.5, "scheduled": None, "running": None, "moved": None}
 
 
 def test_throughput_bench_writes_its_section(tmp_path):
