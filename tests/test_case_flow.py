@@ -26,6 +26,34 @@ from tests.helpers import (
 pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
 
 
+def test_a_suspension_that_lost_its_input_schema_still_takes_the_decision():
+    """Prefect stores a suspension's input schema only after the run is
+    Suspended; a run process, server or database dying in between (seen in
+    bench/chaos.py) left a run that refused every resume ("Run input schema
+    not found."). The app stores the schema again, as the flow declares it."""
+    from uuid import UUID
+
+    from prefect import get_client
+
+    from serviceplus.flows.case_flow import Decision
+    from serviceplus.models.services.orchestration import decision_input
+
+    def validated(model) -> dict:  # all of the schema but its docstring
+        return {k: v for k, v in model.model_json_schema().items() if k != "description"}
+
+    assert validated(decision_input()) == validated(Decision)
+    case = make_case(example=BLUE_CARD)
+    assert drive(case) == "Suspended"
+    run_id = UUID(reload(case).flow_run_id)
+    with get_client(sync_client=True) as client:
+        keyset = client.read_flow_run(run_id).state.state_details.run_input_keyset
+        client.delete_flow_run_input(run_id, keyset["schema"])
+
+    assert advance(case, "decision", "sb.magdeburg", "approve") == "Suspended"
+    assert open_task_of(case).step_key == "decision.confirm"
+    assert executions(case)["decision#1"] <= 1
+
+
 def test_blue_card_case_suspends_at_decision_and_approval_completes_it():
     case = make_case(example=BLUE_CARD)
     assert drive(case) == "Suspended"

@@ -533,6 +533,19 @@ def _database_error() -> sa.exc.OperationalError:
     raise AssertionError("port 1 answered")
 
 
+def _prefect_server_error() -> Exception:
+    """What Prefect's client raises for a 500 from the server."""
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    request = httpx.Request("POST", "http://127.0.0.1/api/flow_runs/x/set_state")
+    try:
+        httpx.Response(500, request=request).raise_for_status()
+    except httpx.HTTPStatusError as error:
+        return PrefectHTTPStatusError.from_httpx_error(error)
+    raise AssertionError("a 500 did not raise")
+
+
 def test_steps_are_retried_when_the_database_was_away_and_only_then():
     from prefect.states import Failed
 
@@ -563,11 +576,14 @@ def test_run_failed_on_an_absent_database_is_retried_by_the_sweeper():
             )
 
     away, broken = make_case(example=BLUE_CARD), make_case(example=BLUE_CARD)
+    server_away = make_case(example=BLUE_CARD)
     fail(away, _database_error())
     fail(broken, KeyError("missing field"))
+    fail(server_away, _prefect_server_error())  # its own database restarting (bench.chaos)
     sweep()
-    assert rescheduled(reload(away).flow_run_id)
-    assert reload(away).status == "running"  # no longer shown as an incident
+    for case in (away, server_away):
+        assert rescheduled(reload(case).flow_run_id)
+        assert reload(case).status == "running"  # no longer shown as an incident
     assert flow_run_state(reload(broken).flow_run_id) == "Failed"
     assert reload(broken).status == "failed"
     assert drive(away) == "Suspended"

@@ -5,13 +5,18 @@ before Prefect reads its settings, and pages that never talk to Prefect
 should not pay for the import.
 """
 
+import logging
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 from uuid import UUID
 
 from serviceplus.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 
 def start_flow_run(*, reference: str, parameters: dict[str, Any], tags: list[str]) -> str:
@@ -55,7 +60,8 @@ def resume_flow_run(
     moves the case at once rather than at the next sweep. `still_wanted` is
     asked before each new try: the flow may have taken the decision from the
     app database itself and moved on to its next suspend, which this input
-    is not for.
+    is not for. A run whose suspension lost its input schema gets it back
+    (SCHEMA_LOST).
     """
     from prefect import get_client
     from prefect.client.schemas.objects import StateType
@@ -63,18 +69,56 @@ def resume_flow_run(
 
     on_its_way = (StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING)
     give_up_at = time.monotonic() + wait_for_suspend
+    restored = False
     with get_client(sync_client=True) as client:
         while True:
             result = client.resume_flow_run(UUID(flow_run_id), run_input=run_input)
             if result.status == SetStateStatus.ACCEPT:
                 wake_worker()
                 return True
+            if getattr(result.details, "reason", None) == SCHEMA_LOST and not restored:
+                restored = True  # once: a schema stored again and still refused is left
+                if restore_input_schema(client, flow_run_id):
+                    continue
             state = client.read_flow_run(UUID(flow_run_id)).state
             if state is None or state.type not in on_its_way or time.monotonic() > give_up_at:
                 return False
             time.sleep(0.2)
             if not still_wanted():
                 return False
+
+
+# Prefect suspends a run first and stores the schema of its input after
+# (prefect.flow_runs.suspend_flow_run). A run process, Prefect server or
+# database that dies in between leaves the run Suspended, and the server
+# refuses every resume with input for it with this reason (bench/chaos.py).
+SCHEMA_LOST = "Run input schema not found."
+
+
+@cache
+def decision_input() -> type:
+    """The resume input as Prefect validates it, declared as the case flow
+    declares it (flows/case_flow.py `Decision`; a test compares the schemas)."""
+    from prefect.input import RunInput
+
+    from serviceplus.models import contracts
+
+    class Decision(contracts.Decision, RunInput):
+        pass
+
+    return Decision
+
+
+def restore_input_schema(client, flow_run_id: str) -> bool:
+    """Store the input schema that the run's suspension lost, as the flow
+    would have; False when the run is not suspended for input."""
+    state = client.read_flow_run(UUID(flow_run_id)).state
+    keyset = state.state_details.run_input_keyset if state and state.is_paused() else None
+    if not keyset:
+        return False
+    log.warning("flow run %s lost the input schema of its suspension; stored again", flow_run_id)
+    decision_input().save(keyset, flow_run_id=UUID(flow_run_id))
+    return True
 
 
 def flow_run_state(flow_run_id: str) -> str | None:
@@ -115,15 +159,27 @@ def case_runs(client, *states: str, limit: int, **run_filter) -> list:
     return found[:limit]
 
 
+# A failed run's exception is only text in its state message. The Prefect
+# server answers 5xx while its own database is away (PostgreSQL restarting).
+PREFECT_SERVER_ERROR = re.compile(r"PrefectHTTPStatusError: Server error '5\d\d")
+
+
+def went_away(message: str | None) -> bool:
+    """Whether a failed run's message names the app database or the Prefect
+    server being away for a moment: the same run, scheduled again, may pass."""
+    from serviceplus.models.db import TRANSIENT_ERROR_NAMES
+
+    text = message or ""
+    return bool(TRANSIENT_ERROR_NAMES.search(text) or PREFECT_SERVER_ERROR.search(text))
+
+
 def recoverable_case_runs(limit: int = 100) -> list:
     """Case flow runs worth running again: those whose process died (worker
     or machine killed), and those that failed in the last day because the app
-    database was away longer than a step's retries wait (the exception's
-    name in the state message, models/db.py)."""
+    database or the Prefect server was away longer than the retries wait
+    (`went_away`)."""
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilterEndTime
-
-    from serviceplus.models.db import TRANSIENT_ERROR_NAMES
 
     day_ago = datetime.now(UTC) - timedelta(days=1)
     with get_client(sync_client=True) as client:
@@ -132,8 +188,7 @@ def recoverable_case_runs(limit: int = 100) -> list:
         failed = case_runs(
             client, "FAILED", limit=10_000, end_time=FlowRunFilterEndTime(after_=day_ago)
         )
-    on_database = [run for run in failed if TRANSIENT_ERROR_NAMES.search(run.state.message or "")]
-    return crashed + on_database[:limit]
+    return crashed + [run for run in failed if went_away(run.state.message)][:limit]
 
 
 def failed_runs(limit: int = 10_000) -> list:

@@ -199,7 +199,8 @@ def _retry_crashed(session) -> int:
             continue
         done = _retries_since_progress(session, case.id)
         if done < MAX_CRASH_RETRIES and orchestration.retry_flow_run(str(run.id)):
-            cause = "Absturz" if run.state.type.value == "CRASHED" else "Datenbankfehler"
+            crashed = run.state.type.value == "CRASHED"
+            cause = "Absturz" if crashed else "Datenbank- oder Serverausfall"
             detail = f"automatisch nach {cause} ({run.state.message or ''})"[:500]
             audit.record(
                 session, actor="system", action="flow_retried", case_id=case.id, detail=detail
