@@ -13,7 +13,6 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import INPUTS, RUN_ID, CacheKeyFnPolicy
 from prefect.context import get_run_context
 from prefect.flow_runs import suspend_flow_run
-from prefect.input import RunInput
 from pydantic import ValidationError
 
 from serviceplus.flows.steps import ACTIONS, StepRun, case_context
@@ -28,8 +27,7 @@ MAX_VISITS = 20  # a loop that never reaches a person or an exit fails the run
 MAX_REFUSED_RESUMES = 10  # forged resumes at one step before the run fails
 
 
-class Decision(contracts.Decision, RunInput):
-    """The resume input as Prefect stores and validates it (models/contracts.py)."""
+Decision = orchestration.decision_input()
 
 
 # Inputs alone would let two tasks called with the same arguments share one

@@ -20,12 +20,15 @@ Usage: python -m serviceplus.worker --pool cases --limit 4 [--nudge-socket PATH]
 """
 
 import argparse
+import logging
 import os
 import socket
 from pathlib import Path
 
 NUDGE = b"poll"
 HOUSEKEEPING = "housekeeping"  # the sweeper's work queue (prefect.yaml)
+
+log = logging.getLogger(__name__)
 
 
 def nudge(path: Path) -> bool:
@@ -66,7 +69,7 @@ async def _poll_on_nudge(worker, sock: socket.socket) -> None:
         try:
             await worker.get_and_submit_flow_runs()
         except Exception:  # the regular poll retries; a nudge must not stop the worker
-            worker._logger.exception("Poll on nudge failed")
+            log.exception("Poll on nudge failed")
 
 
 async def put_housekeeping_first(pool: str) -> None:
@@ -104,7 +107,7 @@ async def serve(pool: str, limit: int, nudge_socket: Path | None) -> None:
     try:
         await put_housekeeping_first(pool)
     except ObjectNotFound:  # no pool yet: the worker creates it, the next start orders it
-        worker._logger.warning("Work pool %s not found; sweeper queue not prioritised", pool)
+        log.warning("Work pool %s not found; sweeper queue not prioritised", pool)
     async with anyio.create_task_group() as group:
         if nudge_socket is not None:
             sock = _bind(nudge_socket)

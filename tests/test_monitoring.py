@@ -590,6 +590,28 @@ def test_run_failed_on_an_absent_database_is_retried_by_the_sweeper():
     assert open_task_of(away).step_key == "decision"
 
 
+def test_the_sweeper_reads_the_newest_crashes_and_failures_first():
+    """Runs the sweeper left alone (over their retries, or failed in their
+    code) stay Crashed or Failed: they must not crowd a new one out of the
+    sweeper's bounded read."""
+    from prefect import get_client
+    from prefect.states import Failed, format_exception
+
+    older, newer, failed = (make_case(example=BLUE_CARD) for _ in range(3))
+    for case in (older, newer):
+        assert orchestration.mark_crashed(reload(case).flow_run_id, "Process exited: -9")
+    message = f"Flow run encountered an exception: {format_exception(_database_error())}"
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(
+            UUID(reload(failed).flow_run_id), Failed(message=message), force=True
+        )
+
+    found = [str(run.id) for run in orchestration.recoverable_case_runs(limit=1)]
+    assert found == [reload(newer).flow_run_id, reload(failed).flow_run_id]
+    for case in (older, newer, failed):  # not for the next tests' sweeps
+        orchestration.cancel_flow_run(reload(case).flow_run_id, "test over")
+
+
 def test_a_retried_run_that_waited_in_the_queue_still_counts_as_retried():
     """Prefect renames a run that waits in the queue for more than 15 s to
     "Late" (seen in bench/chaos.py's queues): still the app's scheduling, so

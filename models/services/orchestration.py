@@ -97,14 +97,16 @@ SCHEMA_LOST = "Run input schema not found."
 
 @cache
 def decision_input() -> type:
-    """The resume input as Prefect validates it, declared as the case flow
-    declares it (flows/case_flow.py `Decision`; a test compares the schemas)."""
+    """The resume input as Prefect stores and validates it: the case flow
+    suspends for it, and `restore_input_schema` stores its schema again.
+    Declared here, on first use, so that the web app need not import Prefect
+    to start; no result pickles it (the flow passes decisions on as dicts)."""
     from prefect.input import RunInput
 
     from serviceplus.models import contracts
 
     class Decision(contracts.Decision, RunInput):
-        pass
+        """A person's decision on a task (models/contracts.py)."""
 
     return Decision
 
@@ -132,11 +134,11 @@ def flow_run_state(flow_run_id: str) -> str | None:
 PAGE = 200  # flow runs per request to the Prefect server
 
 
-def case_runs(client, *states: str, limit: int, **run_filter) -> list:
+def case_runs(client, *states: str, limit: int, sort=None, **run_filter) -> list:
     """Runs of the case flow in any of `states` (Prefect state types, e.g.
     "CRASHED"), narrowed by further FlowRunFilter fields: all of them, page
     by page, up to `limit` (a bound for the caller's work, not a cut-off
-    that a busy day reaches)."""
+    that a busy day reaches), in the order `sort` (a FlowRunSort) asks."""
     from prefect.client.schemas.filters import (
         FlowFilter,
         FlowFilterName,
@@ -151,7 +153,11 @@ def case_runs(client, *states: str, limit: int, **run_filter) -> list:
     found: list = []
     while len(found) < limit:
         page = client.read_flow_runs(
-            flow_filter=flows, flow_run_filter=runs_filter, limit=PAGE, offset=len(found)
+            flow_filter=flows,
+            flow_run_filter=runs_filter,
+            sort=sort,
+            limit=PAGE,
+            offset=len(found),
         )
         found += page
         if len(page) < PAGE:
@@ -177,16 +183,27 @@ def recoverable_case_runs(limit: int = 100) -> list:
     """Case flow runs worth running again: those whose process died (worker
     or machine killed), and those that failed in the last day because the app
     database or the Prefect server was away longer than the retries wait
-    (`went_away`)."""
+    (`went_away`).
+
+    Newest end first: runs the sweeper judged before and left alone (over
+    their retries, or failed in their code) stay Crashed or Failed, and must
+    not crowd out the new ones. Prefect cannot filter by message, so one page
+    of the day's newest failures is read and filtered here: the sweeper runs
+    every minute, so a failure it has not judged yet is among them."""
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilterEndTime
+    from prefect.client.schemas.sorting import FlowRunSort
 
+    newest = FlowRunSort.END_TIME_DESC
     day_ago = datetime.now(UTC) - timedelta(days=1)
     with get_client(sync_client=True) as client:
-        crashed = case_runs(client, "CRASHED", limit=limit)
-        # Prefect cannot filter by message: read the day's failures, keep those.
+        crashed = case_runs(client, "CRASHED", limit=limit, sort=newest)
         failed = case_runs(
-            client, "FAILED", limit=10_000, end_time=FlowRunFilterEndTime(after_=day_ago)
+            client,
+            "FAILED",
+            limit=PAGE,
+            sort=newest,
+            end_time=FlowRunFilterEndTime(after_=day_ago),
         )
     return crashed + [run for run in failed if went_away(run.state.message)][:limit]
 
