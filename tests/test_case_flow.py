@@ -26,14 +26,21 @@ from tests.helpers import (
 pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
 
 
-def test_a_suspension_that_lost_its_input_schema_still_takes_the_decision():
+def test_a_suspension_that_lost_its_input_schema_still_takes_the_decision(monkeypatch):
     """Prefect stores a suspension's input schema only after the run is
     Suspended; a run process, server or database dying in between (seen in
     bench/chaos.py) left a run that refused every resume ("Run input schema
-    not found."). The app stores the schema again, as the flow declares it."""
+    not found."). The app stores the schema again, as the flow declares it,
+    once it is overdue: a run that has just suspended stores it itself, and
+    that store would fail (and fail the run) on one the app made first."""
+    from datetime import timedelta
     from uuid import UUID
 
     from prefect import get_client
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    from serviceplus.models.services import orchestration
+    from serviceplus.models.services.sweeper import sweep
 
     case = make_case(example=BLUE_CARD)
     assert drive(case) == "Suspended"
@@ -43,10 +50,21 @@ def test_a_suspension_that_lost_its_input_schema_still_takes_the_decision():
         stored_by_the_flow = client.read_flow_run_input(run_id, keyset["schema"])
         client.delete_flow_run_input(run_id, keyset["schema"])
 
-    assert advance(case, "decision", "sb.magdeburg", "approve") == "Suspended"
+    assert not decide(open_task_of(case), "approve", username="sb.magdeburg")
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(run_id).state.is_paused()
+        with pytest.raises(PrefectHTTPStatusError):  # not yet overdue: left to the run
+            client.read_flow_run_input(run_id, keyset["schema"])
+
+    monkeypatch.setattr(orchestration, "SCHEMA_OVERDUE", timedelta(0))
+    assert sweep(grace=timedelta(0)).resumed >= 1
+    assert drive(case) == "Suspended"
     assert open_task_of(case).step_key == "decision.confirm"
     with get_client(sync_client=True) as client:
         assert client.read_flow_run_input(run_id, keyset["schema"]) == stored_by_the_flow
+        # The run's own store came first: the app's is left out.
+        state = client.read_flow_run(run_id).state
+        orchestration.restore_input_schema(str(run_id), state)
     assert executions(case)["decision#1"] <= 1
 
 

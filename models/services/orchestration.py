@@ -61,7 +61,7 @@ def resume_flow_run(
     asked before each new try: the flow may have taken the decision from the
     app database itself and moved on to its next suspend, which this input
     is not for. A run whose suspension lost its input schema gets it back
-    (SCHEMA_LOST).
+    (SCHEMA_LOST); one that suspended a moment ago is about to store it.
     """
     from prefect import get_client
     from prefect.client.schemas.objects import StateType
@@ -76,12 +76,14 @@ def resume_flow_run(
             if result.status == SetStateStatus.ACCEPT:
                 wake_worker()
                 return True
-            if getattr(result.details, "reason", None) == SCHEMA_LOST and not restored:
-                restored = True  # once: a schema stored again and still refused is left
-                if restore_input_schema(client, flow_run_id):
-                    continue
             state = client.read_flow_run(UUID(flow_run_id)).state
-            if state is None or state.type not in on_its_way or time.monotonic() > give_up_at:
+            no_schema = getattr(result.details, "reason", None) == SCHEMA_LOST
+            if no_schema and not restored and schema_overdue(state):
+                restored = True  # once: a schema stored again and still refused is left
+                restore_input_schema(flow_run_id, state)
+                continue
+            waiting = (*on_its_way, StateType.PAUSED) if no_schema else on_its_way
+            if state is None or state.type not in waiting or time.monotonic() > give_up_at:
                 return False
             time.sleep(0.2)
             if not still_wanted():
@@ -92,7 +94,21 @@ def resume_flow_run(
 # (prefect.flow_runs.suspend_flow_run). A run process, Prefect server or
 # database that dies in between leaves the run Suspended, and the server
 # refuses every resume with input for it with this reason (bench/chaos.py).
+# A live run stores the schema a moment after; the app stores it only when it
+# is overdue, as the run's own store would then fail (409) and fail the run.
+# Overdue counts from the suspension, past the Prefect client's retries of a
+# request to a restarting server.
 SCHEMA_LOST = "Run input schema not found."
+SCHEMA_OVERDUE = timedelta(seconds=30)
+
+
+def schema_overdue(state) -> bool:
+    return (
+        state is not None
+        and state.is_paused()
+        and bool(state.state_details.run_input_keyset)
+        and datetime.now(UTC) - state.timestamp > SCHEMA_OVERDUE
+    )
 
 
 @cache
@@ -111,16 +127,18 @@ def decision_input() -> type:
     return Decision
 
 
-def restore_input_schema(client, flow_run_id: str) -> bool:
-    """Store the input schema that the run's suspension lost, as the flow
-    would have; False when the run is not suspended for input."""
-    state = client.read_flow_run(UUID(flow_run_id)).state
-    keyset = state.state_details.run_input_keyset if state and state.is_paused() else None
-    if not keyset:
-        return False
+def restore_input_schema(flow_run_id: str, state) -> None:
+    """Store the input schema that the run's suspension (`state`) lost, as
+    the flow would have; a schema stored meanwhile is left as it is."""
+    from prefect.exceptions import PrefectHTTPStatusError
+
     log.warning("flow run %s lost the input schema of its suspension; stored again", flow_run_id)
-    decision_input().save(keyset, flow_run_id=UUID(flow_run_id))
-    return True
+    keyset = state.state_details.run_input_keyset
+    try:
+        decision_input().save(keyset, flow_run_id=UUID(flow_run_id))
+    except PrefectHTTPStatusError as error:
+        if error.response.status_code != 409:  # 409: the run's own store came first
+            raise
 
 
 def flow_run_state(flow_run_id: str) -> str | None:
