@@ -54,7 +54,7 @@ def test_chaos_bench_runs_end_to_end(tmp_path):
     assert "| cases completed | 2 of 2 | all |" in text
     assert "| decisions lost | 0 of " in text
     assert "| fault -> any case moved on, median / max | no such fault | |" in text
-    assert "| killed run | ended | scheduled again | running again | case moved on |" in text
+    assert "| killed run | suspended | ended | scheduled again | running again | decided |" in text
 
 
 def test_chaos_tells_where_the_recovery_of_a_killed_run_went():
@@ -62,7 +62,7 @@ def test_chaos_tells_where_the_recovery_of_a_killed_run_went():
     Running before the reschedule do not count; an empty history gives "–"."""
     from datetime import UTC, datetime, timedelta
 
-    from prefect.states import Crashed, Running, Scheduled
+    from prefect.states import Crashed, Running, Scheduled, Suspended
 
     from bench.chaos import run_timeline
 
@@ -80,10 +80,28 @@ def test_chaos_tells_where_the_recovery_of_a_killed_run_went():
         at(Running(), 70),
     ]
     moved = [killed.timestamp() - 30, killed.timestamp() + 75]
-    timeline = run_timeline(killed.timestamp(), states, moved)
-    assert timeline == {"ended": 1.5, "scheduled": 40.0, "running": 70.0, "moved": 75.0}
+    decided = [killed.timestamp() - 60, killed.timestamp() + 72]
+    timeline = run_timeline(killed.timestamp(), states, moved, decided)
+    assert timeline == {
+        "suspended": False,
+        "ended": 1.5,
+        "scheduled": 40.0,
+        "running": 70.0,
+        "decided": 72.0,
+        "moved": 75.0,
+    }
     before = run_timeline(killed.timestamp(), states[:2], [])
-    assert before == {"ended": 1.5, "scheduled": None, "running": None, "moved": None}
+    assert before == {
+        "suspended": False,
+        "ended": 1.5,
+        "scheduled": None,
+        "running": None,
+        "decided": None,
+        "moved": None,
+    }
+    # Killed after the run had suspended: nothing to recover.
+    suspended = [at(Running(), -5), at(Suspended(), -1)]
+    assert run_timeline(killed.timestamp(), suspended, [])["suspended"]
 
 
 def test_throughput_bench_writes_its_section(tmp_path):
