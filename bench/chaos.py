@@ -15,8 +15,10 @@ not complete), letters duplicated, cases stuck after settling, and the
 longest a case waited from a decision to its next step (recovery and queue
 included). Recovery alone: after each fault, how long until any case moved
 on again (the stack back at work), and after each killed flow-run process,
-how long until that run's case moved on (a new task, or closed), and where
-that time went (the run's states: marked Crashed, scheduled again, running).
+how long until its run was executing again (the recovery goal) and until
+its case moved on (a new task, or closed), and where that time went (the
+run's states: marked Crashed, scheduled again, running; whether it had
+suspended already; when a clerk decided a task of the case).
 
 Usage: .venv/bin/python -m bench.chaos [--cases 200] [--minutes 10] [--write FILE]
 """
