@@ -612,6 +612,58 @@ def test_the_sweeper_reads_the_newest_crashes_and_failures_first():
         orchestration.cancel_flow_run(reload(case).flow_run_id, "test over")
 
 
+def test_the_sweeper_holds_no_write_lock_while_it_calls_prefect(monkeypatch):
+    """Prefect's client retries a server that went away for about a minute.
+    A sweep that called it inside a write transaction locked SQLite for every
+    other writer: a clerk's login failed with "database is locked" (seen in
+    tests/test_stack.py with the Prefect server stopped)."""
+    from serviceplus.models.db import get_engine
+    from serviceplus.models.services import human_tasks, versions
+    from serviceplus.models.services.sweeper import sweep
+
+    def other_writer_locked_out() -> bool:
+        engine = get_engine()
+        with engine.connect() as connection:
+            if engine.dialect.name == "sqlite":
+                connection.exec_driver_sql("PRAGMA busy_timeout=200")
+            try:
+                connection.execute(sa.update(User).where(User.id == -1).values(active=True))
+            except sa.exc.OperationalError:
+                return True
+            finally:
+                connection.rollback()
+        return False
+
+    locked_out = []
+    resume = orchestration.resume_flow_run
+
+    def resume_seen_from_outside(*args, **kwargs):
+        locked_out.append(other_writer_locked_out())
+        return resume(*args, **kwargs)
+
+    saved = []
+    for _ in range(2):  # decisions saved; their runs never executed, so not yet suspended
+        case = reload(make_case(example=BLUE_CARD))
+        with session_scope() as session:
+            definition = versions.load(session, "s81a", case.definition_version)
+            task = human_tasks.open_for_step(
+                session,
+                case=case,
+                step_key="decision",
+                attempt=1,
+                step=definition.step("decision"),
+                flow_run_id=case.flow_run_id,
+            )
+            clerk = session.exec(select(User).where(User.username == "sb.magdeburg")).one()
+            human_tasks.complete(session, task=task, user=clerk, decision="approve")
+        saved.append(case)
+    monkeypatch.setattr(orchestration, "resume_flow_run", resume_seen_from_outside)
+    assert sweep(grace=timedelta(0)).resume_pending >= 2
+    assert len(locked_out) >= 2 and not any(locked_out)
+    for case in saved:  # not for the next tests' sweeps
+        orchestration.cancel_flow_run(case.flow_run_id, "test over")
+
+
 def test_a_retried_run_that_waited_in_the_queue_still_counts_as_retried():
     """Prefect renames a run that waits in the queue for more than 15 s to
     "Late" (seen in bench/chaos.py's queues): still the app's scheduling, so

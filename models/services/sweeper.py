@@ -43,6 +43,13 @@ class SweepReport:
     overviews: int = 0
 
 
+# NO_LOCK_ACROSS_PREFECT: each loop below calls Prefect once per item, and
+# commits what it wrote before the next call. On SQLite a write holds the
+# database's one write lock until commit, and a call to a Prefect server that
+# went away takes about a minute (its client retries with back-off), so
+# every other writer, a clerk's login too, failed with "database is locked".
+
+
 def sweep(
     now: datetime | None = None,
     grace: timedelta = timedelta(seconds=5),
@@ -71,12 +78,14 @@ def sweep(
                 report.resumed += 1
             else:
                 report.resume_pending += 1
+            session.commit()  # NO_LOCK_ACROSS_PREFECT
         for case in cases.cases_without_run(session):
             if case.created_at <= now - grace:
                 if cases.start_case_flow(session, case):
                     report.started += 1
                 else:
                     report.start_pending += 1
+                session.commit()  # NO_LOCK_ACROSS_PREFECT
     with session_scope() as session:
         report.digests = mail.queue_digests(session, now)
     report.mails_sent, report.mails_pending = mail.send_pending()
@@ -105,6 +114,7 @@ def _crash_stuck(session, stuck_after: timedelta) -> int:
                     case_id=case.id,
                     detail=f"Prozesslauf ohne Prozess seit über {minutes:g} Minuten",
                 )
+                session.commit()  # NO_LOCK_ACROSS_PREFECT
             crashed += 1
     return crashed
 
@@ -142,6 +152,7 @@ def _undo_outside_cancels(session, grace: timedelta) -> int:
             detail = f"in Prefect abgebrochen{f': {message}' if message else ''}"[:500]
             audit.record(session, actor="system", action="cancel_undone", case_id=case.id,
                          step_key=case.current_step, detail=detail)  # fmt: skip
+            session.commit()  # NO_LOCK_ACROSS_PREFECT
             undone += 1
     return undone
 
@@ -208,5 +219,6 @@ def _retry_crashed(session) -> int:
             if case.status == CaseStatus.failed:  # set by the run's failure hook
                 case.status = CaseStatus.running
                 session.add(case)
+            session.commit()  # NO_LOCK_ACROSS_PREFECT
             retried += 1
     return retried
