@@ -385,6 +385,7 @@ def case_handover(reference: str, to: str, reason: str, username: str) -> None:
     documents, letters, history, open tasks and family members."""
     from serviceplus.models.db import session_scope
     from serviceplus.models.services import accounts, cases, transfers
+    from serviceplus.models.tables import Organisation
 
     try:
         with session_scope() as session:
@@ -392,10 +393,12 @@ def case_handover(reference: str, to: str, reason: str, username: str) -> None:
             user = accounts.get_user(session, username)
             if found is None or user is None or not user.active:
                 _fail(f"no case {reference} or no active user {username}")
+            source = session.get(Organisation, found.organisation_id).slug
             moved = transfers.hand_over(session, case=found, user=user, to=to, reason=reason)
             result = {"handed_over": [c.reference for c in moved], "to": to}
     except transfers.TransferError as exc:
         _fail(str(exc))
+    transfers.retag_runs(moved, source, to)  # after the commit
     click.echo(json.dumps(result))
 
 

@@ -137,3 +137,25 @@ def executions(case: Case) -> Counter:
     with session_scope() as session:
         events = audit.events_for_case(session, case.id)
     return Counter(f"{e.step_key}#{e.attempt}" for e in events if e.action == "step_executed")
+
+
+def other_writer_locked_out() -> bool:
+    """Whether another connection finds the app database's write lock taken
+    (SQLite; on PostgreSQL rows are locked, so never): for tests that no
+    transaction stays open across a call to Prefect."""
+    import sqlalchemy as sa
+
+    from serviceplus.models.db import get_engine
+    from serviceplus.models.tables import User
+
+    engine = get_engine()
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("PRAGMA busy_timeout=200")
+        try:
+            connection.execute(sa.update(User).where(User.id == -1).values(active=True))
+        except sa.exc.OperationalError:
+            return True
+        finally:
+            connection.rollback()
+    return False

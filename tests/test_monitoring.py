@@ -26,6 +26,7 @@ from tests.helpers import (
     executions,
     make_case,
     open_task_of,
+    other_writer_locked_out,
     reload,
 )
 
@@ -617,22 +618,8 @@ def test_the_sweeper_holds_no_write_lock_while_it_calls_prefect(monkeypatch):
     A sweep that called it inside a write transaction locked SQLite for every
     other writer: a clerk's login failed with "database is locked" (seen in
     tests/test_stack.py with the Prefect server stopped)."""
-    from serviceplus.models.db import get_engine
     from serviceplus.models.services import human_tasks, versions
     from serviceplus.models.services.sweeper import sweep
-
-    def other_writer_locked_out() -> bool:
-        engine = get_engine()
-        with engine.connect() as connection:
-            if engine.dialect.name == "sqlite":
-                connection.exec_driver_sql("PRAGMA busy_timeout=200")
-            try:
-                connection.execute(sa.update(User).where(User.id == -1).values(active=True))
-            except sa.exc.OperationalError:
-                return True
-            finally:
-                connection.rollback()
-        return False
 
     locked_out = []
     resume = orchestration.resume_flow_run

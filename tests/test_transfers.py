@@ -15,7 +15,16 @@ from serviceplus.models.db import session_scope
 from serviceplus.models.services import accounts, assignment, audit, cases, transfers
 from serviceplus.models.services.completeness import facts_of_case
 from serviceplus.models.tables import Document, HumanTask, Letter, Organisation, OutboxMail
-from tests.helpers import EXAMPLE, decide, drive, letter_text, make_case, open_task_of, reload
+from tests.helpers import (
+    EXAMPLE,
+    decide,
+    drive,
+    letter_text,
+    make_case,
+    open_task_of,
+    other_writer_locked_out,
+    reload,
+)
 
 # Written on version 2's path (version 3 starts with the agreement).
 pytestmark = pytest.mark.usefixtures("inprocess_deployment", "on_version_2")
@@ -41,6 +50,44 @@ def status(client, url: str) -> int:
 def actions(case) -> list[tuple[str, str]]:
     with session_scope() as session:
         return [(e.action, e.detail) for e in audit.events_for_case(session, case.id)]
+
+
+def test_handover_calls_prefect_only_after_its_commit(login, monkeypatch):
+    """The run's new tag is set after the hand-over is committed: Prefect's
+    client retries a server that went away for about a minute, and inside
+    the transaction that would lock SQLite for every other writer."""
+    from serviceplus.models.services import orchestration
+
+    case = make_case(kinds=["passport", "power_of_attorney"])
+    assert drive(case) == "Suspended"
+    locked_out = []
+    retag = orchestration.retag_flow_run
+
+    def retag_seen_from_outside(*args):
+        locked_out.append(other_writer_locked_out())
+        retag(*args)
+
+    monkeypatch.setattr(orchestration, "retag_flow_run", retag_seen_from_outside)
+    done = login("sb.magdeburg").post(
+        f"/cases/{case.reference}/handover", data={"to": "abh-hal", "reason": "Wohnort Halle"}
+    )
+    assert done.status_code == 302 and reload(case).organisation_id == org_id("abh-hal")
+    assert locked_out == [False]
+    with get_client(sync_client=True) as client:
+        assert "abh-hal" in client.read_flow_run(UUID(reload(case).flow_run_id)).tags
+
+    # The command line's hand-over too (back to Magdeburg).
+    from click.testing import CliRunner
+
+    from serviceplus.cli import main
+
+    args = ["case", "handover", case.reference, "--to", "abh-md", "--reason", "Umzug"]
+    handed = CliRunner().invoke(main, [*args, "--as", "sb.halle"])
+    assert handed.exit_code == 0, handed.output
+    assert locked_out == [False, False]
+    with get_client(sync_client=True) as client:
+        tags = client.read_flow_run(UUID(reload(case).flow_run_id)).tags
+    assert "abh-md" in tags and "abh-hal" not in tags
 
 
 def test_handover_moves_the_case_its_open_task_and_all_access(login):

@@ -507,6 +507,7 @@ def handover(reference: str):
     case = _own_case_or_404(reference)
     form = HandOverForm()
     session = get_db()
+    source = session.get(Organisation, case.organisation_id).slug
     try:
         moved = transfers.hand_over(
             session,
@@ -520,7 +521,9 @@ def handover(reference: str):
         flash(str(exc), "error")
         return redirect(url_for("cases.detail", reference=reference))
     session.commit()
-    name = session.get(Organisation, case.organisation_id).name
+    target = session.get(Organisation, case.organisation_id)
+    transfers.retag_runs(moved, source, target.slug)
+    name = target.name
     references = ", ".join(c.reference for c in moved)
     flash(f"Abgegeben an {name}: {references}.", "success")
     return redirect(url_for("cases.index"))

@@ -124,9 +124,19 @@ def _move(
         detail=f"übernommen von {source.name} ({source.slug}): {reason}",
     )
     session.flush()
-    if case.flow_run_id:
-        try:  # the run's tag names the authority, for filters in the Prefect UI
-            orchestration.retag_flow_run(case.flow_run_id, source.slug, target.slug)
+
+
+def retag_runs(moved: list[Case], source: str, target: str) -> None:
+    """Give the flow runs of cases handed over from `source` to `target`
+    (slugs) the new authority's tag, for filters in the Prefect UI. Call it
+    after the hand-over is committed: on SQLite a write holds the database's
+    one write lock, and a call to a Prefect server that went away takes
+    about a minute (its client retries)."""
+    for case in moved:
+        if not case.flow_run_id:
+            continue
+        try:
+            orchestration.retag_flow_run(case.flow_run_id, source, target)
         except Exception:
             log.warning("could not retag flow run %s of %s", case.flow_run_id, case.reference)
 
