@@ -194,7 +194,7 @@ def decision_already_saved(case_id: int, step_key: str, attempt: int, stage: str
     than the run): taken from the app database instead of waiting for a resume
     that Prefect would refuse while the run is not suspended."""
     with session_scope() as session:
-        decision = human_tasks.saved_decision(
+        decision = human_tasks.take_saved_decision(
             session,
             case_id=case_id,
             task_key=human_tasks.confirmation_key(step_key) if stage == "confirm" else step_key,

@@ -317,10 +317,17 @@ def test_cancel_from_outside_is_undone_and_shown_to_the_coordinator(login):
     assert len(undone()) == MAX_CANCEL_UNDOS
 
 
-def test_decision_saved_before_the_run_suspends_resumes_it_at_once():
+@pytest.mark.parametrize("window, resumed_now", [(0.0, False), (600.0, True)])
+def test_decision_saved_before_the_run_suspends_resumes_it_at_once(
+    monkeypatch, window, resumed_now
+):
     """The race of issue 22: the clerk decides while the run has not yet
     suspended (here: before it even ran). The decision must move the case at
-    once, not at the next sweep, however slow the machine."""
+    once, not at the next sweep, however slow the machine: the run takes it
+    from the database and marks it delivered. The clerk's request waits for
+    that up to its window (5 s in production): with none it reports the
+    decision as not yet taken; with a long one, as taken (and stops waiting as
+    soon as the run took it), however long the run took to get there."""
     import threading
     import time
 
@@ -334,6 +341,7 @@ def test_decision_saved_before_the_run_suspends_resumes_it_at_once():
     def audit_events(session, case):
         return events_for_case(session, case.id)
 
+    monkeypatch.setattr(human_tasks, "RESUME_WAIT_SECONDS", window)
     case = make_case(example=BLUE_CARD)  # its run is created, not yet executed
     with session_scope() as session:
         definition = versions.load(session, "s81a", reload(case).definition_version)
@@ -346,7 +354,7 @@ def test_decision_saved_before_the_run_suspends_resumes_it_at_once():
             flow_run_id=reload(case).flow_run_id,
         )
     resumed = []
-    clerk = threading.Thread(target=lambda: resumed.append(decide(task, "approve")))
+    clerk = threading.Thread(target=lambda: resumed.append(decide(task, "approve")), daemon=True)
     clerk.start()
     with session_scope() as session:  # the decision is saved; the run is still Scheduled
         query = select(PendingResume).where(PendingResume.task_id == task.id)
@@ -356,8 +364,8 @@ def test_decision_saved_before_the_run_suspends_resumes_it_at_once():
     # The run finds the task decided, goes on without suspending there, and
     # suspends at the four-eyes confirmation; the clerk's resume stands down.
     assert drive(case) == "Suspended"
-    clerk.join(timeout=30)
-    assert resumed == [True]
+    clerk.join(timeout=60)
+    assert resumed == [resumed_now]
     assert open_task_of(case).step_key == "decision.confirm"
     with session_scope() as session:
         assert not [e for e in audit_events(session, case) if e.action == "resume_refused"]

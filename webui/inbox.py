@@ -425,10 +425,10 @@ def complete(task_id: int):
         return _render_task(task, case, form, status=409)
     if resumed:
         flash("Ihre Entscheidung ist gespeichert. Der Fall wird fortgesetzt.", "success")
-    else:
+    else:  # Prefect is away, or the run has not got to the step yet (a queue)
         flash(
             "Ihre Entscheidung ist gespeichert. Der Fall wird automatisch fortgesetzt, "
-            "sobald die Prozesssteuerung wieder erreichbar ist.",
+            "sobald die Prozesssteuerung die Entscheidung übernehmen kann.",
             "warning",
         )
     return redirect(url_for("cases.detail", reference=case.reference))

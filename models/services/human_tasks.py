@@ -509,8 +509,12 @@ def deliver(session: Session, pending: PendingResume, *, wait_for_suspend: float
 
 def _flow_moved_on(session: Session, pending: PendingResume) -> bool:
     """A resume that was accepted before a crash cannot be told from one not
-    yet possible by Prefect's answer alone; our own rows tell: the flow has
-    opened a later task or closed the case."""
+    yet possible by Prefect's answer alone; our own rows tell: the run has
+    taken the decision from the database itself (take_saved_decision), opened
+    a later task or closed the case."""
+    taken = select(PendingResume.delivered_at).where(PendingResume.id == pending.id)
+    if session.exec(taken).first() is not None:
+        return True
     task = session.get(HumanTask, pending.task_id)
     case = session.get(Case, task.case_id)
     later = select(HumanTask.id).where(HumanTask.case_id == case.id, HumanTask.id > task.id)
@@ -523,11 +527,13 @@ def _flow_moved_on_committed(pending: PendingResume) -> bool:
         return _flow_moved_on(session, session.get(PendingResume, pending.id))
 
 
-def saved_decision(
+def take_saved_decision(
     session: Session, *, case_id: int, task_key: str, attempt: int
 ) -> Decision | None:
     """The decision already saved for the task (case, key, attempt), if any:
-    the flow takes it instead of suspending when the person was quicker."""
+    the flow takes it instead of suspending when the person was quicker. Its
+    resume is then delivered: the person's request stops retrying it at once
+    and the sweeper leaves it, however long the run took to get here."""
     task = session.exec(
         select(HumanTask).where(
             HumanTask.case_id == case_id,
@@ -538,6 +544,9 @@ def saved_decision(
     ).first()
     if task is None:
         return None
+    pending = session.exec(select(PendingResume).where(PendingResume.task_id == task.id)).first()
+    if pending is not None and pending.delivered_at is None:
+        pending.delivered_at = clock.now()
     return Decision(
         outcome=task.decision, by=task.completed_by, reason=task.reason or "", task_id=task.id
     )
