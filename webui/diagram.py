@@ -5,7 +5,10 @@ option labels, no overlaps. On a case's page the path it took is drawn
 bold and the step it stands at is marked.
 
 Titles and labels come from an admin's draft: each is passed as plain text
-(`nohtml`, backslashes dropped) and `dot` escapes it in the SVG it writes."""
+(`nohtml`, backslashes dropped) and `dot` escapes it in the SVG it writes,
+except an ampersand: `dot` copies whatever looks like an entity ("&x;", even
+"&;") as it is, which breaks the SVG. So `dot` never sees one: a stand-in
+goes in, and `&amp;` replaces it in the SVG."""
 
 from functools import lru_cache
 
@@ -17,10 +20,12 @@ from serviceplus.webui import labels
 
 FILL = {"auto": "#e8f0fb", "human": "#fff4d6", "end": "#e3f4e6"}
 PATH_COLOUR, CURRENT_FILL = "#0b4f9c", "#ffd966"
+AMPERSAND = "\ufdd0"  # a noncharacter: no text means it; dropped where it comes in
 
 
 def _text(value: str) -> graphviz.nohtml:
-    return graphviz.nohtml(value.replace("\\", ""))
+    plain = value.replace("\\", "").replace(AMPERSAND, "")
+    return graphviz.nohtml(plain.replace("&", AMPERSAND))
 
 
 def _who(step: Step, organisations: dict[str, str]) -> str:
@@ -91,6 +96,7 @@ def source(
 @lru_cache(maxsize=256)
 def _svg(dot_source: str) -> str:
     svg = graphviz.pipe("dot", "svg", dot_source.encode("utf-8")).decode("utf-8")
+    svg = svg.replace(AMPERSAND, "&amp;")
     return svg[svg.index("<svg") :]  # without the XML declaration and doctype
 
 
